@@ -1,0 +1,199 @@
+//! The HTTP API (axum): routes under `/v1`, bearer authentication and scopes, problem+json
+//! errors, the OpenAPI document, `/healthz` and `/metrics`.
+//!
+//! Never: opening tables (ask `store`), outgoing HTTP (that is `notify`'s), logging request
+//! bodies or personal data.
+
+pub mod auth;
+pub mod metrics;
+pub mod problem;
+pub mod registry;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use crate::clock::SharedClock;
+use crate::store::Store;
+use auth::{Caller, Scope, Tokens};
+use metrics::Metrics;
+use problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub tokens: Tokens,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        Self {
+            store,
+            clock,
+            tokens: Tokens::default(),
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        let scope = st
+            .tokens
+            .scope_of(&st.store, token)?
+            .ok_or_else(ApiError::unauthorized)?;
+        let station = match scope {
+            Scope::Station(id) => Some(
+                st.store
+                    .read(|r| r.station(id))?
+                    .filter(|s| s.active)
+                    .ok_or_else(|| ApiError::forbidden(format!("station {id} is deactivated")))?,
+            ),
+            _ => None,
+        };
+        Ok(Caller { scope, station })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "linli", description = "The linli daemon's HTTP API: the registry of regions, \
+        social-work stations, people in care and volunteers. Errors are RFC 9457 problem+json."),
+    paths(
+        registry::list_regions, registry::create_region, registry::get_region,
+        registry::update_region, registry::deactivate_region,
+        registry::list_stations, registry::create_station, registry::get_station,
+        registry::update_station, registry::deactivate_station,
+        registry::list_persons, registry::create_person, registry::get_person,
+        registry::update_person, registry::deactivate_person, registry::reactivate_person,
+        registry::list_volunteers, registry::create_volunteer, registry::get_volunteer,
+        registry::update_volunteer, registry::deactivate_volunteer,
+        registry::create_token, registry::import_csv, healthz, whoami,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Liveness and readiness: answers 200 when the store can be read.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "ok"), (status = 503, description = "store unreadable")))]
+pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
+    match st.store.read(|r| r.meta("schema_version")) {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unreadable\n"),
+    }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    pub scope: String,
+}
+
+/// The scope of the token in use.
+#[utoipa::path(get, path = "/v1/me", tag = "operations", responses((status = 200, body = WhoAmI)))]
+pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        scope: caller.scope.to_string(),
+    })
+}
+
+async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
+    let sizes = st
+        .store
+        .sizes()
+        .map(|s| {
+            s.into_iter()
+                .map(|(t, n)| (format!("table=\"{t}\""), n as f64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let file = vec![(String::new(), st.store.file_size() as f64)];
+    let body = st.metrics.render(&[
+        ("linli_store_rows", "Rows in each main table.", sizes),
+        ("linli_store_file_bytes", "Size of the database file.", file),
+    ]);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    use registry::*;
+    let v1 = Router::new()
+        .route("/regions", get(list_regions).post(create_region))
+        .route(
+            "/regions/{code}",
+            get(get_region).patch(update_region).delete(deactivate_region),
+        )
+        .route("/stations", get(list_stations).post(create_station))
+        .route(
+            "/stations/{id}",
+            get(get_station).patch(update_station).delete(deactivate_station),
+        )
+        .route("/persons", get(list_persons).post(create_person))
+        .route(
+            "/persons/{id}",
+            get(get_person).patch(update_person).delete(deactivate_person),
+        )
+        .route("/persons/{id}/reactivate", post(reactivate_person))
+        .route("/volunteers", get(list_volunteers).post(create_volunteer))
+        .route(
+            "/volunteers/{id}",
+            get(get_volunteer).patch(update_volunteer).delete(deactivate_volunteer),
+        )
+        .route("/tokens", post(create_token))
+        .route("/imports/{kind}", post(import_csv))
+        .route("/me", get(whoami))
+        .route("/openapi.json", get(openapi_json));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024))
+        .with_state(state)
+}

@@ -1,0 +1,660 @@
+//! Registry routes: regions, stations, persons, volunteers, tokens and CSV imports.
+//! Scope rules: a record outside the caller's scope answers 404, as if it did not exist;
+//! a volunteer token reads no registry lists at all.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{Caller, Scope};
+use super::problem::{ApiError, Body, Problem};
+use super::AppState;
+use crate::registry::import::{self, ImportOptions, ImportReport};
+use crate::registry::service::{self, Guard};
+use crate::registry::*;
+use crate::store::Page as StorePage;
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> From<StorePage<T>> for Page<T> {
+    fn from(p: StorePage<T>) -> Self {
+        Page {
+            items: p.items,
+            next_cursor: p.next,
+        }
+    }
+}
+
+fn limit(l: Option<u32>) -> Result<usize, ApiError> {
+    match l {
+        None => Ok(50),
+        Some(n @ 1..=1000) => Ok(n as usize),
+        Some(_) => Err(ApiError::invalid(vec![FieldError {
+            field: "limit".into(),
+            message: "must be 1 to 1000".into(),
+        }])),
+    }
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::invalid(vec![FieldError {
+        field: "cursor".into(),
+        message: "is not a cursor this list gave out; start again without it".into(),
+    }])
+}
+
+fn id_cursor(c: Option<&str>) -> Result<u64, ApiError> {
+    c.map_or(Ok(0), |c| c.parse().map_err(|_| bad_cursor()))
+}
+
+fn no_lists_for_volunteers(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_volunteer() {
+        Err(ApiError::forbidden("a volunteer token cannot list the registry"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs a blocking store write off the async executor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+// ----------------------------------------------------------------------------------- regions
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RegionQuery {
+    /// Only regions at or below this code.
+    under: Option<String>,
+    /// Only regions of this level.
+    level: Option<RegionLevel>,
+    /// Include deactivated regions.
+    #[serde(default)]
+    include_inactive: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/regions", tag = "regions", params(RegionQuery),
+    responses((status = 200, body = Page<Region>), (status = 422, body = Problem)))]
+pub async fn list_regions(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<RegionQuery>,
+) -> Result<Json<Page<Region>>, ApiError> {
+    no_lists_for_volunteers(&caller)?;
+    let limit = limit(q.limit)?;
+    let prefix = match &q.under {
+        Some(code) => subtree(code)?,
+        None => String::new(),
+    };
+    let page = st.store.read(|r| {
+        r.regions(&prefix, q.cursor.as_deref(), limit, |reg| {
+            caller.can_read_region(&reg.code)
+                && (q.include_inactive || reg.active)
+                && q.level.is_none_or(|l| l == reg.level)
+                && q.under.as_deref().is_none_or(|u| {
+                    RegionCode::parse(u).is_ok_and(|u| u.contains(&reg.code))
+                })
+        })
+    })?;
+    Ok(Json(page.into()))
+}
+
+fn subtree(code: &str) -> Result<String, ApiError> {
+    region::subtree_prefix(code).map(str::to_owned).ok_or_else(|| {
+        ApiError::invalid(vec![FieldError {
+            field: "region".into(),
+            message: "must be a 12-digit division code".into(),
+        }])
+    })
+}
+
+#[utoipa::path(post, path = "/v1/regions", tag = "regions", request_body = RegionInput,
+    responses((status = 201, body = Region), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_region(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(input): Body<RegionInput>,
+) -> Result<(StatusCode, Json<Region>), ApiError> {
+    let now = st.clock.now();
+    let r = blocking(move || Ok(service::create_region(&st.store, &caller, input, now)?)).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/v1/regions/{code}", tag = "regions",
+    responses((status = 200, body = Region), (status = 404, body = Problem)))]
+pub async fn get_region(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> Result<Json<Region>, ApiError> {
+    st.store
+        .read(|r| r.region(&code))?
+        .filter(|r| caller.can_read_region(&r.code))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("region {code}")))
+}
+
+#[utoipa::path(patch, path = "/v1/regions/{code}", tag = "regions",
+    request_body(content = Object, description = "JSON merge patch (RFC 7396) of RegionInput"),
+    responses((status = 200, body = Region), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_region(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    Body(patch): Body<Value>,
+) -> Result<Json<Region>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::update_region(&st.store, &caller, &code, &patch, now)?))).await
+}
+
+#[utoipa::path(delete, path = "/v1/regions/{code}", tag = "regions",
+    description = "Deactivates the region; nothing is deleted.",
+    responses((status = 200, body = Region), (status = 404, body = Problem)))]
+pub async fn deactivate_region(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> Result<Json<Region>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::set_region_active(&st.store, &caller, &code, false, now)?))).await
+}
+
+// ---------------------------------------------------------------------------------- stations
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StationQuery {
+    /// Only stations whose township lies at or below this region.
+    region: Option<String>,
+    #[serde(default)]
+    include_inactive: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/stations", tag = "stations", params(StationQuery),
+    responses((status = 200, body = Page<Station>), (status = 403, body = Problem)))]
+pub async fn list_stations(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<StationQuery>,
+) -> Result<Json<Page<Station>>, ApiError> {
+    no_lists_for_volunteers(&caller)?;
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.cursor.as_deref())?;
+    let prefix = q.region.as_deref().map(subtree).transpose()?;
+    let page = st.store.read(|r| {
+        r.stations(after, limit, |s| {
+            caller.station(s)
+                && (q.include_inactive || s.active)
+                && prefix.as_deref().is_none_or(|p| s.township.starts_with(p))
+        })
+    })?;
+    Ok(Json(page.into()))
+}
+
+#[utoipa::path(post, path = "/v1/stations", tag = "stations", request_body = StationInput,
+    responses((status = 201, body = Station), (status = 422, body = Problem)))]
+pub async fn create_station(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(input): Body<StationInput>,
+) -> Result<(StatusCode, Json<Station>), ApiError> {
+    let now = st.clock.now();
+    let s = blocking(move || Ok(service::create_station(&st.store, &caller, input, now)?)).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+#[utoipa::path(get, path = "/v1/stations/{id}", tag = "stations",
+    responses((status = 200, body = Station), (status = 404, body = Problem)))]
+pub async fn get_station(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Station>, ApiError> {
+    st.store
+        .read(|r| r.station(id))?
+        .filter(|s| caller.station(s))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("station {id}")))
+}
+
+#[utoipa::path(patch, path = "/v1/stations/{id}", tag = "stations",
+    request_body(content = Object, description = "JSON merge patch (RFC 7396) of StationInput"),
+    responses((status = 200, body = Station), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_station(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(patch): Body<Value>,
+) -> Result<Json<Station>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::update_station(&st.store, &caller, id, &patch, now)?))).await
+}
+
+#[utoipa::path(delete, path = "/v1/stations/{id}", tag = "stations",
+    description = "Deactivates the station; nothing is deleted.",
+    responses((status = 200, body = Station), (status = 404, body = Problem)))]
+pub async fn deactivate_station(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Station>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::set_station_active(&st.store, &caller, id, false, now)?))).await
+}
+
+// ----------------------------------------------------------------------------------- persons
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PersonQuery {
+    /// Only persons in this region's subtree (a county, township, community or grid code).
+    region: Option<String>,
+    /// Only persons in this priority group.
+    category: Option<Category>,
+    /// Only persons with this needs tag.
+    need: Option<String>,
+    #[serde(default)]
+    include_inactive: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Intersects the caller's region prefixes with a requested one.
+fn narrow(scope: Option<Vec<String>>, wanted: Option<&str>) -> Option<Vec<String>> {
+    match (scope, wanted) {
+        (None, None) => None,
+        (None, Some(w)) => Some(vec![w.to_owned()]),
+        (Some(s), None) => Some(s),
+        (Some(s), Some(w)) => Some(
+            s.into_iter()
+                .filter_map(|p| {
+                    if w.starts_with(&p) {
+                        Some(w.to_owned())
+                    } else if p.starts_with(w) {
+                        Some(p)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/persons", tag = "persons", params(PersonQuery),
+    responses((status = 200, body = Page<Person>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_persons(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PersonQuery>,
+) -> Result<Json<Page<Person>>, ApiError> {
+    no_lists_for_volunteers(&caller)?;
+    let limit = limit(q.limit)?;
+    let region = q.region.as_deref().map(subtree).transpose()?;
+    // A grid's prefix is its community's; the grid itself is matched exactly below.
+    let grid = q.region.as_deref().filter(|r| r.contains('-'));
+    let community_prefix = region.as_deref().map(|p| p.split('-').next().unwrap_or(p));
+    let keep = |p: &Person| {
+        (q.include_inactive || p.active)
+            && caller.community(&p.community)
+            && q.category.is_none_or(|c| p.categories.contains(&c))
+            && q.need.as_deref().is_none_or(|n| p.needs.iter().any(|x| x == n))
+            && grid.is_none_or(|g| p.grid.as_deref() == Some(g))
+            && region.as_deref().is_none_or(|r| p.community.starts_with(r.split('-').next().unwrap_or(r)))
+    };
+    let prefixes = narrow(caller.person_prefixes(), community_prefix);
+    let page = st.store.read(|r| match (prefixes, q.category) {
+        (Some(mut prefixes), _) => {
+            prefixes.sort();
+            let after = match q.cursor.as_deref() {
+                None => None,
+                Some(c) => {
+                    let (code, id) = c.split_once('~').ok_or_else(bad_cursor)?;
+                    Some((code.to_owned(), id.parse::<u64>().map_err(|_| bad_cursor())?))
+                }
+            };
+            Ok::<_, ApiError>(r.persons_in_regions(
+                &prefixes,
+                after.as_ref().map(|(c, i)| (c.as_str(), *i)),
+                limit,
+                keep,
+            )?)
+        }
+        (None, Some(cat)) => Ok(r.persons_in_category(
+            cat.as_str(),
+            id_cursor(q.cursor.as_deref())?,
+            limit,
+            keep,
+        )?),
+        (None, None) => Ok(r.persons(id_cursor(q.cursor.as_deref())?, limit, keep)?),
+    })?;
+    Ok(Json(page.into()))
+}
+
+#[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = PersonInput,
+    responses((status = 201, body = Person), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_person(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(input): Body<PersonInput>,
+) -> Result<(StatusCode, Json<Person>), ApiError> {
+    let now = st.clock.now();
+    let p = blocking(move || Ok(service::create_person(&st.store, &caller, input, now)?)).await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+#[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons",
+    responses((status = 200, body = Person), (status = 404, body = Problem)))]
+pub async fn get_person(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Person>, ApiError> {
+    st.store
+        .read(|r| r.person(id))?
+        .filter(|p| caller.community(&p.community))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("person {id}")))
+}
+
+#[utoipa::path(patch, path = "/v1/persons/{id}", tag = "persons",
+    request_body(content = Object, description = "JSON merge patch (RFC 7396) of PersonInput"),
+    responses((status = 200, body = Person), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_person(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(patch): Body<Value>,
+) -> Result<Json<Person>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::update_person(&st.store, &caller, id, &patch, now)?))).await
+}
+
+#[utoipa::path(delete, path = "/v1/persons/{id}", tag = "persons",
+    description = "Deactivates the person (moved away, no longer in care); nothing is deleted.",
+    responses((status = 200, body = Person), (status = 404, body = Problem)))]
+pub async fn deactivate_person(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Person>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::set_person_active(&st.store, &caller, id, false, now)?))).await
+}
+
+#[utoipa::path(post, path = "/v1/persons/{id}/reactivate", tag = "persons",
+    responses((status = 200, body = Person), (status = 404, body = Problem)))]
+pub async fn reactivate_person(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Person>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::set_person_active(&st.store, &caller, id, true, now)?))).await
+}
+
+// -------------------------------------------------------------------------------- volunteers
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VolunteerQuery {
+    /// Only volunteers of this station.
+    station: Option<u64>,
+    /// Only volunteers with this skill.
+    skill: Option<String>,
+    /// Only volunteers with this status (default: all but inactive).
+    status: Option<VolunteerStatus>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/volunteers", tag = "volunteers", params(VolunteerQuery),
+    responses((status = 200, body = Page<Volunteer>), (status = 403, body = Problem)))]
+pub async fn list_volunteers(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<VolunteerQuery>,
+) -> Result<Json<Page<Volunteer>>, ApiError> {
+    no_lists_for_volunteers(&caller)?;
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.cursor.as_deref())?;
+    let page = st.store.read(|r| {
+        let stations: std::collections::HashMap<u64, bool> = r
+            .all_stations()?
+            .into_iter()
+            .map(|s| (s.id, caller.station(&s)))
+            .collect();
+        let keep = |v: &Volunteer| {
+            stations.get(&v.station).copied().unwrap_or(false)
+                && match q.status {
+                    Some(s) => v.status == s,
+                    None => v.status != VolunteerStatus::Inactive,
+                }
+                && q.skill.as_deref().is_none_or(|s| v.skills.iter().any(|x| x == s))
+        };
+        match q.station {
+            Some(s) => r.volunteers_of_station(s, after, limit, keep),
+            None => r.volunteers(after, limit, keep),
+        }
+    })?;
+    Ok(Json(page.into()))
+}
+
+#[utoipa::path(post, path = "/v1/volunteers", tag = "volunteers", request_body = VolunteerInput,
+    responses((status = 201, body = Volunteer), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_volunteer(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(input): Body<VolunteerInput>,
+) -> Result<(StatusCode, Json<Volunteer>), ApiError> {
+    let now = st.clock.now();
+    let v = blocking(move || Ok(service::create_volunteer(&st.store, &caller, input, now)?)).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(get, path = "/v1/volunteers/{id}", tag = "volunteers",
+    description = "A volunteer token reads its own record.",
+    responses((status = 200, body = Volunteer), (status = 404, body = Problem)))]
+pub async fn get_volunteer(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Volunteer>, ApiError> {
+    let found = st.store.read(|r| {
+        let Some(v) = r.volunteer(id)? else {
+            return Ok::<_, ApiError>(None);
+        };
+        let visible = match caller.scope {
+            Scope::Volunteer(me) => me == id,
+            _ => r.station(v.station)?.is_some_and(|s| caller.station(&s)),
+        };
+        Ok(visible.then_some(v))
+    })?;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("volunteer {id}")))
+}
+
+#[utoipa::path(patch, path = "/v1/volunteers/{id}", tag = "volunteers",
+    request_body(content = Object, description = "JSON merge patch (RFC 7396) of VolunteerInput"),
+    responses((status = 200, body = Volunteer), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_volunteer(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(patch): Body<Value>,
+) -> Result<Json<Volunteer>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || Ok(Json(service::update_volunteer(&st.store, &caller, id, &patch, now)?))).await
+}
+
+#[utoipa::path(delete, path = "/v1/volunteers/{id}", tag = "volunteers",
+    description = "Sets the volunteer's status to inactive; nothing is deleted.",
+    responses((status = 200, body = Volunteer), (status = 404, body = Problem)))]
+pub async fn deactivate_volunteer(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Volunteer>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || {
+        Ok(Json(service::set_volunteer_status(
+            &st.store,
+            &caller,
+            id,
+            VolunteerStatus::Inactive,
+            now,
+        )?))
+    })
+    .await
+}
+
+// ------------------------------------------------------------------------------------ tokens
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// `admin`, `bureau:<code>`, `station:<id>` or `volunteer:<id>`.
+    #[schema(example = "station:3")]
+    pub scope: String,
+    /// A note on who holds the token.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenCreated {
+    /// Shown once; only its hash is stored.
+    pub token: String,
+    pub scope: String,
+}
+
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenRequest,
+    description = "An admin creates any token; a bureau creates tokens for its own region, stations and volunteers.",
+    responses((status = 201, body = TokenCreated), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_token(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(req): Body<TokenRequest>,
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
+    let scope: Scope = req.scope.parse().map_err(|m: String| {
+        ApiError::invalid(vec![FieldError {
+            field: "scope".into(),
+            message: m,
+        }])
+    })?;
+    let allowed = match (&caller.scope, &scope) {
+        (Scope::Admin, _) => true,
+        (Scope::Bureau(_), Scope::Bureau(code)) => caller.region(code),
+        (Scope::Bureau(_), Scope::Station(id)) => st
+            .store
+            .read(|r| r.station(*id))?
+            .is_some_and(|s| caller.station(&s)),
+        (Scope::Bureau(_), Scope::Volunteer(id)) => st.store.read(|r| {
+            Ok::<_, crate::store::StoreError>(match r.volunteer(*id)? {
+                Some(v) => r.station(v.station)?.is_some_and(|s| caller.station(&s)),
+                None => false,
+            })
+        })?,
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::forbidden(format!(
+            "a {} token cannot create a {scope} token",
+            caller.scope
+        )));
+    }
+    let now = st.clock.now();
+    let token = blocking(move || {
+        super::auth::create_token(&st.store, &scope, req.label, now).map_err(|e| match e {
+            super::auth::TokenError::Scope(m) => ApiError::invalid(vec![FieldError {
+                field: "scope".into(),
+                message: m,
+            }]),
+            super::auth::TokenError::Store(s) => s.into(),
+        })
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token,
+            scope: req.scope,
+        }),
+    ))
+}
+
+// ----------------------------------------------------------------------------------- imports
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Import the valid rows and report the invalid ones, instead of importing nothing.
+    #[serde(default)]
+    skip_invalid: bool,
+}
+
+#[utoipa::path(post, path = "/v1/imports/{kind}", tag = "imports", params(ImportQuery,
+        ("kind" = String, Path, description = "`persons` or `volunteers`")),
+    request_body(content = String, content_type = "text/csv", description = "UTF-8 CSV with a header row"),
+    responses((status = 200, body = ImportReport, description = "Imported (see `skipped` with skip_invalid)"),
+        (status = 422, body = ImportReport, description = "Invalid rows; nothing imported"),
+        (status = 400, body = Problem)))]
+pub async fn import_csv(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(kind): Path<String>,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportReport>), ApiError> {
+    let kind = match kind.as_str() {
+        "persons" => import::Kind::Persons,
+        "volunteers" => import::Kind::Volunteers,
+        other => return Err(ApiError::not_found(format!("import kind {other:?}"))),
+    };
+    if caller.is_volunteer() {
+        return Err(ApiError::forbidden("a volunteer token cannot import"));
+    }
+    let now = st.clock.now();
+    blocking(move || {
+        let opts = ImportOptions {
+            kind,
+            skip_invalid: q.skip_invalid,
+            guard: &caller,
+            now,
+        };
+        let report = import::import(
+            &st.store,
+            || Ok(std::io::Cursor::new(body.clone())),
+            &opts,
+            &mut |_| {},
+        )?;
+        let status = if report.error_count > 0 && report.imported == 0 && !q.skip_invalid {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, Json(report)))
+    })
+    .await
+}

@@ -1,0 +1,224 @@
+//! The daemon's TOML configuration. Unknown keys are rejected, and every error names the file,
+//! the line and the column, so an operator can go straight to the mistake.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when stderr is a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The whole configuration file. See `config/linli.example.toml` for each key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Folder holding the redb database file (`linli.redb`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// IANA time zone used when a duty or request names none.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Folder watched for action plugins (`*.wasm`).
+    #[serde(default = "default_plugin_dir")]
+    pub plugin_dir: PathBuf,
+    /// `pretty` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7878))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("linli-data")
+}
+fn default_time_zone() -> String {
+    "Asia/Shanghai".to_owned()
+}
+fn default_plugin_dir() -> PathBuf {
+    PathBuf::from("plugins-enabled")
+}
+fn default_grace() -> u64 {
+    10
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            time_zone: default_time_zone(),
+            plugin_dir: default_plugin_dir(),
+            log_format: LogFormat::default(),
+            shutdown_grace_secs: default_grace(),
+        }
+    }
+}
+
+/// A configuration error, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is only used in error messages. Relative folders are taken
+    /// relative to the config file's folder.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |offset: usize, message: String| {
+            let (line, column) = line_column(text, offset);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            invalid(offset, e.message().trim().to_owned())
+        })?;
+        if config.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            let offset = key_offset(text, "time_zone");
+            return Err(invalid(
+                offset,
+                format!(
+                    "unknown time zone {:?}: use an IANA name such as \"Asia/Shanghai\"",
+                    config.time_zone
+                ),
+            ));
+        }
+        if config.shutdown_grace_secs > 3600 {
+            return Err(invalid(
+                key_offset(text, "shutdown_grace_secs"),
+                "shutdown_grace_secs must be at most 3600".to_owned(),
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        if config.data_dir.is_relative() {
+            config.data_dir = base.join(&config.data_dir);
+        }
+        if config.plugin_dir.is_relative() {
+            config.plugin_dir = base.join(&config.plugin_dir);
+        }
+        Ok(config)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The redb file inside the data folder.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("linli.redb")
+    }
+
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Byte offset of the line that sets `key`, for errors found after parsing.
+fn key_offset(text: &str, key: &str) -> usize {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(key)
+            && trimmed[key.len()..].trim_start().starts_with('=')
+        {
+            return offset + (line.len() - trimmed.len());
+        }
+        offset += line.len();
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match Config::parse(text, Path::new("linli.toml")) {
+            Ok(_) => String::from("ok"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = err("listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
+        assert!(e.starts_with("linli.toml:2:1: unknown field `listen_port`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let e = err("\n\nshutdown_grace_secs = \"ten\"\n");
+        assert!(e.starts_with("linli.toml:3:23:"), "{e}");
+    }
+
+    #[test]
+    fn bad_time_zone_is_located() {
+        let e = err("log_format = \"json\"\ntime_zone = \"Asia/Beijing\"\n");
+        assert!(e.starts_with("linli.toml:2:1: unknown time zone"), "{e}");
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", Path::new("/etc/linli/linli.toml")).ok();
+        let c = c.map(|c| (c.listen.port(), c.data_dir, c.log_format));
+        assert_eq!(
+            c,
+            Some((7878, PathBuf::from("/etc/linli/linli-data"), LogFormat::Pretty))
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! linli — the daemon that keeps county civil-affairs bureaus' registry of people in care and
+//! volunteers, hosts their action plugins, and schedules recurring duties.
+//!
+//! Layout (see ARCHITECTURE.md):
+//! - `config`   — TOML configuration, errors located by file, line and column.
+//! - `clock`    — the only source of the current time.
+//! - `store`    — redb tables; the only code that touches the database.
+//! - `registry` — regions, stations, people in care, volunteers: types, rules, import.
+//! - `api`      — HTTP routes, authentication and scopes, OpenAPI, metrics.
+//! - `server`   — serve until shutdown, with a grace period.
+//! - `demo`     — the synthetic Pingliang county behind `linlid demo`.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod registry;
+pub mod server;
+pub mod store;

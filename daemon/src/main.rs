@@ -1,0 +1,385 @@
+//! `linlid`: arguments, logging set-up, and hand-off to the library. Exit codes:
+//! 0 success; 1 runtime failure; 2 bad arguments or config; 3 database refused (not a linli
+//! database, damaged, from a newer version, or in use); 4 import refused (invalid rows).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use linli::api::AppState;
+use linli::api::auth::{self, Scope};
+use linli::clock::{self, Clock};
+use linli::config::{Config, LogFormat};
+use linli::registry::import::{self, ImportOptions, Kind};
+use linli::registry::service::Everything;
+use linli::store::{OpenError, OpenOptions, Store};
+
+#[derive(Parser)]
+#[command(name = "linlid", version, about = "linli (邻里): registry, action plugins and duties for community care")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve {
+        /// The TOML config file (see config/linli.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Seed a synthetic Pingliang county into a data folder and serve it.
+    Demo {
+        /// Data folder (created if missing; seeded if empty).
+        #[arg(long, default_value = "linli-demo")]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: std::net::SocketAddr,
+        /// People in care to generate.
+        #[arg(long, default_value_t = 3000)]
+        persons: usize,
+        /// Volunteers to generate.
+        #[arg(long, default_value_t = 300)]
+        volunteers: usize,
+        /// Seed and print, then exit instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Check a config file and print what it resolves to.
+    CheckConfig { file: PathBuf },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Import people in care or volunteers from a CSV file.
+    Import {
+        kind: ImportKind,
+        file: PathBuf,
+        /// Import the valid rows and report the invalid ones (default: import nothing if any
+        /// row is invalid).
+        #[arg(long)]
+        skip_invalid: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Benchmarks that need a real file system or process (numbers for the README).
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (it is shown only once).
+    Create {
+        /// admin, bureau:<region-code>, station:<id> or volunteer:<id>
+        #[arg(long)]
+        scope: String,
+        /// A note on who holds the token.
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        place: Place,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Generate N people in care as CSV, import them into a fresh database, report time and
+    /// peak memory.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Folder for the generated CSV and database (default: a temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportKind {
+    Persons,
+    Volunteers,
+}
+
+/// Where the database is: a config file's data_dir, or a data folder.
+#[derive(clap::Args)]
+struct Place {
+    /// Config file naming the data folder.
+    #[arg(long, short, conflicts_with = "data")]
+    config: Option<PathBuf>,
+    /// Data folder (default: ./linli-data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+impl Place {
+    fn database(&self) -> Result<PathBuf, Failure> {
+        if let Some(c) = &self.config {
+            let cfg = Config::load(c).map_err(|e| Failure::Usage(e.to_string()))?;
+            return Ok(cfg.database_path());
+        }
+        let dir = self.data.clone().unwrap_or_else(|| PathBuf::from("linli-data"));
+        Ok(dir.join("linli.redb"))
+    }
+}
+
+/// A failure with its exit code.
+enum Failure {
+    Usage(String),
+    Database(OpenError),
+    Rejected(String),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Database(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Rejected(m)) => {
+            eprintln!("{m}");
+            ExitCode::from(4)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn open_store(path: &Path, check_integrity: bool) -> Result<Store, Failure> {
+    Store::open(path, OpenOptions { check_integrity }).map_err(Failure::Database)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::Runtime)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = Config::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
+            init_logging(cfg.log_format);
+            let store = open_store(&cfg.database_path(), true)?;
+            let state = AppState::new(store, clock::system());
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(cfg.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+                tracing::info!(address = %cfg.listen, data = %cfg.data_dir.display(), "linlid serving");
+                linli::server::run(listener, state, linli::server::shutdown_signal(), cfg.shutdown_grace())
+                    .await
+                    .context("server failed")?;
+                Ok(())
+            })
+        }
+        Command::Demo { data, listen, persons, volunteers, no_serve } => demo(data, listen, persons, volunteers, no_serve),
+        Command::CheckConfig { file } => {
+            let cfg = Config::load(&file).map_err(|e| Failure::Usage(e.to_string()))?;
+            println!("{}: ok", file.display());
+            println!("  listen              {}", cfg.listen);
+            println!("  data_dir            {}", cfg.data_dir.display());
+            println!("  time_zone           {}", cfg.time_zone);
+            println!("  plugin_dir          {}", cfg.plugin_dir.display());
+            println!("  log_format          {:?}", cfg.log_format);
+            println!("  shutdown_grace_secs {}", cfg.shutdown_grace_secs);
+            Ok(())
+        }
+        Command::Token { action: TokenAction::Create { scope, label, place } } => {
+            let scope: Scope = scope.parse().map_err(Failure::Usage)?;
+            let store = open_store(&place.database()?, false)?;
+            let token = auth::create_token(&store, &scope, label, clock::SystemClock.now()).map_err(|e| match e {
+                auth::TokenError::Scope(m) => Failure::Usage(m),
+                other => Failure::Runtime(other.into()),
+            })?;
+            println!("{token}");
+            eprintln!("created a {scope} token; it is shown only this once");
+            Ok(())
+        }
+        Command::Import { kind, file, skip_invalid, place } => {
+            let store = open_store(&place.database()?, false)?;
+            let kind = match kind {
+                ImportKind::Persons => Kind::Persons,
+                ImportKind::Volunteers => Kind::Volunteers,
+            };
+            import_file(&store, kind, &file, skip_invalid)
+        }
+        Command::Bench { what: Bench::Import { rows, dir } } => bench_import(rows, dir),
+    }
+}
+
+fn import_file(store: &Store, kind: Kind, file: &Path, skip_invalid: bool) -> Result<(), Failure> {
+    let len = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(len * 2);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message("checking, then writing");
+        Some(bar)
+    } else {
+        None
+    };
+    let opts = ImportOptions { kind, skip_invalid, guard: &Everything, now: clock::SystemClock.now() };
+    let open = || std::fs::File::open(file).map(std::io::BufReader::new);
+    let report = import::import(store, open, &opts, &mut |done| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    })
+    .map_err(|e| match e {
+        import::ImportError::Header(m) => Failure::Usage(format!("{}: {m}", file.display())),
+        other => Failure::Runtime(anyhow::anyhow!("{}: {other}", file.display())),
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for e in &report.errors {
+        eprintln!("{}:{}: {}: {}", file.display(), e.row, e.field, e.message);
+    }
+    if report.error_count as usize > report.errors.len() {
+        eprintln!("… and {} more errors", report.error_count as usize - report.errors.len());
+    }
+    if report.error_count > 0 && !skip_invalid {
+        return Err(Failure::Rejected(format!(
+            "{} invalid row(s) out of {}: nothing was imported. Fix them, or pass --skip-invalid to import the {} valid rows.",
+            report.error_count.min(report.rows), report.rows, report.rows.saturating_sub(bad_rows(&report))
+        )));
+    }
+    println!("imported {} of {} rows ({} skipped)", report.imported, report.rows, report.skipped);
+    Ok(())
+}
+
+fn bad_rows(report: &import::ImportReport) -> u64 {
+    let mut rows: Vec<u64> = report.errors.iter().map(|e| e.row).collect();
+    rows.dedup();
+    rows.len() as u64
+}
+
+fn demo(data: PathBuf, listen: std::net::SocketAddr, persons: usize, volunteers: usize, no_serve: bool) -> Result<(), Failure> {
+    init_logging(LogFormat::Pretty);
+    let store = open_store(&data.join("linli.redb"), true)?;
+    let clock = clock::system();
+    let now = clock.now();
+    let empty = store.read(|r| r.region(linli::demo::CITY)).map_err(|e| Failure::Runtime(e.into()))?.is_none();
+    if empty {
+        eprintln!("seeding the demo county (平凉市崆峒区) into {} …", data.display());
+        let seeded = linli::demo::seed(&store, now, linli::demo::Size { persons, volunteers })
+            .context("seeding the demo county")?;
+        eprintln!(
+            "  {} regions, {} stations, {} people in care, {} volunteers",
+            seeded.regions,
+            seeded.stations.len(),
+            seeded.persons.imported,
+            seeded.volunteers.imported
+        );
+    } else {
+        eprintln!("using the demo county already in {}", data.display());
+    }
+    let mk = |scope: Scope, label: &str| {
+        auth::create_token(&store, &scope, Some(label.to_owned()), now).map_err(|e| Failure::Runtime(e.into()))
+    };
+    let admin = mk(Scope::Admin, "demo admin")?;
+    let bureau = mk(Scope::Bureau(linli::demo::COUNTY.into()), "demo 崆峒区民政局")?;
+    let station = mk(Scope::Station(1), "demo 东关街道社会工作站")?;
+    let url = format!("http://{listen}");
+    println!("linli demo — 平凉市崆峒区 (synthetic data)");
+    println!("  URL:            {url}");
+    println!("  admin token:    {admin}");
+    println!("  bureau token:   {bureau}   (bureau:{})", linli::demo::COUNTY);
+    println!("  station token:  {station}   (station:1, 东关街道社会工作站)");
+    println!();
+    println!("Try:");
+    println!("  curl -s {url}/healthz");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/persons?region=620802001000&category=special_difficulty_elder&limit=5'");
+    println!("  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/volunteers?skill=first_aid&limit=5'");
+    println!("  curl -s {url}/v1/openapi.json | head -c 300");
+    println!("  curl -s {url}/metrics | grep linli_store_rows");
+    if no_serve {
+        return Ok(());
+    }
+    let state = AppState::new(store, clock);
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (pass --listen 127.0.0.1:PORT)"))?;
+        eprintln!("serving; Ctrl-C stops");
+        linli::server::run(listener, state, linli::server::shutdown_signal(), std::time::Duration::from_secs(10))
+            .await
+            .context("server failed")?;
+        Ok(())
+    })
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn bench_import(rows: usize, dir: Option<PathBuf>) -> Result<(), Failure> {
+    let tmp = tempdir_for(dir)?;
+    let csv_path = tmp.join("persons.csv");
+    let db_path = tmp.join("bench.redb");
+    let _ = std::fs::remove_file(&db_path);
+    eprintln!("generating {rows} rows into {} …", csv_path.display());
+    let store = open_store(&db_path, false)?;
+    let now = clock::SystemClock.now();
+    linli::demo::bench_fixture(&store, &csv_path, rows, now).context("generating the benchmark file")?;
+    let rss_before = peak_rss_mib().unwrap_or(0.0);
+    let started = std::time::Instant::now();
+    let opts = ImportOptions { kind: Kind::Persons, skip_invalid: false, guard: &Everything, now };
+    let report = import::import(&store, || std::fs::File::open(&csv_path).map(std::io::BufReader::new), &opts, &mut |_| {})
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let secs = started.elapsed().as_secs_f64();
+    if report.error_count > 0 {
+        return Err(Failure::Runtime(anyhow::anyhow!("benchmark rows were refused: {:?}", report.errors.first())));
+    }
+    println!("import of {} persons: {secs:.2} s ({:.0} rows/s)", report.imported, report.imported as f64 / secs);
+    println!("peak RSS: {:.0} MiB (before the import: {rss_before:.0} MiB); database file: {:.0} MiB",
+        peak_rss_mib().unwrap_or(0.0), store.file_size() as f64 / 1048576.0);
+    Ok(())
+}
+
+fn tempdir_for(dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    let d = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("linli-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    Ok(d)
+}

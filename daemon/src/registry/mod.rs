@@ -1,0 +1,648 @@
+//! The registry: regions, township social-work stations, people in care and volunteers.
+//! This module owns the types and the rules that make a record valid; it stores nothing
+//! itself (that is `store`'s job) and knows nothing of HTTP or scopes.
+
+pub mod import;
+pub mod region;
+pub mod resident_id;
+mod rules;
+pub mod service;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use region::{RegionCode, RegionLevel};
+pub use rules::{FieldError, Invalid};
+
+/// A point on the map, WGS-84 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoPoint {
+    /// Latitude, -90 to 90.
+    pub lat: f64,
+    /// Longitude, -180 to 180.
+    pub lon: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    Female,
+    Male,
+}
+
+/// Urban community (社区) or rural village (村).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Settlement {
+    Urban,
+    Rural,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regions
+
+/// A region as clients write it. The level and parent follow from the code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionInput {
+    /// 12-digit division code, or `<community code>-<n>` for a grid.
+    #[schema(example = "620802001001")]
+    pub code: String,
+    #[schema(example = "东关街道中山社区")]
+    pub name: String,
+    /// Urban or rural; meaningful for communities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<Settlement>,
+    /// Resident population, when known (sizes drill teams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<u32>,
+}
+
+/// A stored region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Region {
+    pub code: String,
+    pub name: String,
+    pub level: RegionLevel,
+    pub parent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<Settlement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<u32>,
+    pub active: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Region {
+    pub fn to_input(&self) -> RegionInput {
+        RegionInput {
+            code: self.code.clone(),
+            name: self.name.clone(),
+            settlement: self.settlement,
+            population: self.population,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stations
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[schema(example = "李华")]
+    pub name: String,
+    #[schema(example = "09338211234")]
+    pub phone: String,
+}
+
+/// A township social-work station (乡镇（街道）社会工作站) as clients write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StationInput {
+    #[schema(example = "东关街道社会工作站")]
+    pub name: String,
+    /// The township-level region the station belongs to.
+    #[schema(example = "620802001000")]
+    pub township: String,
+    /// Community codes the station serves; each must lie in its county.
+    pub communities: Vec<String>,
+    pub contact: Contact,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<GeoPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Station {
+    pub id: u64,
+    pub name: String,
+    pub township: String,
+    pub communities: Vec<String>,
+    pub contact: Contact,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<GeoPoint>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Station {
+    pub fn to_input(&self) -> StationInput {
+        StationInput {
+            name: self.name.clone(),
+            township: self.township.clone(),
+            communities: self.communities.clone(),
+            contact: self.contact.clone(),
+            address: self.address.clone(),
+            location: self.location,
+        }
+    }
+
+    /// Whether the station serves this community (or a grid inside it).
+    pub fn serves(&self, community_or_grid: &str) -> bool {
+        let community = community_or_grid
+            .split_once('-')
+            .map_or(community_or_grid, |(c, _)| c);
+        self.communities.iter().any(|c| c == community)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// People in care
+
+/// The plan's priority groups (服务对象).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// 特殊困难老人
+    SpecialDifficultyElder,
+    /// 留守儿童
+    LeftBehindChild,
+    /// 困境儿童
+    ChildInDifficulty,
+    /// 残疾人
+    Disabled,
+    /// 登记失业人员
+    Unemployed,
+    /// 退役军人
+    Veteran,
+    /// 社区矫正对象
+    CommunityCorrection,
+}
+
+impl Category {
+    pub const ALL: [Category; 7] = [
+        Category::SpecialDifficultyElder,
+        Category::LeftBehindChild,
+        Category::ChildInDifficulty,
+        Category::Disabled,
+        Category::Unemployed,
+        Category::Veteran,
+        Category::CommunityCorrection,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::SpecialDifficultyElder => "special_difficulty_elder",
+            Category::LeftBehindChild => "left_behind_child",
+            Category::ChildInDifficulty => "child_in_difficulty",
+            Category::Disabled => "disabled",
+            Category::Unemployed => "unemployed",
+            Category::Veteran => "veteran",
+            Category::CommunityCorrection => "community_correction",
+        }
+    }
+
+    /// The Chinese name users know the group by.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Category::SpecialDifficultyElder => "特殊困难老人",
+            Category::LeftBehindChild => "留守儿童",
+            Category::ChildInDifficulty => "困境儿童",
+            Category::Disabled => "残疾人",
+            Category::Unemployed => "登记失业人员",
+            Category::Veteran => "退役军人",
+            Category::CommunityCorrection => "社区矫正对象",
+        }
+    }
+
+    /// Accepts the English slug or the Chinese name.
+    pub fn parse(s: &str) -> Option<Category> {
+        let s = s.trim();
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s || c.zh() == s)
+    }
+}
+
+/// Kinds of special difficulty for elders (特殊困难老人的类型).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ElderCircumstance {
+    /// 独居
+    LivingAlone,
+    /// 空巢
+    EmptyNest,
+    /// 留守
+    LeftBehind,
+    /// 失能
+    Incapacitated,
+    /// 半失能
+    SemiIncapacitated,
+    /// 高龄 (80+)
+    AdvancedAge,
+    /// 低保
+    SubsistenceAllowance,
+    /// 特困
+    ExtremePoverty,
+}
+
+impl ElderCircumstance {
+    pub const ALL: [ElderCircumstance; 8] = [
+        ElderCircumstance::LivingAlone,
+        ElderCircumstance::EmptyNest,
+        ElderCircumstance::LeftBehind,
+        ElderCircumstance::Incapacitated,
+        ElderCircumstance::SemiIncapacitated,
+        ElderCircumstance::AdvancedAge,
+        ElderCircumstance::SubsistenceAllowance,
+        ElderCircumstance::ExtremePoverty,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElderCircumstance::LivingAlone => "living_alone",
+            ElderCircumstance::EmptyNest => "empty_nest",
+            ElderCircumstance::LeftBehind => "left_behind",
+            ElderCircumstance::Incapacitated => "incapacitated",
+            ElderCircumstance::SemiIncapacitated => "semi_incapacitated",
+            ElderCircumstance::AdvancedAge => "advanced_age",
+            ElderCircumstance::SubsistenceAllowance => "subsistence_allowance",
+            ElderCircumstance::ExtremePoverty => "extreme_poverty",
+        }
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            ElderCircumstance::LivingAlone => "独居",
+            ElderCircumstance::EmptyNest => "空巢",
+            ElderCircumstance::LeftBehind => "留守",
+            ElderCircumstance::Incapacitated => "失能",
+            ElderCircumstance::SemiIncapacitated => "半失能",
+            ElderCircumstance::AdvancedAge => "高龄",
+            ElderCircumstance::SubsistenceAllowance => "低保",
+            ElderCircumstance::ExtremePoverty => "特困",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ElderCircumstance> {
+        let s = s.trim();
+        ElderCircumstance::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s || c.zh() == s)
+    }
+}
+
+/// Disability types of the national disability certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabilityType {
+    /// 视力
+    Visual,
+    /// 听力
+    Hearing,
+    /// 言语
+    Speech,
+    /// 肢体
+    Physical,
+    /// 智力
+    Intellectual,
+    /// 精神
+    Mental,
+    /// 多重
+    Multiple,
+}
+
+impl DisabilityType {
+    pub const ALL: [DisabilityType; 7] = [
+        DisabilityType::Visual,
+        DisabilityType::Hearing,
+        DisabilityType::Speech,
+        DisabilityType::Physical,
+        DisabilityType::Intellectual,
+        DisabilityType::Mental,
+        DisabilityType::Multiple,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabilityType::Visual => "visual",
+            DisabilityType::Hearing => "hearing",
+            DisabilityType::Speech => "speech",
+            DisabilityType::Physical => "physical",
+            DisabilityType::Intellectual => "intellectual",
+            DisabilityType::Mental => "mental",
+            DisabilityType::Multiple => "multiple",
+        }
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            DisabilityType::Visual => "视力",
+            DisabilityType::Hearing => "听力",
+            DisabilityType::Speech => "言语",
+            DisabilityType::Physical => "肢体",
+            DisabilityType::Intellectual => "智力",
+            DisabilityType::Mental => "精神",
+            DisabilityType::Multiple => "多重",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DisabilityType> {
+        let s = s.trim();
+        DisabilityType::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s || c.zh() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Disability {
+    #[serde(rename = "type")]
+    pub kind: DisabilityType,
+    /// 1 (most severe) to 4.
+    #[schema(minimum = 1, maximum = 4)]
+    pub grade: u8,
+}
+
+/// Who the person lives with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LivingArrangement {
+    Alone,
+    /// An elderly couple with no one else (空巢).
+    ElderlyCouple,
+    WithFamily,
+    /// A child living with grandparents or other relatives while parents work away.
+    WithRelatives,
+    Institution,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Household {
+    pub living: LivingArrangement,
+    /// People in the household, the person included.
+    #[schema(minimum = 1)]
+    pub size: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Guardian {
+    pub name: String,
+    /// e.g. 祖母, 父亲, 村委会.
+    pub relation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// A person in care as clients write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonInput {
+    #[schema(example = "张桂兰")]
+    pub name: String,
+    /// 18-character resident ID; the check digit is verified.
+    #[schema(example = "11010519491231002X")]
+    pub resident_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Community code (12 digits).
+    pub community: String,
+    /// Grid code inside the community, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
+    pub location: GeoPoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// At least one priority group.
+    pub categories: Vec<Category>,
+    /// For special-difficulty elders: which difficulties apply.
+    #[serde(default)]
+    pub circumstances: Vec<ElderCircumstance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disability: Option<Disability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub household: Option<Household>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardian: Option<Guardian>,
+    /// Needs tags such as `meals`, `home_care`, `medical`, `rehabilitation`.
+    #[serde(default)]
+    pub needs: Vec<String>,
+}
+
+/// A stored person in care.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Person {
+    pub id: u64,
+    pub name: String,
+    pub resident_id: String,
+    /// From the resident ID.
+    pub gender: Gender,
+    /// From the resident ID.
+    pub birth_date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    pub community: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
+    pub location: GeoPoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub categories: Vec<Category>,
+    #[serde(default)]
+    pub circumstances: Vec<ElderCircumstance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disability: Option<Disability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub household: Option<Household>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardian: Option<Guardian>,
+    #[serde(default)]
+    pub needs: Vec<String>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Person {
+    pub fn to_input(&self) -> PersonInput {
+        PersonInput {
+            name: self.name.clone(),
+            resident_id: self.resident_id.clone(),
+            phone: self.phone.clone(),
+            community: self.community.clone(),
+            grid: self.grid.clone(),
+            location: self.location,
+            address: self.address.clone(),
+            categories: self.categories.clone(),
+            circumstances: self.circumstances.clone(),
+            disability: self.disability,
+            household: self.household,
+            guardian: self.guardian.clone(),
+            needs: self.needs.clone(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Volunteers
+
+/// A certification with its expiry, e.g. a first-aid certificate (红十字救护员证).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Certification {
+    #[schema(example = "红十字救护员证")]
+    pub name: String,
+    /// The skill this certification attests, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "first_aid")]
+    pub skill: Option<String>,
+    pub expires_on: NaiveDate,
+}
+
+/// A safeguarding clearance (e.g. a criminal-record check for work with children).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Clearance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub expires_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weekday::Mon => "mon",
+            Weekday::Tue => "tue",
+            Weekday::Wed => "wed",
+            Weekday::Thu => "thu",
+            Weekday::Fri => "fri",
+            Weekday::Sat => "sat",
+            Weekday::Sun => "sun",
+        }
+    }
+}
+
+/// A weekly window in which the volunteer is available, local time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Availability {
+    pub day: Weekday,
+    /// `HH:MM`, 24-hour.
+    #[schema(example = "09:00")]
+    pub start: String,
+    /// `HH:MM`, after `start`; `24:00` for the end of the day.
+    #[schema(example = "12:00")]
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VolunteerStatus {
+    #[default]
+    Active,
+    /// Temporarily not taking tasks.
+    Paused,
+    /// Deactivated.
+    Inactive,
+}
+
+/// A volunteer (志愿者) as clients write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolunteerInput {
+    #[schema(example = "王明")]
+    pub name: String,
+    pub resident_id: String,
+    pub phone: String,
+    /// Home station id.
+    pub station: u64,
+    /// Skill slugs such as `first_aid`, `rehabilitation`, `sign_language`, `elder_care`.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub certifications: Vec<Certification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safeguarding: Option<Clearance>,
+    #[serde(default)]
+    pub availability: Vec<Availability>,
+    pub home: GeoPoint,
+    /// Tasks the volunteer takes in a month.
+    #[serde(default = "default_capacity")]
+    pub monthly_capacity: u32,
+    /// Languages or dialects, e.g. 普通话, 平凉话, 手语.
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    pub status: VolunteerStatus,
+}
+
+fn default_capacity() -> u32 {
+    4
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Volunteer {
+    pub id: u64,
+    pub name: String,
+    pub resident_id: String,
+    pub gender: Gender,
+    pub birth_date: NaiveDate,
+    pub phone: String,
+    pub station: u64,
+    pub skills: Vec<String>,
+    pub certifications: Vec<Certification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safeguarding: Option<Clearance>,
+    pub availability: Vec<Availability>,
+    pub home: GeoPoint,
+    pub monthly_capacity: u32,
+    pub languages: Vec<String>,
+    pub status: VolunteerStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Volunteer {
+    pub fn to_input(&self) -> VolunteerInput {
+        VolunteerInput {
+            name: self.name.clone(),
+            resident_id: self.resident_id.clone(),
+            phone: self.phone.clone(),
+            station: self.station,
+            skills: self.skills.clone(),
+            certifications: self.certifications.clone(),
+            safeguarding: self.safeguarding.clone(),
+            availability: self.availability.clone(),
+            home: self.home,
+            monthly_capacity: self.monthly_capacity,
+            languages: self.languages.clone(),
+            status: self.status,
+        }
+    }
+}

@@ -1,0 +1,598 @@
+//! Registry operations: each runs in one write transaction, checks references to other records
+//! there, and asks the caller's [`Guard`] whether the record is within reach. Updates take a
+//! JSON merge patch (RFC 7396) over the record's input form, so a client sends only what
+//! changes.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::*;
+use crate::store::{Store, StoreError, WriteTx};
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("{field}: {message}")]
+    Conflict { field: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Invalid> for RegistryError {
+    fn from(e: Invalid) -> Self {
+        RegistryError::Invalid(e)
+    }
+}
+
+/// What the caller may touch. Checked on the record before and after a change, so nobody
+/// moves a record out of, or into, a place they do not cover.
+pub trait Guard: Sync {
+    /// May the caller read and write persons in this community?
+    fn community(&self, code: &str) -> bool;
+    /// May the caller read and write regions at or below this code?
+    fn region(&self, code: &str) -> bool;
+    /// May the caller read and write this station and its volunteers?
+    fn station(&self, station: &Station) -> bool;
+}
+
+/// The guard of an administrator.
+pub struct Everything;
+
+impl Guard for Everything {
+    fn community(&self, _: &str) -> bool {
+        true
+    }
+    fn region(&self, _: &str) -> bool {
+        true
+    }
+    fn station(&self, _: &Station) -> bool {
+        true
+    }
+}
+
+fn not_found(kind: &'static str, id: impl ToString) -> RegistryError {
+    RegistryError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+/// Applies an RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in fields {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Deserialises a JSON value, naming the field that did not fit.
+pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, Invalid> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        Invalid::one(field, e.into_inner().to_string())
+    })
+}
+
+fn patched<I: serde::Serialize + DeserializeOwned>(current: &I, patch: &Value) -> Result<I, Invalid> {
+    let mut value = serde_json::to_value(current).unwrap_or(Value::Null);
+    merge_patch(&mut value, patch);
+    from_json(value)
+}
+
+// ----------------------------------------------------------------------------------- regions
+
+fn region_refs(w: &WriteTx, parent: Option<&str>) -> Result<(), RegistryError> {
+    if let Some(p) = parent {
+        match w.region(p)? {
+            Some(r) if r.active => {}
+            Some(_) => return Err(Invalid::one("code", format!("parent region {p} is deactivated")).into()),
+            None => {
+                return Err(Invalid::one(
+                    "code",
+                    format!("parent region {p} is not registered: create it first"),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn create_region(
+    store: &Store,
+    guard: &dyn Guard,
+    mut input: RegionInput,
+    now: DateTime<Utc>,
+) -> Result<Region, RegistryError> {
+    let (level, parent) = rules::region(&mut input)?;
+    if !guard.region(&input.code) {
+        return Err(Invalid::one("code", "is outside the regions your token covers").into());
+    }
+    store.write(|w| {
+        if w.region(&input.code)?.is_some() {
+            return Err(RegistryError::Conflict {
+                field: "code".into(),
+                message: format!("region {} already exists", input.code),
+            });
+        }
+        region_refs(w, parent.as_deref())?;
+        let region = Region {
+            code: input.code,
+            name: input.name,
+            level,
+            parent,
+            settlement: input.settlement,
+            population: input.population,
+            active: true,
+            updated_at: now,
+        };
+        w.put_region(&region)?;
+        Ok(region)
+    })
+}
+
+pub fn update_region(
+    store: &Store,
+    guard: &dyn Guard,
+    code: &str,
+    patch: &Value,
+    now: DateTime<Utc>,
+) -> Result<Region, RegistryError> {
+    store.write(|w| {
+        let old = w
+            .region(code)?
+            .filter(|r| guard.region(&r.code))
+            .ok_or_else(|| not_found("region", code))?;
+        let mut input: RegionInput = patched(&old.to_input(), patch)?;
+        if input.code != old.code {
+            return Err(Invalid::one("code", "a region's code cannot change; create a new region").into());
+        }
+        rules::region(&mut input)?;
+        let region = Region {
+            name: input.name,
+            settlement: input.settlement,
+            population: input.population,
+            updated_at: now,
+            ..old
+        };
+        w.put_region(&region)?;
+        Ok(region)
+    })
+}
+
+pub fn set_region_active(
+    store: &Store,
+    guard: &dyn Guard,
+    code: &str,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<Region, RegistryError> {
+    store.write(|w| {
+        let old = w
+            .region(code)?
+            .filter(|r| guard.region(&r.code))
+            .ok_or_else(|| not_found("region", code))?;
+        if active {
+            region_refs(w, old.parent.as_deref())?;
+        }
+        let region = Region {
+            active,
+            updated_at: now,
+            ..old
+        };
+        w.put_region(&region)?;
+        Ok(region)
+    })
+}
+
+// ---------------------------------------------------------------------------------- stations
+
+fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), RegistryError> {
+    let mut errs = Invalid::default();
+    match w.region(&s.township)? {
+        Some(r) if r.active => {}
+        _ => errs.push(
+            "township",
+            format!("township {} is not a registered, active region", s.township),
+        ),
+    }
+    let county = s.township.get(..6).unwrap_or_default();
+    for (i, c) in s.communities.iter().enumerate() {
+        let field = format!("communities[{i}]");
+        match w.region(c)? {
+            Some(r) if r.level != RegionLevel::Community => {
+                errs.push(field, format!("{c} is a {:?} region, not a community", r.level))
+            }
+            Some(r) if !r.active => errs.push(field, format!("community {c} is deactivated")),
+            Some(_) if !c.starts_with(county) => errs.push(
+                field,
+                format!("community {c} is not in the station's county ({county}000000)"),
+            ),
+            Some(_) => {}
+            None => errs.push(field, format!("community {c} is not registered")),
+        }
+    }
+    Ok(errs.into_result()?)
+}
+
+fn guard_station(guard: &dyn Guard, s: &Station) -> Result<(), RegistryError> {
+    if guard.station(s) && s.communities.iter().all(|c| guard.community(c)) {
+        Ok(())
+    } else {
+        Err(Invalid::one("communities", "include communities outside the regions your token covers").into())
+    }
+}
+
+pub fn create_station(
+    store: &Store,
+    guard: &dyn Guard,
+    mut input: StationInput,
+    now: DateTime<Utc>,
+) -> Result<Station, RegistryError> {
+    rules::station(&mut input)?;
+    store.write(|w| {
+        station_refs(w, &input)?;
+        let id = w.reserve_ids("station", 1)?;
+        let s = Station {
+            id,
+            name: input.name,
+            township: input.township,
+            communities: input.communities,
+            contact: input.contact,
+            address: input.address,
+            location: input.location,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        guard_station(guard, &s)?;
+        w.put_station(&s)?;
+        Ok(s)
+    })
+}
+
+pub fn update_station(
+    store: &Store,
+    guard: &dyn Guard,
+    id: u64,
+    patch: &Value,
+    now: DateTime<Utc>,
+) -> Result<Station, RegistryError> {
+    store.write(|w| {
+        let old = w
+            .station(id)?
+            .filter(|s| guard.station(s))
+            .ok_or_else(|| not_found("station", id))?;
+        let mut input: StationInput = patched(&old.to_input(), patch)?;
+        rules::station(&mut input)?;
+        station_refs(w, &input)?;
+        let s = Station {
+            name: input.name,
+            township: input.township,
+            communities: input.communities,
+            contact: input.contact,
+            address: input.address,
+            location: input.location,
+            updated_at: now,
+            ..old
+        };
+        guard_station(guard, &s)?;
+        w.put_station(&s)?;
+        Ok(s)
+    })
+}
+
+pub fn set_station_active(
+    store: &Store,
+    guard: &dyn Guard,
+    id: u64,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<Station, RegistryError> {
+    store.write(|w| {
+        let old = w
+            .station(id)?
+            .filter(|s| guard.station(s))
+            .ok_or_else(|| not_found("station", id))?;
+        let s = Station {
+            active,
+            updated_at: now,
+            ..old
+        };
+        w.put_station(&s)?;
+        Ok(s)
+    })
+}
+
+// ----------------------------------------------------------------------------------- persons
+
+/// Checks a person's references inside the transaction.
+pub fn person_refs(w: &WriteTx, p: &PersonInput) -> Result<(), RegistryError> {
+    let mut errs = Invalid::default();
+    match w.region(&p.community)? {
+        Some(r) if r.active && r.level == RegionLevel::Community => {}
+        Some(r) if !r.active => errs.push("community", format!("community {} is deactivated", r.code)),
+        _ => errs.push(
+            "community",
+            format!("community {} is not registered: create the region first", p.community),
+        ),
+    }
+    if let Some(g) = &p.grid
+        && w.region(g)?.is_none()
+    {
+        errs.push("grid", format!("grid {g} is not registered"));
+    }
+    Ok(errs.into_result()?)
+}
+
+/// Builds the stored person from a checked input.
+pub fn person_record(
+    id: u64,
+    input: PersonInput,
+    rid: resident_id::ResidentId,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Person {
+    Person {
+        id,
+        name: input.name,
+        resident_id: input.resident_id,
+        gender: rid.gender,
+        birth_date: rid.birth_date,
+        phone: input.phone,
+        community: input.community,
+        grid: input.grid,
+        location: input.location,
+        address: input.address,
+        categories: input.categories,
+        circumstances: input.circumstances,
+        disability: input.disability,
+        household: input.household,
+        guardian: input.guardian,
+        needs: input.needs,
+        active: true,
+        created_at,
+        updated_at: now,
+    }
+}
+
+fn duplicate(kind: &str, existing: u64) -> RegistryError {
+    RegistryError::Conflict {
+        field: "resident_id".into(),
+        message: format!("this resident ID is already registered ({kind} {existing})"),
+    }
+}
+
+fn outside(field: &str) -> RegistryError {
+    Invalid::one(field, "is outside the communities your token covers").into()
+}
+
+pub fn create_person(
+    store: &Store,
+    guard: &dyn Guard,
+    mut input: PersonInput,
+    now: DateTime<Utc>,
+) -> Result<Person, RegistryError> {
+    let rid = rules::person(&mut input, now.date_naive())?;
+    if !guard.community(&input.community) {
+        return Err(outside("community"));
+    }
+    store.write(|w| {
+        person_refs(w, &input)?;
+        let id = w.reserve_ids("person", 1)?;
+        let p = person_record(id, input, rid, now, now);
+        w.person_writer()?
+            .put(&p)?
+            .map_err(|d| duplicate("person", d.existing_id))?;
+        Ok(p)
+    })
+}
+
+pub fn update_person(
+    store: &Store,
+    guard: &dyn Guard,
+    id: u64,
+    patch: &Value,
+    now: DateTime<Utc>,
+) -> Result<Person, RegistryError> {
+    store.write(|w| {
+        let old = w
+            .person(id)?
+            .filter(|p| guard.community(&p.community))
+            .ok_or_else(|| not_found("person", id))?;
+        let mut input: PersonInput = patched(&old.to_input(), patch)?;
+        let rid = rules::person(&mut input, now.date_naive())?;
+        if !guard.community(&input.community) {
+            return Err(outside("community"));
+        }
+        person_refs(w, &input)?;
+        let p = Person {
+            active: old.active,
+            ..person_record(id, input, rid, old.created_at, now)
+        };
+        w.person_writer()?
+            .put(&p)?
+            .map_err(|d| duplicate("person", d.existing_id))?;
+        Ok(p)
+    })
+}
+
+pub fn set_person_active(
+    store: &Store,
+    guard: &dyn Guard,
+    id: u64,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<Person, RegistryError> {
+    store.write(|w| {
+        let old = w
+            .person(id)?
+            .filter(|p| guard.community(&p.community))
+            .ok_or_else(|| not_found("person", id))?;
+        let p = Person {
+            active,
+            updated_at: now,
+            ..old
+        };
+        w.person_writer()?
+            .put(&p)?
+            .map_err(|d| duplicate("person", d.existing_id))?;
+        Ok(p)
+    })
+}
+
+// -------------------------------------------------------------------------------- volunteers
+
+/// Checks a volunteer's station inside the transaction and returns it.
+pub fn volunteer_station(w: &WriteTx, v: &VolunteerInput) -> Result<Station, RegistryError> {
+    match w.station(v.station)? {
+        Some(s) if s.active => Ok(s),
+        Some(_) => Err(Invalid::one("station", format!("station {} is deactivated", v.station)).into()),
+        None => Err(Invalid::one("station", format!("station {} is not registered", v.station)).into()),
+    }
+}
+
+pub fn volunteer_record(
+    id: u64,
+    input: VolunteerInput,
+    rid: resident_id::ResidentId,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Volunteer {
+    Volunteer {
+        id,
+        name: input.name,
+        resident_id: input.resident_id,
+        gender: rid.gender,
+        birth_date: rid.birth_date,
+        phone: input.phone,
+        station: input.station,
+        skills: input.skills,
+        certifications: input.certifications,
+        safeguarding: input.safeguarding,
+        availability: input.availability,
+        home: input.home,
+        monthly_capacity: input.monthly_capacity,
+        languages: input.languages,
+        status: input.status,
+        created_at,
+        updated_at: now,
+    }
+}
+
+pub fn create_volunteer(
+    store: &Store,
+    guard: &dyn Guard,
+    mut input: VolunteerInput,
+    now: DateTime<Utc>,
+) -> Result<Volunteer, RegistryError> {
+    let rid = rules::volunteer(&mut input, now.date_naive())?;
+    store.write(|w| {
+        let station = volunteer_station(w, &input)?;
+        if !guard.station(&station) {
+            return Err(Invalid::one("station", "is outside the stations your token covers").into());
+        }
+        let id = w.reserve_ids("volunteer", 1)?;
+        let v = volunteer_record(id, input, rid, now, now);
+        w.volunteer_writer()?
+            .put(&v)?
+            .map_err(|d| duplicate("volunteer", d.existing_id))?;
+        Ok(v)
+    })
+}
+
+fn guarded_volunteer(
+    w: &WriteTx,
+    guard: &dyn Guard,
+    id: u64,
+) -> Result<Volunteer, RegistryError> {
+    let v = w.volunteer(id)?.ok_or_else(|| not_found("volunteer", id))?;
+    match w.station(v.station)? {
+        Some(s) if guard.station(&s) => Ok(v),
+        _ => Err(not_found("volunteer", id)),
+    }
+}
+
+pub fn update_volunteer(
+    store: &Store,
+    guard: &dyn Guard,
+    id: u64,
+    patch: &Value,
+    now: DateTime<Utc>,
+) -> Result<Volunteer, RegistryError> {
+    store.write(|w| {
+        let old = guarded_volunteer(w, guard, id)?;
+        let mut input: VolunteerInput = patched(&old.to_input(), patch)?;
+        let rid = rules::volunteer(&mut input, now.date_naive())?;
+        let station = volunteer_station(w, &input)?;
+        if !guard.station(&station) {
+            return Err(Invalid::one("station", "is outside the stations your token covers").into());
+        }
+        let v = volunteer_record(id, input, rid, old.created_at, now);
+        w.volunteer_writer()?
+            .put(&v)?
+            .map_err(|d| duplicate("volunteer", d.existing_id))?;
+        Ok(v)
+    })
+}
+
+pub fn set_volunteer_status(
+    store: &Store,
+    guard: &dyn Guard,
+    id: u64,
+    status: VolunteerStatus,
+    now: DateTime<Utc>,
+) -> Result<Volunteer, RegistryError> {
+    store.write(|w| {
+        let old = guarded_volunteer(w, guard, id)?;
+        let v = Volunteer {
+            status,
+            updated_at: now,
+            ..old
+        };
+        w.volunteer_writer()?
+            .put(&v)?
+            .map_err(|d| duplicate("volunteer", d.existing_id))?;
+        Ok(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
+        merge_patch(&mut doc, &json!({"c": [1]}));
+        assert_eq!(doc, json!({"a": "z", "c": [1]}));
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = from_json::<GeoPoint>(json!({"lat": "north", "lon": 1.0})).err();
+        assert_eq!(e.map(|e| e.0[0].field.clone()).as_deref(), Some("lat"));
+    }
+}

@@ -1,0 +1,38 @@
+//! Table definitions. Records are JSON (`&[u8]`) so that fields can be added with serde
+//! defaults; anything else is a schema change and bumps [`SCHEMA_VERSION`].
+
+use redb::TableDefinition;
+
+/// The schema this build writes and reads. Bump it on any incompatible change and add the
+/// migration to `Store::check_schema`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+pub(super) const SCHEMA_KEY: &str = "schema_version";
+
+/// Counters and settings: `schema_version`, `next_id:<kind>`.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+pub(super) const REGIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("regions");
+pub(super) const STATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("stations");
+
+pub(super) const PERSONS: TableDefinition<u64, &[u8]> = TableDefinition::new("persons");
+/// (community code, person id)
+pub(super) const PERSONS_BY_COMMUNITY: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("persons_by_community");
+/// (category, person id)
+pub(super) const PERSONS_BY_CATEGORY: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("persons_by_category");
+/// resident id → person id
+pub(super) const PERSONS_BY_RESIDENT_ID: TableDefinition<&str, u64> =
+    TableDefinition::new("persons_by_resident_id");
+
+pub(super) const VOLUNTEERS: TableDefinition<u64, &[u8]> = TableDefinition::new("volunteers");
+/// (station id, volunteer id)
+pub(super) const VOLUNTEERS_BY_STATION: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("volunteers_by_station");
+/// resident id → volunteer id
+pub(super) const VOLUNTEERS_BY_RESIDENT_ID: TableDefinition<&str, u64> =
+    TableDefinition::new("volunteers_by_resident_id");
+
+/// SHA-256 of the token (hex) → token record
+pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");

@@ -1,0 +1,468 @@
+//! Typed access inside read and write transactions.
+
+use redb::{ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+use super::tables::*;
+use crate::registry::{Person, Region, Station, Volunteer};
+
+/// One page of a list, with the cursor of the next page if there is one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: impl std::fmt::Display,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising plain data structs to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Read accessors shared by read and write transactions.
+macro_rules! getters {
+    () => {
+        /// A meta value; `None` when unset, or when the file has no meta table at all.
+        pub fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+            let t = match self.txn.open_table(META) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(t.get(key)?.map(|v| v.value()))
+        }
+
+        pub fn region(&self, code: &str) -> Result<Option<Region>, StoreError> {
+            let t = self.txn.open_table(REGIONS)?;
+            t.get(code)?
+                .map(|v| decode("regions", code, v.value()))
+                .transpose()
+        }
+
+        pub fn station(&self, id: u64) -> Result<Option<Station>, StoreError> {
+            let t = self.txn.open_table(STATIONS)?;
+            t.get(id)?
+                .map(|v| decode("stations", id, v.value()))
+                .transpose()
+        }
+
+        /// Every station; there are tens per county, so this is cheap.
+        pub fn all_stations(&self) -> Result<Vec<Station>, StoreError> {
+            let t = self.txn.open_table(STATIONS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.push(decode("stations", k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        pub fn person(&self, id: u64) -> Result<Option<Person>, StoreError> {
+            let t = self.txn.open_table(PERSONS)?;
+            t.get(id)?
+                .map(|v| decode("persons", id, v.value()))
+                .transpose()
+        }
+
+        pub fn person_id_by_resident_id(&self, rid: &str) -> Result<Option<u64>, StoreError> {
+            let t = self.txn.open_table(PERSONS_BY_RESIDENT_ID)?;
+            Ok(t.get(rid)?.map(|v| v.value()))
+        }
+
+        pub fn volunteer(&self, id: u64) -> Result<Option<Volunteer>, StoreError> {
+            let t = self.txn.open_table(VOLUNTEERS)?;
+            t.get(id)?
+                .map(|v| decode("volunteers", id, v.value()))
+                .transpose()
+        }
+
+        pub fn volunteer_id_by_resident_id(&self, rid: &str) -> Result<Option<u64>, StoreError> {
+            let t = self.txn.open_table(VOLUNTEERS_BY_RESIDENT_ID)?;
+            Ok(t.get(rid)?.map(|v| v.value()))
+        }
+
+        pub fn token<T: DeserializeOwned>(&self, hash: &str) -> Result<Option<T>, StoreError> {
+            let t = self.txn.open_table(TOKENS)?;
+            t.get(hash)?
+                .map(|v| decode("tokens", "(hash)", v.value()))
+                .transpose()
+        }
+    };
+}
+
+/// A read transaction: a consistent snapshot.
+pub struct ReadTx {
+    txn: redb::ReadTransaction,
+}
+
+impl ReadTx {
+    pub(super) fn new(txn: redb::ReadTransaction) -> Self {
+        Self { txn }
+    }
+
+    getters!();
+
+    pub(super) fn has_any_table(&self) -> Result<bool, StoreError> {
+        Ok(self.txn.list_tables()?.next().is_some())
+    }
+
+    /// Regions whose code starts with `prefix`, in code order, after the cursor `after`.
+    pub fn regions(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&Region) -> bool,
+    ) -> Result<Page<Region>, StoreError> {
+        let t = self.txn.open_table(REGIONS)?;
+        let end = format!("{prefix}~");
+        let start = after.map(|a| format!("{a}\0")).unwrap_or_else(|| prefix.to_owned());
+        let mut items = Vec::new();
+        for row in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = row?;
+            let r: Region = decode("regions", k.value(), v.value())?;
+            if keep(&r) {
+                if items.len() == limit {
+                    let next = items.last().map(|l: &Region| l.code.clone());
+                    return Ok(Page { items, next });
+                }
+                items.push(r);
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    /// Rows of an id-keyed table after id `after`, filtered.
+    fn page_by_id<T: DeserializeOwned>(
+        &self,
+        def: redb::TableDefinition<'static, u64, &'static [u8]>,
+        name: &'static str,
+        after: u64,
+        limit: usize,
+        mut keep: impl FnMut(&T) -> bool,
+    ) -> Result<Page<T>, StoreError> {
+        let t = self.txn.open_table(def)?;
+        let mut items = Vec::new();
+        let mut last = after;
+        for row in t.range(after.saturating_add(1)..)? {
+            let (k, v) = row?;
+            let record: T = decode(name, k.value(), v.value())?;
+            if keep(&record) {
+                if items.len() == limit {
+                    return Ok(Page {
+                        items,
+                        next: Some(last.to_string()),
+                    });
+                }
+                items.push(record);
+                last = k.value();
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    pub fn stations(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Station) -> bool,
+    ) -> Result<Page<Station>, StoreError> {
+        self.page_by_id(STATIONS, "stations", after, limit, keep)
+    }
+
+    pub fn persons(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Person) -> bool,
+    ) -> Result<Page<Person>, StoreError> {
+        self.page_by_id(PERSONS, "persons", after, limit, keep)
+    }
+
+    pub fn volunteers(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Volunteer) -> bool,
+    ) -> Result<Page<Volunteer>, StoreError> {
+        self.page_by_id(VOLUNTEERS, "volunteers", after, limit, keep)
+    }
+
+    /// Persons whose community code starts with one of `prefixes` (sorted, non-overlapping),
+    /// in (community, id) order, after the cursor `community~id`.
+    pub fn persons_in_regions(
+        &self,
+        prefixes: &[String],
+        after: Option<(&str, u64)>,
+        limit: usize,
+        mut keep: impl FnMut(&Person) -> bool,
+    ) -> Result<Page<Person>, StoreError> {
+        let index = self.txn.open_table(PERSONS_BY_COMMUNITY)?;
+        let persons = self.txn.open_table(PERSONS)?;
+        let mut items: Vec<Person> = Vec::new();
+        for prefix in prefixes {
+            let end = format!("{prefix}~");
+            let lower = match after {
+                Some((code, _)) if code >= end.as_str() => continue,
+                Some((code, id)) if code >= prefix.as_str() => (code, id.saturating_add(1)),
+                _ => (prefix.as_str(), 0),
+            };
+            for row in index.range(lower..(end.as_str(), 0))? {
+                let (k, _) = row?;
+                let (_, id) = k.value();
+                let Some(bytes) = persons.get(id)? else {
+                    continue;
+                };
+                let p: Person = decode("persons", id, bytes.value())?;
+                if keep(&p) {
+                    if items.len() == limit {
+                        let next = items.last().map(|l| format!("{}~{}", l.community, l.id));
+                        return Ok(Page { items, next });
+                    }
+                    items.push(p);
+                }
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    /// Persons in a category, in id order.
+    pub fn persons_in_category(
+        &self,
+        category: &str,
+        after: u64,
+        limit: usize,
+        mut keep: impl FnMut(&Person) -> bool,
+    ) -> Result<Page<Person>, StoreError> {
+        let index = self.txn.open_table(PERSONS_BY_CATEGORY)?;
+        let persons = self.txn.open_table(PERSONS)?;
+        let mut items: Vec<Person> = Vec::new();
+        for row in index.range((category, after.saturating_add(1))..=(category, u64::MAX))? {
+            let (k, _) = row?;
+            let (_, id) = k.value();
+            let Some(bytes) = persons.get(id)? else {
+                continue;
+            };
+            let p: Person = decode("persons", id, bytes.value())?;
+            if keep(&p) {
+                if items.len() == limit {
+                    let next = items.last().map(|l| l.id.to_string());
+                    return Ok(Page { items, next });
+                }
+                items.push(p);
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    /// Volunteers of one station, in id order.
+    pub fn volunteers_of_station(
+        &self,
+        station: u64,
+        after: u64,
+        limit: usize,
+        mut keep: impl FnMut(&Volunteer) -> bool,
+    ) -> Result<Page<Volunteer>, StoreError> {
+        let index = self.txn.open_table(VOLUNTEERS_BY_STATION)?;
+        let table = self.txn.open_table(VOLUNTEERS)?;
+        let mut items: Vec<Volunteer> = Vec::new();
+        for row in index.range((station, after.saturating_add(1))..=(station, u64::MAX))? {
+            let (k, _) = row?;
+            let (_, id) = k.value();
+            let Some(bytes) = table.get(id)? else {
+                continue;
+            };
+            let v: Volunteer = decode("volunteers", id, bytes.value())?;
+            if keep(&v) {
+                if items.len() == limit {
+                    let next = items.last().map(|l| l.id.to_string());
+                    return Ok(Page { items, next });
+                }
+                items.push(v);
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    pub(super) fn sizes(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        Ok(vec![
+            ("regions", self.txn.open_table(REGIONS)?.len()?),
+            ("stations", self.txn.open_table(STATIONS)?.len()?),
+            ("persons", self.txn.open_table(PERSONS)?.len()?),
+            ("volunteers", self.txn.open_table(VOLUNTEERS)?.len()?),
+            ("tokens", self.txn.open_table(TOKENS)?.len()?),
+        ])
+    }
+}
+
+/// A write transaction. Dropped without [`WriteTx::commit`] (which `Store::write` calls on
+/// success), everything written is discarded.
+pub struct WriteTx {
+    txn: redb::WriteTransaction,
+}
+
+/// A resident ID already registered to another record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub existing_id: u64,
+}
+
+impl WriteTx {
+    pub(super) fn new(txn: redb::WriteTransaction) -> Self {
+        Self { txn }
+    }
+
+    pub(super) fn commit(self) -> Result<(), StoreError> {
+        Ok(self.txn.commit()?)
+    }
+
+    getters!();
+
+    pub(super) fn init_schema(&mut self) -> Result<(), StoreError> {
+        self.txn.open_table(REGIONS)?;
+        self.txn.open_table(STATIONS)?;
+        self.txn.open_table(PERSONS)?;
+        self.txn.open_table(PERSONS_BY_COMMUNITY)?;
+        self.txn.open_table(PERSONS_BY_CATEGORY)?;
+        self.txn.open_table(PERSONS_BY_RESIDENT_ID)?;
+        self.txn.open_table(VOLUNTEERS)?;
+        self.txn.open_table(VOLUNTEERS_BY_STATION)?;
+        self.txn.open_table(VOLUNTEERS_BY_RESIDENT_ID)?;
+        self.txn.open_table(TOKENS)?;
+        let mut meta = self.txn.open_table(META)?;
+        meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+        Ok(())
+    }
+
+    /// Reserves `count` consecutive ids of `kind` and returns the first.
+    pub fn reserve_ids(&mut self, kind: &str, count: u64) -> Result<u64, StoreError> {
+        let key = format!("next_id:{kind}");
+        let mut meta = self.txn.open_table(META)?;
+        let first = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(1);
+        meta.insert(key.as_str(), first.saturating_add(count))?;
+        Ok(first)
+    }
+
+    pub fn put_region(&mut self, region: &Region) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(REGIONS)?;
+        t.insert(region.code.as_str(), encode(region).as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_station(&mut self, station: &Station) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(STATIONS)?;
+        t.insert(station.id, encode(station).as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_token<T: Serialize>(&mut self, hash: &str, record: &T) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(TOKENS)?;
+        t.insert(hash, encode(record).as_slice())?;
+        Ok(())
+    }
+
+    /// Opens the person tables once, for writing many persons in this transaction.
+    pub fn person_writer(&self) -> Result<PersonWriter<'_>, StoreError> {
+        Ok(PersonWriter {
+            persons: self.txn.open_table(PERSONS)?,
+            by_community: self.txn.open_table(PERSONS_BY_COMMUNITY)?,
+            by_category: self.txn.open_table(PERSONS_BY_CATEGORY)?,
+            by_resident_id: self.txn.open_table(PERSONS_BY_RESIDENT_ID)?,
+        })
+    }
+
+    /// Opens the volunteer tables once, for writing many volunteers in this transaction.
+    pub fn volunteer_writer(&self) -> Result<VolunteerWriter<'_>, StoreError> {
+        Ok(VolunteerWriter {
+            volunteers: self.txn.open_table(VOLUNTEERS)?,
+            by_station: self.txn.open_table(VOLUNTEERS_BY_STATION)?,
+            by_resident_id: self.txn.open_table(VOLUNTEERS_BY_RESIDENT_ID)?,
+        })
+    }
+}
+
+/// Writes persons and keeps their index tables in step.
+pub struct PersonWriter<'t> {
+    persons: redb::Table<'t, u64, &'static [u8]>,
+    by_community: redb::Table<'t, (&'static str, u64), ()>,
+    by_category: redb::Table<'t, (&'static str, u64), ()>,
+    by_resident_id: redb::Table<'t, &'static str, u64>,
+}
+
+impl PersonWriter<'_> {
+    /// Stores `person` (new, or replacing the stored record with the same id). Refuses a
+    /// resident ID that belongs to another person.
+    pub fn put(&mut self, person: &Person) -> Result<Result<(), Duplicate>, StoreError> {
+        if let Some(existing) = self.by_resident_id.get(person.resident_id.as_str())? {
+            let existing_id = existing.value();
+            if existing_id != person.id {
+                return Ok(Err(Duplicate { existing_id }));
+            }
+        }
+        let old: Option<Person> = self
+            .persons
+            .get(person.id)?
+            .map(|v| decode("persons", person.id, v.value()))
+            .transpose()?;
+        if let Some(old) = &old {
+            self.by_community.remove((old.community.as_str(), old.id))?;
+            for c in &old.categories {
+                self.by_category.remove((c.as_str(), old.id))?;
+            }
+            self.by_resident_id.remove(old.resident_id.as_str())?;
+        }
+        self.persons.insert(person.id, encode(person).as_slice())?;
+        self.by_community
+            .insert((person.community.as_str(), person.id), ())?;
+        for c in &person.categories {
+            self.by_category.insert((c.as_str(), person.id), ())?;
+        }
+        self.by_resident_id
+            .insert(person.resident_id.as_str(), person.id)?;
+        Ok(Ok(()))
+    }
+}
+
+/// Writes volunteers and keeps their index tables in step.
+pub struct VolunteerWriter<'t> {
+    volunteers: redb::Table<'t, u64, &'static [u8]>,
+    by_station: redb::Table<'t, (u64, u64), ()>,
+    by_resident_id: redb::Table<'t, &'static str, u64>,
+}
+
+impl VolunteerWriter<'_> {
+    pub fn put(&mut self, v: &Volunteer) -> Result<Result<(), Duplicate>, StoreError> {
+        if let Some(existing) = self.by_resident_id.get(v.resident_id.as_str())? {
+            let existing_id = existing.value();
+            if existing_id != v.id {
+                return Ok(Err(Duplicate { existing_id }));
+            }
+        }
+        let old: Option<Volunteer> = self
+            .volunteers
+            .get(v.id)?
+            .map(|b| decode("volunteers", v.id, b.value()))
+            .transpose()?;
+        if let Some(old) = &old {
+            self.by_station.remove((old.station, old.id))?;
+            self.by_resident_id.remove(old.resident_id.as_str())?;
+        }
+        self.volunteers.insert(v.id, encode(v).as_slice())?;
+        self.by_station.insert((v.station, v.id), ())?;
+        self.by_resident_id.insert(v.resident_id.as_str(), v.id)?;
+        Ok(Ok(()))
+    }
+}
