@@ -173,9 +173,7 @@ fn key_offset(text: &str, key: &str) -> usize {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
-        if trimmed.starts_with(key)
-            && trimmed[key.len()..].trim_start().starts_with('=')
-        {
+        if trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with('=') {
             return offset + (line.len() - trimmed.len());
         }
         offset += line.len();
@@ -197,7 +195,10 @@ mod tests {
     #[test]
     fn unknown_key_is_located() {
         let e = err("listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
-        assert!(e.starts_with("linli.toml:2:1: unknown field `listen_port`"), "{e}");
+        assert!(
+            e.starts_with("linli.toml:2:1: unknown field `listen_port`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -218,7 +219,11 @@ mod tests {
         let c = c.map(|c| (c.listen.port(), c.data_dir, c.log_format));
         assert_eq!(
             c,
-            Some((7878, PathBuf::from("/etc/linli/linli-data"), LogFormat::Pretty))
+            Some((
+                7878,
+                PathBuf::from("/etc/linli/linli-data"),
+                LogFormat::Pretty
+            ))
         );
     }
 }

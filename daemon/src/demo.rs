@@ -57,12 +57,40 @@ const TOWNSHIPS: [(&str, &str, bool); 20] = [
 ];
 
 const URBAN: [&str; 8] = [
-    "新民路", "广场", "东大街", "南苑", "和平", "崆峒路", "柳湖", "紫金城",
+    "新民路",
+    "广场",
+    "东大街",
+    "南苑",
+    "和平",
+    "崆峒路",
+    "柳湖",
+    "紫金城",
 ];
 const VILLAGE: [&str; 24] = [
-    "王寨", "李家庄", "高家湾", "南台", "白庙", "焦家", "刘湾", "马莲", "杨湾", "张家沟", "下关",
-    "上店", "红崖", "何家洼", "寺沟", "沟口", "庙庄", "大庄", "新庄", "蒋家湾", "杏树岔", "峡口",
-    "韩家山", "赵家河",
+    "王寨",
+    "李家庄",
+    "高家湾",
+    "南台",
+    "白庙",
+    "焦家",
+    "刘湾",
+    "马莲",
+    "杨湾",
+    "张家沟",
+    "下关",
+    "上店",
+    "红崖",
+    "何家洼",
+    "寺沟",
+    "沟口",
+    "庙庄",
+    "大庄",
+    "新庄",
+    "蒋家湾",
+    "杏树岔",
+    "峡口",
+    "韩家山",
+    "赵家河",
 ];
 const SURNAMES: [&str; 24] = [
     "王", "李", "张", "刘", "陈", "杨", "赵", "马", "周", "吴", "徐", "孙", "朱", "胡", "郭", "何",
@@ -185,7 +213,12 @@ fn seed_places(store: &Store, now: DateTime<Utc>, rng: &mut StdRng) -> Result<Pl
     // keep apart.
     for (code, name) in &COUNTIES[1..] {
         let township = format!("{}001000", &code[..6]);
-        service::create_region(store, g, region(&township, &format!("{name}城关镇"), None, None), now)?;
+        service::create_region(
+            store,
+            g,
+            region(&township, &format!("{name}城关镇"), None, None),
+            now,
+        )?;
         let community = format!("{}001001", &code[..6]);
         service::create_region(
             store,
@@ -215,16 +248,34 @@ fn seed_places(store: &Store, now: DateTime<Utc>, rng: &mut StdRng) -> Result<Pl
         for c in 1..=count {
             let code = format!("620802{t}{c:03}");
             let (cname, settlement, population) = if *urban {
-                (format!("{}社区", URBAN[(i + c) % URBAN.len()]), Settlement::Urban, rng.random_range(3000..9000))
+                (
+                    format!("{}社区", URBAN[(i + c) % URBAN.len()]),
+                    Settlement::Urban,
+                    rng.random_range(3000..9000),
+                )
             } else {
-                (format!("{}村", VILLAGE[(i * 3 + c) % VILLAGE.len()]), Settlement::Rural, rng.random_range(600..2400))
+                (
+                    format!("{}村", VILLAGE[(i * 3 + c) % VILLAGE.len()]),
+                    Settlement::Rural,
+                    rng.random_range(600..2400),
+                )
             };
-            service::create_region(store, g, region(&code, &cname, Some(settlement), Some(population)), now)?;
+            service::create_region(
+                store,
+                g,
+                region(&code, &cname, Some(settlement), Some(population)),
+                now,
+            )?;
             regions += 1;
             if *urban {
                 for grid in 1..=2 {
                     let gcode = format!("{code}-{grid}");
-                    service::create_region(store, g, region(&gcode, &format!("第{grid}网格"), None, None), now)?;
+                    service::create_region(
+                        store,
+                        g,
+                        region(&gcode, &format!("第{grid}网格"), None, None),
+                        now,
+                    )?;
                     regions += 1;
                 }
             }
@@ -258,16 +309,30 @@ fn seed_places(store: &Store, now: DateTime<Utc>, rng: &mut StdRng) -> Result<Pl
     Ok((regions, communities, stations))
 }
 
-fn run_import(store: &Store, kind: Kind, bytes: Vec<u8>, now: DateTime<Utc>) -> Result<ImportReport, DemoError> {
+fn run_import(
+    store: &Store,
+    kind: Kind,
+    bytes: Vec<u8>,
+    now: DateTime<Utc>,
+) -> Result<ImportReport, DemoError> {
     let opts = ImportOptions {
         kind,
         skip_invalid: false,
         guard: &Everything,
         now,
     };
-    let report = import::import(store, || Ok(std::io::Cursor::new(bytes.as_slice())), &opts, &mut |_| {})?;
+    let report = import::import(
+        store,
+        || Ok(std::io::Cursor::new(bytes.as_slice())),
+        &opts,
+        &mut |_| {},
+    )?;
     if report.error_count > 0 {
-        let what = if kind == Kind::Persons { "people in care" } else { "volunteers" };
+        let what = if kind == Kind::Persons {
+            "people in care"
+        } else {
+            "volunteers"
+        };
         let first = report
             .errors
             .first()
@@ -294,7 +359,11 @@ fn near(rng: &mut StdRng, c: &GeoPoint) -> (f64, f64) {
 
 fn phone(rng: &mut StdRng) -> String {
     let prefix = ["139", "138", "137", "151", "177", "188", "133", "199"];
-    format!("{}{:08}", prefix[rng.random_range(0..prefix.len())], rng.random_range(0..100_000_000u32))
+    format!(
+        "{}{:08}",
+        prefix[rng.random_range(0..prefix.len())],
+        rng.random_range(0..100_000_000u32)
+    )
 }
 
 /// Generates the people in care as the CSV a station would keep.
@@ -311,7 +380,11 @@ fn persons_csv(
         let roll = rng.random_range(0..100);
         let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
         let (lat, lon) = near(rng, &c.centre);
-        let grid = if c.code[6..9].starts_with('0') { format!("{}-{}", c.code, 1 + i % 2) } else { String::new() };
+        let grid = if c.code[6..9].starts_with('0') {
+            format!("{}-{}", c.code, 1 + i % 2)
+        } else {
+            String::new()
+        };
         let mut row = Row::default();
         if roll < 58 {
             // Special-difficulty elder.
@@ -344,48 +417,119 @@ fn persons_csv(
                 circ.push("subsistence_allowance");
             }
             let disabled = rng.random_bool(0.12);
-            row.name = format!("{surname}{}", GIVEN_OLD[rng.random_range(0..GIVEN_OLD.len())]);
+            row.name = format!(
+                "{surname}{}",
+                GIVEN_OLD[rng.random_range(0..GIVEN_OLD.len())]
+            );
             row.born = born;
-            row.categories = if disabled { "special_difficulty_elder;disabled".into() } else { "special_difficulty_elder".into() };
+            row.categories = if disabled {
+                "special_difficulty_elder;disabled".into()
+            } else {
+                "special_difficulty_elder".into()
+            };
             row.circumstances = circ.join(";");
             if disabled {
                 row.disability = Some(("physical", rng.random_range(1..=4)));
             }
             row.living = living.into();
             row.household_size = if living == "alone" { 1 } else { 2 };
-            row.needs = ["meals", "home_care", "medical", "companionship"][rng.random_range(0..4)].into();
+            row.needs =
+                ["meals", "home_care", "medical", "companionship"][rng.random_range(0..4)].into();
         } else if roll < 78 {
             let left_behind = roll < 72;
-            row.name = format!("{surname}{}", GIVEN_YOUNG[rng.random_range(0..GIVEN_YOUNG.len())]);
+            row.name = format!(
+                "{surname}{}",
+                GIVEN_YOUNG[rng.random_range(0..GIVEN_YOUNG.len())]
+            );
             row.born = birth(rng, today, 3, 16);
-            row.categories = if left_behind { "left_behind_child".into() } else { "child_in_difficulty".into() };
+            row.categories = if left_behind {
+                "left_behind_child".into()
+            } else {
+                "child_in_difficulty".into()
+            };
             row.living = "with_relatives".into();
             row.household_size = rng.random_range(2..5);
             let relation = ["祖母", "祖父", "外祖母", "叔叔"][rng.random_range(0..4)];
-            row.guardian = Some((format!("{surname}{}", GIVEN_OLD[rng.random_range(0..GIVEN_OLD.len())]), relation.into(), phone(rng)));
-            row.needs = ["schooling", "companionship", "psychological_support"][rng.random_range(0..3)].into();
+            row.guardian = Some((
+                format!(
+                    "{surname}{}",
+                    GIVEN_OLD[rng.random_range(0..GIVEN_OLD.len())]
+                ),
+                relation.into(),
+                phone(rng),
+            ));
+            row.needs = ["schooling", "companionship", "psychological_support"]
+                [rng.random_range(0..3)]
+            .into();
         } else {
-            let kinds = ["visual", "hearing", "speech", "physical", "intellectual", "mental", "multiple"];
-            row.name = format!("{surname}{}", GIVEN_OLD[rng.random_range(0..GIVEN_OLD.len())]);
+            let kinds = [
+                "visual",
+                "hearing",
+                "speech",
+                "physical",
+                "intellectual",
+                "mental",
+                "multiple",
+            ];
+            row.name = format!(
+                "{surname}{}",
+                GIVEN_OLD[rng.random_range(0..GIVEN_OLD.len())]
+            );
             row.born = birth(rng, today, 20, 59);
             row.categories = "disabled".into();
-            row.disability = Some((kinds[rng.random_range(0..kinds.len())], rng.random_range(1..=4)));
+            row.disability = Some((
+                kinds[rng.random_range(0..kinds.len())],
+                rng.random_range(1..=4),
+            ));
             row.living = "with_family".into();
             row.household_size = rng.random_range(2..6);
-            row.needs = ["rehabilitation", "assistive_device", "day_care", "home_care"][rng.random_range(0..4)].into();
+            row.needs = [
+                "rehabilitation",
+                "assistive_device",
+                "day_care",
+                "home_care",
+            ][rng.random_range(0..4)]
+            .into();
         }
         // Birthplace codes and sequence numbers differ row by row, so IDs never repeat.
         let area = format!("{:06}", 620_000 + (i / 1000) % 10_000);
         let rid = resident_id::make(&area, row.born, (i % 1000) as u16);
-        let (dt, dg) = row.disability.map_or((String::new(), String::new()), |(t, g)| (t.to_owned(), g.to_string()));
+        let (dt, dg) = row
+            .disability
+            .map_or((String::new(), String::new()), |(t, g)| {
+                (t.to_owned(), g.to_string())
+            });
         let (gn, gr, gp) = row.guardian.clone().unwrap_or_default();
-        let phone = if rng.random_bool(0.7) { phone(rng) } else { String::new() };
+        let phone = if rng.random_bool(0.7) {
+            phone(rng)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
             "{},{},{},{},{},{:.6},{:.6},{},{},{},{},{},{},{},{},{},{},{}",
-            row.name, rid, phone, c.code, grid, lat, lon,
-            format!("{}{}号", ["和平路", "东环路", "柳湖路", "崆峒大道", "村", "组"][i % 6], 1 + i % 90),
-            row.categories, row.circumstances, dt, dg, row.living, row.household_size, gn, gr, gp, row.needs
+            row.name,
+            rid,
+            phone,
+            c.code,
+            grid,
+            lat,
+            lon,
+            format!(
+                "{}{}号",
+                ["和平路", "东环路", "柳湖路", "崆峒大道", "村", "组"][i % 6],
+                1 + i % 90
+            ),
+            row.categories,
+            row.circumstances,
+            dt,
+            dg,
+            row.living,
+            row.household_size,
+            gn,
+            gr,
+            gp,
+            row.needs
         )?;
     }
     Ok(())
@@ -417,13 +561,20 @@ fn volunteers_csv(
     let per_station = communities.len().div_ceil(stations.len().max(1));
     for i in 0..n {
         let station = stations[i % stations.len().max(1)];
-        let home = &communities[((i % stations.len().max(1)) * per_station + i / stations.len().max(1)) % communities.len()];
+        let home = &communities[((i % stations.len().max(1)) * per_station
+            + i / stations.len().max(1))
+            % communities.len()];
         let (lat, lon) = near(rng, &home.centre);
         let born = birth(rng, today, 19, 68);
         let rid = resident_id::make(&home.code[..6], born, (500 + i % 500) as u16);
         let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
-        let name = format!("{surname}{}", ["志", "红", "军", "芳", "伟", "丽", "强", "敏"][rng.random_range(0..8)]);
-        let mut skills: Vec<&str> = (0..rng.random_range(1..4)).map(|_| SKILLS[rng.random_range(0..SKILLS.len())]).collect();
+        let name = format!(
+            "{surname}{}",
+            ["志", "红", "军", "芳", "伟", "丽", "强", "敏"][rng.random_range(0..8)]
+        );
+        let mut skills: Vec<&str> = (0..rng.random_range(1..4))
+            .map(|_| SKILLS[rng.random_range(0..SKILLS.len())])
+            .collect();
         skills.sort();
         skills.dedup();
         let expires = |rng: &mut StdRng| today + Duration::days(rng.random_range(-60..720));
@@ -434,12 +585,20 @@ fn volunteers_csv(
         if skills.contains(&"rehabilitation") {
             certs.push(format!("康复治疗师资格证#rehabilitation@{}", expires(rng)));
         }
-        let safeguarding = if rng.random_bool(0.45) { expires(rng).to_string() } else { String::new() };
+        let safeguarding = if rng.random_bool(0.45) {
+            expires(rng).to_string()
+        } else {
+            String::new()
+        };
         let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
         let availability: Vec<String> = (0..rng.random_range(1..4))
             .map(|k| {
                 let d = days[(i + k * 2) % 7];
-                if rng.random_bool(0.5) { format!("{d} 09:00-12:00") } else { format!("{d} 14:00-18:00") }
+                if rng.random_bool(0.5) {
+                    format!("{d} 09:00-12:00")
+                } else {
+                    format!("{d} 14:00-18:00")
+                }
             })
             .collect();
         let mut langs = vec!["普通话", "平凉话"];
@@ -467,15 +626,30 @@ mod tests {
     #[test]
     fn the_demo_county_seeds_cleanly() {
         let dir = tempfile::tempdir().ok();
-        let path = dir.as_ref().map(|d| d.path().join("demo.redb")).unwrap_or_default();
+        let path = dir
+            .as_ref()
+            .map(|d| d.path().join("demo.redb"))
+            .unwrap_or_default();
         let store = Store::open(&path, Default::default()).ok();
         let Some(store) = store else {
             panic!("store did not open");
         };
-        let now = DateTime::parse_from_rfc3339("2026-11-29T08:00:00+08:00").map(|d| d.to_utc()).unwrap_or_default();
-        let seeded = seed(&store, now, Size { persons: 600, volunteers: 80 });
+        let now = DateTime::parse_from_rfc3339("2026-11-29T08:00:00+08:00")
+            .map(|d| d.to_utc())
+            .unwrap_or_default();
+        let seeded = seed(
+            &store,
+            now,
+            Size {
+                persons: 600,
+                volunteers: 80,
+            },
+        );
         let seeded = seeded.map_err(|e| e.to_string());
-        let (p, v) = seeded.as_ref().map(|s| (s.persons.imported, s.volunteers.imported)).unwrap_or_default();
+        let (p, v) = seeded
+            .as_ref()
+            .map(|s| (s.persons.imported, s.volunteers.imported))
+            .unwrap_or_default();
         assert_eq!((p, v), (600, 80), "{seeded:?}");
     }
 }

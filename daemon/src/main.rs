@@ -17,7 +17,11 @@ use linli::registry::service::Everything;
 use linli::store::{OpenError, OpenOptions, Store};
 
 #[derive(Parser)]
-#[command(name = "linlid", version, about = "linli (邻里): registry, action plugins and duties for community care")]
+#[command(
+    name = "linlid",
+    version,
+    about = "linli (邻里): registry, action plugins and duties for community care"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,7 +128,10 @@ impl Place {
             let cfg = Config::load(c).map_err(|e| Failure::Usage(e.to_string()))?;
             return Ok(cfg.database_path());
         }
-        let dir = self.data.clone().unwrap_or_else(|| PathBuf::from("linli-data"));
+        let dir = self
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("linli-data"));
         Ok(dir.join("linli.redb"))
     }
 }
@@ -169,7 +176,9 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -206,7 +215,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             })
         }
-        Command::Demo { data, listen, persons, volunteers, no_serve } => demo(data, listen, persons, volunteers, no_serve),
+        Command::Demo {
+            data,
+            listen,
+            persons,
+            volunteers,
+            no_serve,
+        } => demo(data, listen, persons, volunteers, no_serve),
         Command::CheckConfig { file } => {
             let cfg = Config::load(&file).map_err(|e| Failure::Usage(e.to_string()))?;
             println!("{}: ok", file.display());
@@ -218,18 +233,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("  shutdown_grace_secs {}", cfg.shutdown_grace_secs);
             Ok(())
         }
-        Command::Token { action: TokenAction::Create { scope, label, place } } => {
+        Command::Token {
+            action:
+                TokenAction::Create {
+                    scope,
+                    label,
+                    place,
+                },
+        } => {
             let scope: Scope = scope.parse().map_err(Failure::Usage)?;
             let store = open_store(&place.database()?, false)?;
-            let token = auth::create_token(&store, &scope, label, clock::SystemClock.now()).map_err(|e| match e {
-                auth::TokenError::Scope(m) => Failure::Usage(m),
-                other => Failure::Runtime(other.into()),
-            })?;
+            let token = auth::create_token(&store, &scope, label, clock::SystemClock.now())
+                .map_err(|e| match e {
+                    auth::TokenError::Scope(m) => Failure::Usage(m),
+                    other => Failure::Runtime(other.into()),
+                })?;
             println!("{token}");
             eprintln!("created a {scope} token; it is shown only this once");
             Ok(())
         }
-        Command::Import { kind, file, skip_invalid, place } => {
+        Command::Import {
+            kind,
+            file,
+            skip_invalid,
+            place,
+        } => {
             let store = open_store(&place.database()?, false)?;
             let kind = match kind {
                 ImportKind::Persons => Kind::Persons,
@@ -237,7 +265,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             import_file(&store, kind, &file, skip_invalid)
         }
-        Command::Bench { what: Bench::Import { rows, dir } } => bench_import(rows, dir),
+        Command::Bench {
+            what: Bench::Import { rows, dir },
+        } => bench_import(rows, dir),
     }
 }
 
@@ -256,7 +286,12 @@ fn import_file(store: &Store, kind: Kind, file: &Path, skip_invalid: bool) -> Re
     } else {
         None
     };
-    let opts = ImportOptions { kind, skip_invalid, guard: &Everything, now: clock::SystemClock.now() };
+    let opts = ImportOptions {
+        kind,
+        skip_invalid,
+        guard: &Everything,
+        now: clock::SystemClock.now(),
+    };
     let open = || std::fs::File::open(file).map(std::io::BufReader::new);
     let report = import::import(store, open, &opts, &mut |done| {
         if let Some(b) = &bar {
@@ -274,15 +309,23 @@ fn import_file(store: &Store, kind: Kind, file: &Path, skip_invalid: bool) -> Re
         eprintln!("{}:{}: {}: {}", file.display(), e.row, e.field, e.message);
     }
     if report.error_count as usize > report.errors.len() {
-        eprintln!("… and {} more errors", report.error_count as usize - report.errors.len());
+        eprintln!(
+            "… and {} more errors",
+            report.error_count as usize - report.errors.len()
+        );
     }
     if report.error_count > 0 && !skip_invalid {
         return Err(Failure::Rejected(format!(
             "{} invalid row(s) out of {}: nothing was imported. Fix them, or pass --skip-invalid to import the {} valid rows.",
-            report.error_count.min(report.rows), report.rows, report.rows.saturating_sub(bad_rows(&report))
+            report.error_count.min(report.rows),
+            report.rows,
+            report.rows.saturating_sub(bad_rows(&report))
         )));
     }
-    println!("imported {} of {} rows ({} skipped)", report.imported, report.rows, report.skipped);
+    println!(
+        "imported {} of {} rows ({} skipped)",
+        report.imported, report.rows, report.skipped
+    );
     Ok(())
 }
 
@@ -292,16 +335,35 @@ fn bad_rows(report: &import::ImportReport) -> u64 {
     rows.len() as u64
 }
 
-fn demo(data: PathBuf, listen: std::net::SocketAddr, persons: usize, volunteers: usize, no_serve: bool) -> Result<(), Failure> {
+fn demo(
+    data: PathBuf,
+    listen: std::net::SocketAddr,
+    persons: usize,
+    volunteers: usize,
+    no_serve: bool,
+) -> Result<(), Failure> {
     init_logging(LogFormat::Pretty);
     let store = open_store(&data.join("linli.redb"), true)?;
     let clock = clock::system();
     let now = clock.now();
-    let empty = store.read(|r| r.region(linli::demo::CITY)).map_err(|e| Failure::Runtime(e.into()))?.is_none();
+    let empty = store
+        .read(|r| r.region(linli::demo::CITY))
+        .map_err(|e| Failure::Runtime(e.into()))?
+        .is_none();
     if empty {
-        eprintln!("seeding the demo county (平凉市崆峒区) into {} …", data.display());
-        let seeded = linli::demo::seed(&store, now, linli::demo::Size { persons, volunteers })
-            .context("seeding the demo county")?;
+        eprintln!(
+            "seeding the demo county (平凉市崆峒区) into {} …",
+            data.display()
+        );
+        let seeded = linli::demo::seed(
+            &store,
+            now,
+            linli::demo::Size {
+                persons,
+                volunteers,
+            },
+        )
+        .context("seeding the demo county")?;
         eprintln!(
             "  {} regions, {} stations, {} people in care, {} volunteers",
             seeded.regions,
@@ -313,22 +375,33 @@ fn demo(data: PathBuf, listen: std::net::SocketAddr, persons: usize, volunteers:
         eprintln!("using the demo county already in {}", data.display());
     }
     let mk = |scope: Scope, label: &str| {
-        auth::create_token(&store, &scope, Some(label.to_owned()), now).map_err(|e| Failure::Runtime(e.into()))
+        auth::create_token(&store, &scope, Some(label.to_owned()), now)
+            .map_err(|e| Failure::Runtime(e.into()))
     };
     let admin = mk(Scope::Admin, "demo admin")?;
-    let bureau = mk(Scope::Bureau(linli::demo::COUNTY.into()), "demo 崆峒区民政局")?;
+    let bureau = mk(
+        Scope::Bureau(linli::demo::COUNTY.into()),
+        "demo 崆峒区民政局",
+    )?;
     let station = mk(Scope::Station(1), "demo 东关街道社会工作站")?;
     let url = format!("http://{listen}");
     println!("linli demo — 平凉市崆峒区 (synthetic data)");
     println!("  URL:            {url}");
     println!("  admin token:    {admin}");
-    println!("  bureau token:   {bureau}   (bureau:{})", linli::demo::COUNTY);
+    println!(
+        "  bureau token:   {bureau}   (bureau:{})",
+        linli::demo::COUNTY
+    );
     println!("  station token:  {station}   (station:1, 东关街道社会工作站)");
     println!();
     println!("Try:");
     println!("  curl -s {url}/healthz");
-    println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/persons?region=620802001000&category=special_difficulty_elder&limit=5'");
-    println!("  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/volunteers?skill=first_aid&limit=5'");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/persons?region=620802001000&category=special_difficulty_elder&limit=5'"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/volunteers?skill=first_aid&limit=5'"
+    );
     println!("  curl -s {url}/v1/openapi.json | head -c 300");
     println!("  curl -s {url}/metrics | grep linli_store_rows");
     if no_serve {
@@ -340,9 +413,14 @@ fn demo(data: PathBuf, listen: std::net::SocketAddr, persons: usize, volunteers:
             .await
             .with_context(|| format!("cannot listen on {listen} (pass --listen 127.0.0.1:PORT)"))?;
         eprintln!("serving; Ctrl-C stops");
-        linli::server::run(listener, state, linli::server::shutdown_signal(), std::time::Duration::from_secs(10))
-            .await
-            .context("server failed")?;
+        linli::server::run(
+            listener,
+            state,
+            linli::server::shutdown_signal(),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .context("server failed")?;
         Ok(())
     })
 }
@@ -362,24 +440,47 @@ fn bench_import(rows: usize, dir: Option<PathBuf>) -> Result<(), Failure> {
     eprintln!("generating {rows} rows into {} …", csv_path.display());
     let store = open_store(&db_path, false)?;
     let now = clock::SystemClock.now();
-    linli::demo::bench_fixture(&store, &csv_path, rows, now).context("generating the benchmark file")?;
+    linli::demo::bench_fixture(&store, &csv_path, rows, now)
+        .context("generating the benchmark file")?;
     let rss_before = peak_rss_mib().unwrap_or(0.0);
     let started = std::time::Instant::now();
-    let opts = ImportOptions { kind: Kind::Persons, skip_invalid: false, guard: &Everything, now };
-    let report = import::import(&store, || std::fs::File::open(&csv_path).map(std::io::BufReader::new), &opts, &mut |_| {})
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let opts = ImportOptions {
+        kind: Kind::Persons,
+        skip_invalid: false,
+        guard: &Everything,
+        now,
+    };
+    let report = import::import(
+        &store,
+        || std::fs::File::open(&csv_path).map(std::io::BufReader::new),
+        &opts,
+        &mut |_| {},
+    )
+    .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     let secs = started.elapsed().as_secs_f64();
     if report.error_count > 0 {
-        return Err(Failure::Runtime(anyhow::anyhow!("benchmark rows were refused: {:?}", report.errors.first())));
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "benchmark rows were refused: {:?}",
+            report.errors.first()
+        )));
     }
-    println!("import of {} persons: {secs:.2} s ({:.0} rows/s)", report.imported, report.imported as f64 / secs);
-    println!("peak RSS: {:.0} MiB (before the import: {rss_before:.0} MiB); database file: {:.0} MiB",
-        peak_rss_mib().unwrap_or(0.0), store.file_size() as f64 / 1048576.0);
+    println!(
+        "import of {} persons: {secs:.2} s ({:.0} rows/s)",
+        report.imported,
+        report.imported as f64 / secs
+    );
+    println!(
+        "peak RSS: {:.0} MiB (before the import: {rss_before:.0} MiB); database file: {:.0} MiB",
+        peak_rss_mib().unwrap_or(0.0),
+        store.file_size() as f64 / 1048576.0
+    );
     Ok(())
 }
 
 fn tempdir_for(dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
-    let d = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("linli-bench-{}", std::process::id())));
+    let d = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("linli-bench-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     Ok(d)
 }

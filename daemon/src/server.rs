@@ -31,7 +31,10 @@ pub async fn run(
         r = &mut server => return r.map_err(std::io::Error::other)?,
         () = shutdown => {}
     }
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining requests");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: draining requests"
+    );
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, &mut server).await {
         Ok(r) => r.map_err(std::io::Error::other)?,

@@ -1,1 +1,12 @@
+//! One integration-test binary (so it links once): each module starts the real daemon on
+//! 127.0.0.1:0 with a temporary redb file and talks HTTP to it, or runs `linlid` itself.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod harness;
+
+mod api_crud;
+mod bad_input;
+mod cli;
+mod import;
+mod persistence;
+mod scopes;

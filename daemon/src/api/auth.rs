@@ -142,12 +142,7 @@ pub struct Tokens {
 impl Tokens {
     pub fn scope_of(&self, store: &Store, token: &str) -> Result<Option<Scope>, StoreError> {
         let h = hash(token);
-        if let Some(s) = self
-            .cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&h)
-        {
+        if let Some(s) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(&h) {
             return Ok(Some(s.clone()));
         }
         let record: Option<TokenRecord> = store.read(|r| r.token(&h))?;
@@ -204,7 +199,12 @@ impl Caller {
     pub fn person_prefixes(&self) -> Option<Vec<String>> {
         match &self.scope {
             Scope::Admin => None,
-            Scope::Bureau(_) => Some(self.bureau_prefix().map(str::to_owned).into_iter().collect()),
+            Scope::Bureau(_) => Some(
+                self.bureau_prefix()
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect(),
+            ),
             Scope::Station(_) => Some(
                 self.station
                     .as_ref()

@@ -36,7 +36,9 @@ impl Metrics {
             .entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;
         let mut lat = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let s = lat.entry((method.to_owned(), route.to_owned())).or_default();
+        let s = lat
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
         s.count += 1;
         s.sum += seconds;
         for (b, le) in s.buckets.iter_mut().zip(BUCKETS) {
@@ -49,9 +51,16 @@ impl Metrics {
     /// The Prometheus exposition text; `extra` adds gauges as (name, help, [(labels, value)]).
     pub fn render(&self, extra: &[(&str, &str, Vec<(String, f64)>)]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP linli_http_requests_total HTTP requests answered, by route and status.\n");
+        out.push_str(
+            "# HELP linli_http_requests_total HTTP requests answered, by route and status.\n",
+        );
         out.push_str("# TYPE linli_http_requests_total counter\n");
-        for ((m, r, s), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for ((m, r, s), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
                 "linli_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}"
@@ -59,7 +68,12 @@ impl Metrics {
         }
         out.push_str("# HELP linli_http_request_duration_seconds Time to answer, by route.\n");
         out.push_str("# TYPE linli_http_request_duration_seconds histogram\n");
-        for ((m, r), s) in self.latency.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for ((m, r), s) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let labels = format!("method=\"{m}\",route=\"{r}\"");
             for (b, le) in s.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
@@ -72,8 +86,16 @@ impl Metrics {
                 "linli_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 s.count
             );
-            let _ = writeln!(out, "linli_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
-            let _ = writeln!(out, "linli_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "linli_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "linli_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
         for (name, help, values) in extra {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

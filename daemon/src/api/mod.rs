@@ -51,7 +51,10 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
         let scope = st
@@ -143,7 +146,10 @@ async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
         ("linli_store_file_bytes", "Size of the database file.", file),
     ]);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
 }
@@ -163,23 +169,31 @@ pub fn router(state: AppState) -> Router {
         .route("/regions", get(list_regions).post(create_region))
         .route(
             "/regions/{code}",
-            get(get_region).patch(update_region).delete(deactivate_region),
+            get(get_region)
+                .patch(update_region)
+                .delete(deactivate_region),
         )
         .route("/stations", get(list_stations).post(create_station))
         .route(
             "/stations/{id}",
-            get(get_station).patch(update_station).delete(deactivate_station),
+            get(get_station)
+                .patch(update_station)
+                .delete(deactivate_station),
         )
         .route("/persons", get(list_persons).post(create_person))
         .route(
             "/persons/{id}",
-            get(get_person).patch(update_person).delete(deactivate_person),
+            get(get_person)
+                .patch(update_person)
+                .delete(deactivate_person),
         )
         .route("/persons/{id}/reactivate", post(reactivate_person))
         .route("/volunteers", get(list_volunteers).post(create_volunteer))
         .route(
             "/volunteers/{id}",
-            get(get_volunteer).patch(update_volunteer).delete(deactivate_volunteer),
+            get(get_volunteer)
+                .patch(update_volunteer)
+                .delete(deactivate_volunteer),
         )
         .route("/tokens", post(create_token))
         .route("/imports/{kind}", post(import_csv))

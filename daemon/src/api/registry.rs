@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::auth::{Caller, Scope};
 use super::problem::{ApiError, Body, Problem};
-use super::AppState;
 use crate::registry::import::{self, ImportOptions, ImportReport};
 use crate::registry::service::{self, Guard};
 use crate::registry::*;
@@ -60,7 +60,9 @@ fn id_cursor(c: Option<&str>) -> Result<u64, ApiError> {
 
 fn no_lists_for_volunteers(caller: &Caller) -> Result<(), ApiError> {
     if caller.is_volunteer() {
-        Err(ApiError::forbidden("a volunteer token cannot list the registry"))
+        Err(ApiError::forbidden(
+            "a volunteer token cannot list the registry",
+        ))
     } else {
         Ok(())
     }
@@ -109,21 +111,23 @@ pub async fn list_regions(
             caller.can_read_region(&reg.code)
                 && (q.include_inactive || reg.active)
                 && q.level.is_none_or(|l| l == reg.level)
-                && q.under.as_deref().is_none_or(|u| {
-                    RegionCode::parse(u).is_ok_and(|u| u.contains(&reg.code))
-                })
+                && q.under
+                    .as_deref()
+                    .is_none_or(|u| RegionCode::parse(u).is_ok_and(|u| u.contains(&reg.code)))
         })
     })?;
     Ok(Json(page.into()))
 }
 
 fn subtree(code: &str) -> Result<String, ApiError> {
-    region::subtree_prefix(code).map(str::to_owned).ok_or_else(|| {
-        ApiError::invalid(vec![FieldError {
-            field: "region".into(),
-            message: "must be a 12-digit division code".into(),
-        }])
-    })
+    region::subtree_prefix(code)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::invalid(vec![FieldError {
+                field: "region".into(),
+                message: "must be a 12-digit division code".into(),
+            }])
+        })
 }
 
 #[utoipa::path(post, path = "/v1/regions", tag = "regions", request_body = RegionInput,
@@ -162,7 +166,12 @@ pub async fn update_region(
     Body(patch): Body<Value>,
 ) -> Result<Json<Region>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::update_region(&st.store, &caller, &code, &patch, now)?))).await
+    blocking(move || {
+        Ok(Json(service::update_region(
+            &st.store, &caller, &code, &patch, now,
+        )?))
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/v1/regions/{code}", tag = "regions",
@@ -174,7 +183,12 @@ pub async fn deactivate_region(
     Path(code): Path<String>,
 ) -> Result<Json<Region>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::set_region_active(&st.store, &caller, &code, false, now)?))).await
+    blocking(move || {
+        Ok(Json(service::set_region_active(
+            &st.store, &caller, &code, false, now,
+        )?))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------- stations
@@ -247,7 +261,12 @@ pub async fn update_station(
     Body(patch): Body<Value>,
 ) -> Result<Json<Station>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::update_station(&st.store, &caller, id, &patch, now)?))).await
+    blocking(move || {
+        Ok(Json(service::update_station(
+            &st.store, &caller, id, &patch, now,
+        )?))
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/v1/stations/{id}", tag = "stations",
@@ -259,7 +278,12 @@ pub async fn deactivate_station(
     Path(id): Path<u64>,
 ) -> Result<Json<Station>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::set_station_active(&st.store, &caller, id, false, now)?))).await
+    blocking(move || {
+        Ok(Json(service::set_station_active(
+            &st.store, &caller, id, false, now,
+        )?))
+    })
+    .await
 }
 
 // ----------------------------------------------------------------------------------- persons
@@ -318,9 +342,13 @@ pub async fn list_persons(
         (q.include_inactive || p.active)
             && caller.community(&p.community)
             && q.category.is_none_or(|c| p.categories.contains(&c))
-            && q.need.as_deref().is_none_or(|n| p.needs.iter().any(|x| x == n))
+            && q.need
+                .as_deref()
+                .is_none_or(|n| p.needs.iter().any(|x| x == n))
             && grid.is_none_or(|g| p.grid.as_deref() == Some(g))
-            && region.as_deref().is_none_or(|r| p.community.starts_with(r.split('-').next().unwrap_or(r)))
+            && region
+                .as_deref()
+                .is_none_or(|r| p.community.starts_with(r.split('-').next().unwrap_or(r)))
     };
     let prefixes = narrow(caller.person_prefixes(), community_prefix);
     let page = st.store.read(|r| match (prefixes, q.category) {
@@ -330,7 +358,10 @@ pub async fn list_persons(
                 None => None,
                 Some(c) => {
                     let (code, id) = c.split_once('~').ok_or_else(bad_cursor)?;
-                    Some((code.to_owned(), id.parse::<u64>().map_err(|_| bad_cursor())?))
+                    Some((
+                        code.to_owned(),
+                        id.parse::<u64>().map_err(|_| bad_cursor())?,
+                    ))
                 }
             };
             Ok::<_, ApiError>(r.persons_in_regions(
@@ -340,12 +371,9 @@ pub async fn list_persons(
                 keep,
             )?)
         }
-        (None, Some(cat)) => Ok(r.persons_in_category(
-            cat.as_str(),
-            id_cursor(q.cursor.as_deref())?,
-            limit,
-            keep,
-        )?),
+        (None, Some(cat)) => {
+            Ok(r.persons_in_category(cat.as_str(), id_cursor(q.cursor.as_deref())?, limit, keep)?)
+        }
         (None, None) => Ok(r.persons(id_cursor(q.cursor.as_deref())?, limit, keep)?),
     })?;
     Ok(Json(page.into()))
@@ -387,7 +415,12 @@ pub async fn update_person(
     Body(patch): Body<Value>,
 ) -> Result<Json<Person>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::update_person(&st.store, &caller, id, &patch, now)?))).await
+    blocking(move || {
+        Ok(Json(service::update_person(
+            &st.store, &caller, id, &patch, now,
+        )?))
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/v1/persons/{id}", tag = "persons",
@@ -399,7 +432,12 @@ pub async fn deactivate_person(
     Path(id): Path<u64>,
 ) -> Result<Json<Person>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::set_person_active(&st.store, &caller, id, false, now)?))).await
+    blocking(move || {
+        Ok(Json(service::set_person_active(
+            &st.store, &caller, id, false, now,
+        )?))
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/persons/{id}/reactivate", tag = "persons",
@@ -410,7 +448,12 @@ pub async fn reactivate_person(
     Path(id): Path<u64>,
 ) -> Result<Json<Person>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::set_person_active(&st.store, &caller, id, true, now)?))).await
+    blocking(move || {
+        Ok(Json(service::set_person_active(
+            &st.store, &caller, id, true, now,
+        )?))
+    })
+    .await
 }
 
 // -------------------------------------------------------------------------------- volunteers
@@ -450,7 +493,9 @@ pub async fn list_volunteers(
                     Some(s) => v.status == s,
                     None => v.status != VolunteerStatus::Inactive,
                 }
-                && q.skill.as_deref().is_none_or(|s| v.skills.iter().any(|x| x == s))
+                && q.skill
+                    .as_deref()
+                    .is_none_or(|s| v.skills.iter().any(|x| x == s))
         };
         match q.station {
             Some(s) => r.volunteers_of_station(s, after, limit, keep),
@@ -468,7 +513,8 @@ pub async fn create_volunteer(
     Body(input): Body<VolunteerInput>,
 ) -> Result<(StatusCode, Json<Volunteer>), ApiError> {
     let now = st.clock.now();
-    let v = blocking(move || Ok(service::create_volunteer(&st.store, &caller, input, now)?)).await?;
+    let v =
+        blocking(move || Ok(service::create_volunteer(&st.store, &caller, input, now)?)).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -505,7 +551,12 @@ pub async fn update_volunteer(
     Body(patch): Body<Value>,
 ) -> Result<Json<Volunteer>, ApiError> {
     let now = st.clock.now();
-    blocking(move || Ok(Json(service::update_volunteer(&st.store, &caller, id, &patch, now)?))).await
+    blocking(move || {
+        Ok(Json(service::update_volunteer(
+            &st.store, &caller, id, &patch, now,
+        )?))
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/v1/volunteers/{id}", tag = "volunteers",

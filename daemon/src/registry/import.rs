@@ -67,34 +67,63 @@ pub enum ImportError {
 /// Columns: (field, English header, Chinese headers).
 const PERSON_COLUMNS: &[(&str, &[&str])] = &[
     ("name", &["name", "姓名"]),
-    ("resident_id", &["resident_id", "身份证号", "身份证号码", "公民身份号码"]),
+    (
+        "resident_id",
+        &["resident_id", "身份证号", "身份证号码", "公民身份号码"],
+    ),
     ("phone", &["phone", "联系电话", "电话", "手机号"]),
-    ("community", &["community", "社区代码", "村（社区）代码", "社区"]),
+    (
+        "community",
+        &["community", "社区代码", "村（社区）代码", "社区"],
+    ),
     ("grid", &["grid", "网格", "网格代码"]),
     ("lat", &["lat", "纬度"]),
     ("lon", &["lon", "经度"]),
     ("address", &["address", "地址", "住址"]),
     ("categories", &["categories", "类别", "人员类别"]),
     ("circumstances", &["circumstances", "困难类型"]),
-    ("disability_type", &["disability_type", "残疾类别", "残疾类型"]),
+    (
+        "disability_type",
+        &["disability_type", "残疾类别", "残疾类型"],
+    ),
     ("disability_grade", &["disability_grade", "残疾等级"]),
     ("living", &["living", "居住情况"]),
     ("household_size", &["household_size", "家庭人口"]),
     ("guardian_name", &["guardian_name", "监护人", "监护人姓名"]),
-    ("guardian_relation", &["guardian_relation", "监护关系", "与监护人关系"]),
+    (
+        "guardian_relation",
+        &["guardian_relation", "监护关系", "与监护人关系"],
+    ),
     ("guardian_phone", &["guardian_phone", "监护人电话"]),
     ("needs", &["needs", "需求"]),
 ];
-const PERSON_REQUIRED: &[&str] = &["name", "resident_id", "community", "lat", "lon", "categories"];
+const PERSON_REQUIRED: &[&str] = &[
+    "name",
+    "resident_id",
+    "community",
+    "lat",
+    "lon",
+    "categories",
+];
 
 const VOLUNTEER_COLUMNS: &[(&str, &[&str])] = &[
     ("name", &["name", "姓名"]),
-    ("resident_id", &["resident_id", "身份证号", "身份证号码", "公民身份号码"]),
+    (
+        "resident_id",
+        &["resident_id", "身份证号", "身份证号码", "公民身份号码"],
+    ),
     ("phone", &["phone", "联系电话", "电话", "手机号"]),
     ("station", &["station", "工作站", "所属工作站"]),
     ("skills", &["skills", "技能", "专长"]),
     ("certifications", &["certifications", "证书", "资格证书"]),
-    ("safeguarding_expires", &["safeguarding_expires", "安全审查有效期", "无犯罪记录证明有效期"]),
+    (
+        "safeguarding_expires",
+        &[
+            "safeguarding_expires",
+            "安全审查有效期",
+            "无犯罪记录证明有效期",
+        ],
+    ),
     ("availability", &["availability", "服务时间"]),
     ("lat", &["lat", "纬度"]),
     ("lon", &["lon", "经度"]),
@@ -159,9 +188,9 @@ impl Columns {
             return Ok("");
         };
         let raw = row.get(i).unwrap_or_default();
-        std::str::from_utf8(raw).map(str::trim).map_err(|_| {
-            Invalid::one(field, "is not UTF-8 text: save the file as \"CSV UTF-8\"")
-        })
+        std::str::from_utf8(raw)
+            .map(str::trim)
+            .map_err(|_| Invalid::one(field, "is not UTF-8 text: save the file as \"CSV UTF-8\""))
     }
 }
 
@@ -225,7 +254,12 @@ fn person_row(cols: &Columns, row: &csv::ByteRecord) -> Result<PersonInput, Inva
     );
     put(
         "categories",
-        Value::Array(enum_list("categories", get("categories")?, Category::parse, Category::as_str)?),
+        Value::Array(enum_list(
+            "categories",
+            get("categories")?,
+            Category::parse,
+            Category::as_str,
+        )?),
     );
     put(
         "circumstances",
@@ -238,8 +272,9 @@ fn person_row(cols: &Columns, row: &csv::ByteRecord) -> Result<PersonInput, Inva
     );
     let (dt, dg) = (get("disability_type")?, get("disability_grade")?);
     if !dt.is_empty() || !dg.is_empty() {
-        let kind = DisabilityType::parse(dt)
-            .ok_or_else(|| Invalid::one("disability_type", format!("unknown disability type {dt:?}")))?;
+        let kind = DisabilityType::parse(dt).ok_or_else(|| {
+            Invalid::one("disability_type", format!("unknown disability type {dt:?}"))
+        })?;
         let grade: u8 = dg
             .trim_end_matches('级')
             .parse()
@@ -248,7 +283,8 @@ fn person_row(cols: &Columns, row: &csv::ByteRecord) -> Result<PersonInput, Inva
     }
     let (lv, hs) = (get("living")?, get("household_size")?);
     if !lv.is_empty() {
-        let living = living(lv).ok_or_else(|| Invalid::one("living", format!("unknown value {lv:?}")))?;
+        let living =
+            living(lv).ok_or_else(|| Invalid::one("living", format!("unknown value {lv:?}")))?;
         let size: u8 = if hs.is_empty() {
             u8::from(living == "alone").max(1)
         } else {
@@ -276,7 +312,15 @@ fn person_row(cols: &Columns, row: &csv::ByteRecord) -> Result<PersonInput, Inva
 fn weekday(s: &str) -> Option<Weekday> {
     let s = s.to_lowercase();
     let zh = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"];
-    let zh2 = ["星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"];
+    let zh2 = [
+        "星期一",
+        "星期二",
+        "星期三",
+        "星期四",
+        "星期五",
+        "星期六",
+        "星期日",
+    ];
     Weekday::ALL.into_iter().enumerate().find_map(|(i, d)| {
         (d.as_str() == s || zh[i] == s || zh2[i] == s || (i == 6 && (s == "周天" || s == "星期天")))
             .then_some(d)
@@ -298,7 +342,10 @@ fn volunteer_row(cols: &Columns, row: &csv::ByteRecord) -> Result<VolunteerInput
     for entry in list(get("certifications")?) {
         // NAME@YYYY-MM-DD or NAME#skill@YYYY-MM-DD
         let (head, expires) = entry.rsplit_once('@').ok_or_else(|| {
-            Invalid::one("certifications", format!("{entry:?} should be NAME@YYYY-MM-DD or NAME#skill@YYYY-MM-DD"))
+            Invalid::one(
+                "certifications",
+                format!("{entry:?} should be NAME@YYYY-MM-DD or NAME#skill@YYYY-MM-DD"),
+            )
         })?;
         let (name, skill) = match head.split_once('#') {
             Some((n, s)) => (n.trim(), Some(s.trim())),
@@ -313,7 +360,12 @@ fn volunteer_row(cols: &Columns, row: &csv::ByteRecord) -> Result<VolunteerInput
     let mut windows = Vec::new();
     for entry in list(get("availability")?) {
         // "mon 09:00-12:00" or "周一 09:00-12:00"
-        let bad = || Invalid::one("availability", format!("{entry:?} should look like \"mon 09:00-12:00\""));
+        let bad = || {
+            Invalid::one(
+                "availability",
+                format!("{entry:?} should look like \"mon 09:00-12:00\""),
+            )
+        };
         let (day, span) = entry.split_once(char::is_whitespace).ok_or_else(bad)?;
         let (start, end) = span.trim().split_once('-').ok_or_else(bad)?;
         let day = weekday(day.trim()).ok_or_else(bad)?;
@@ -336,9 +388,9 @@ fn volunteer_row(cols: &Columns, row: &csv::ByteRecord) -> Result<VolunteerInput
     }
     let cap = get("monthly_capacity")?;
     if !cap.is_empty() {
-        let n: u32 = cap
-            .parse()
-            .map_err(|_| Invalid::one("monthly_capacity", format!("{cap:?} is not a whole number")))?;
+        let n: u32 = cap.parse().map_err(|_| {
+            Invalid::one("monthly_capacity", format!("{cap:?} is not a whole number"))
+        })?;
         obj["monthly_capacity"] = json!(n);
     }
     let st = get("status")?;
@@ -407,13 +459,22 @@ impl RefCheck<'_> {
                 if let Some(g) = &p.grid
                     && self.region(g)?.is_none()
                 {
-                    return Ok(Err(Invalid::one("grid", format!("grid {g} is not registered"))));
+                    return Ok(Err(Invalid::one(
+                        "grid",
+                        format!("grid {g} is not registered"),
+                    )));
                 }
                 if !self.guard.community(&p.community) {
-                    return Ok(Err(Invalid::one("community", "is outside the communities your token covers")));
+                    return Ok(Err(Invalid::one(
+                        "community",
+                        "is outside the communities your token covers",
+                    )));
                 }
                 if let Some(id) = self.read.person_id_by_resident_id(&p.resident_id)? {
-                    return Ok(Err(Invalid::one("resident_id", format!("already registered (person {id})"))));
+                    return Ok(Err(Invalid::one(
+                        "resident_id",
+                        format!("already registered (person {id})"),
+                    )));
                 }
                 Ok(Ok(Checked::Person(p, rid)))
             }
@@ -439,12 +500,18 @@ impl RefCheck<'_> {
                     _ => {
                         return Ok(Err(Invalid::one(
                             "station",
-                            format!("station {} is not a registered, active station you cover", v.station),
+                            format!(
+                                "station {} is not a registered, active station you cover",
+                                v.station
+                            ),
                         )));
                     }
                 }
                 if let Some(id) = self.read.volunteer_id_by_resident_id(&v.resident_id)? {
-                    return Ok(Err(Invalid::one("resident_id", format!("already registered (volunteer {id})"))));
+                    return Ok(Err(Invalid::one(
+                        "resident_id",
+                        format!("already registered (volunteer {id})"),
+                    )));
                 }
                 Ok(Ok(Checked::Volunteer(v, rid)))
             }
@@ -484,7 +551,9 @@ pub fn import<R: Read>(
 
     // Pass 1: check everything.
     store.read(|read| -> Result<(), ImportError> {
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(open()?);
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(open()?);
         let cols = Columns::from_header(reader.byte_headers().map_err(csv_error)?, opts.kind)?;
         let mut check = RefCheck {
             read,
@@ -541,7 +610,9 @@ pub fn import<R: Read>(
             Kind::Volunteers => "volunteer",
         };
         let mut next = w.reserve_ids(kind_name, to_write)?;
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(open()?);
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(open()?);
         let cols = Columns::from_header(reader.byte_headers().map_err(csv_error)?, opts.kind)?;
         let mut persons = w.person_writer()?;
         let mut volunteers = w.volunteer_writer()?;
@@ -552,16 +623,13 @@ pub fn import<R: Read>(
             if bad_rows.contains(&line) {
                 continue;
             }
-            let conflict = |field: &str, message: String| {
-                RegistryError::Conflict {
-                    field: format!("line {line}: {field}"),
-                    message: format!("{message}; the registry changed during the import, run it again"),
-                }
+            let conflict = |field: &str, message: String| RegistryError::Conflict {
+                field: format!("line {line}: {field}"),
+                message: format!("{message}; the registry changed during the import, run it again"),
             };
             let checked = match opts.kind {
-                Kind::Persons => person_row(&cols, &row).and_then(|mut p| {
-                    rules::person(&mut p, today).map(|r| Checked::Person(p, r))
-                }),
+                Kind::Persons => person_row(&cols, &row)
+                    .and_then(|mut p| rules::person(&mut p, today).map(|r| Checked::Person(p, r))),
                 Kind::Volunteers => volunteer_row(&cols, &row).and_then(|mut v| {
                     rules::volunteer(&mut v, today).map(|r| Checked::Volunteer(v, r))
                 }),
@@ -571,13 +639,19 @@ pub fn import<R: Read>(
                 Checked::Person(p, rid) => {
                     let record = service::person_record(next, p, rid, opts.now, opts.now);
                     persons.put(&record)?.map_err(|d| {
-                        conflict("resident_id", format!("already registered (person {})", d.existing_id))
+                        conflict(
+                            "resident_id",
+                            format!("already registered (person {})", d.existing_id),
+                        )
                     })?;
                 }
                 Checked::Volunteer(v, rid) => {
                     let record = service::volunteer_record(next, v, rid, opts.now, opts.now);
                     volunteers.put(&record)?.map_err(|d| {
-                        conflict("resident_id", format!("already registered (volunteer {})", d.existing_id))
+                        conflict(
+                            "resident_id",
+                            format!("already registered (volunteer {})", d.existing_id),
+                        )
                     })?;
                 }
             }
@@ -617,10 +691,18 @@ fn csv_error(e: csv::Error) -> ImportError {
 
 /// The header line of a persons CSV in English, for documentation and templates.
 pub fn person_header() -> String {
-    PERSON_COLUMNS.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(",")
+    PERSON_COLUMNS
+        .iter()
+        .map(|(f, _)| *f)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The header line of a volunteers CSV in English.
 pub fn volunteer_header() -> String {
-    VOLUNTEER_COLUMNS.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(",")
+    VOLUNTEER_COLUMNS
+        .iter()
+        .map(|(f, _)| *f)
+        .collect::<Vec<_>>()
+        .join(",")
 }

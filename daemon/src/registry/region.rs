@@ -143,13 +143,23 @@ mod tests {
     #[test]
     fn parents_and_subtrees() {
         let c = RegionCode::parse("620802001002").ok();
-        assert_eq!(c.as_ref().and_then(|c| c.parent()).as_deref(), Some("620802001000"));
+        assert_eq!(
+            c.as_ref().and_then(|c| c.parent()).as_deref(),
+            Some("620802001000")
+        );
         let county = RegionCode::parse("620802000000").ok();
         assert_eq!(county.as_ref().map(|c| c.subtree_prefix()), Some("620802"));
-        assert!(county.as_ref().is_some_and(|c| c.contains("620802001002-1")));
+        assert!(
+            county
+                .as_ref()
+                .is_some_and(|c| c.contains("620802001002-1"))
+        );
         assert!(!county.as_ref().is_some_and(|c| c.contains("620821001002")));
         let grid = RegionCode::parse("620802001002-3").ok();
         assert!(!grid.as_ref().is_some_and(|g| g.contains("620802001002-31")));
-        assert_eq!(grid.and_then(|g| g.parent()).as_deref(), Some("620802001002"));
+        assert_eq!(
+            grid.and_then(|g| g.parent()).as_deref(),
+            Some("620802001002")
+        );
     }
 }

@@ -76,7 +76,11 @@ use chrono::Datelike;
 /// Builds a valid ID from a 6-digit area code, birth date and 3-digit sequence; for demo data
 /// and tests.
 pub fn make(area: &str, birth: NaiveDate, sequence: u16) -> String {
-    let mut s = format!("{area:0>6.6}{}{:03}", birth.format("%Y%m%d"), sequence % 1000);
+    let mut s = format!(
+        "{area:0>6.6}{}{:03}",
+        birth.format("%Y%m%d"),
+        sequence % 1000
+    );
     let c = check_char(s.as_bytes()).unwrap_or('0');
     s.push(c);
     s
@@ -97,7 +101,10 @@ mod tests {
     #[test]
     fn known_valid_number() {
         // The sample number printed in GB 11643-1999.
-        let (id, info) = parse("11010519491231002x").map_err(|e| e.to_string()).ok().unzip();
+        let (id, info) = parse("11010519491231002x")
+            .map_err(|e| e.to_string())
+            .ok()
+            .unzip();
         assert_eq!(id.as_deref(), Some("11010519491231002X"));
         assert_eq!(
             info.map(|i| (i.birth_date.to_string(), i.gender)),
@@ -115,10 +122,7 @@ mod tests {
             })
         );
         assert_eq!(parse("1101051949123100"), Err(ResidentIdError::Length(16)));
-        assert_eq!(
-            parse("11010519491331002X"),
-            Err(ResidentIdError::BirthDate)
-        );
+        assert_eq!(parse("11010519491331002X"), Err(ResidentIdError::BirthDate));
         assert_eq!(parse("1101051949123100AX"), Err(ResidentIdError::NotDigits));
     }
 

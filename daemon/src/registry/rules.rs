@@ -84,7 +84,9 @@ pub fn normalize_phone(raw: &str) -> Result<String, &'static str> {
     if mobile || landline {
         Ok(s)
     } else {
-        Err("must be an 11-digit mobile number (13912345678) or a landline with area code (09338211234)")
+        Err(
+            "must be an 11-digit mobile number (13912345678) or a landline with area code (09338211234)",
+        )
     }
 }
 
@@ -97,10 +99,16 @@ fn phone(errs: &mut Invalid, field: &str, value: &mut String) {
 
 pub(super) fn point(errs: &mut Invalid, field: &str, p: &GeoPoint) {
     if !p.lat.is_finite() || !(-90.0..=90.0).contains(&p.lat) {
-        errs.push(format!("{field}.lat"), "latitude must be between -90 and 90");
+        errs.push(
+            format!("{field}.lat"),
+            "latitude must be between -90 and 90",
+        );
     }
     if !p.lon.is_finite() || !(-180.0..=180.0).contains(&p.lon) {
-        errs.push(format!("{field}.lon"), "longitude must be between -180 and 180");
+        errs.push(
+            format!("{field}.lon"),
+            "longitude must be between -180 and 180",
+        );
     }
 }
 
@@ -174,7 +182,10 @@ pub fn person(
             .and_then(|g| g.parent())
             .is_some_and(|p| p == input.community);
         if !ok {
-            errs.push("grid", "must be a grid of the person's community, e.g. <community>-1");
+            errs.push(
+                "grid",
+                "must be a grid of the person's community, e.g. <community>-1",
+            );
         }
     }
     point(&mut errs, "location", &input.location);
@@ -196,7 +207,9 @@ pub fn person(
                 format!("a special-difficulty elder is 60 or older; the resident ID gives age {a}"),
             );
         }
-        if input.circumstances.contains(&ElderCircumstance::AdvancedAge)
+        if input
+            .circumstances
+            .contains(&ElderCircumstance::AdvancedAge)
             && let Some(a) = age.filter(|a| *a < 80)
         {
             errs.push(
@@ -275,7 +288,9 @@ pub fn volunteer(
     if let Some(a) = id.map(|i| age_on(i.birth_date, today)).filter(|a| *a < 16) {
         errs.push(
             "resident_id",
-            format!("volunteers registered here must be 16 or older; the resident ID gives age {a}"),
+            format!(
+                "volunteers registered here must be 16 or older; the resident ID gives age {a}"
+            ),
         );
     }
     slugs(&mut errs, "skills", &mut input.skills);
@@ -314,7 +329,10 @@ pub fn station(input: &mut StationInput) -> Result<(), Invalid> {
     name(&mut errs, "name", &input.name);
     input.name = input.name.trim().to_owned();
     if RegionCode::parse(&input.township).map(|c| c.level) != Ok(RegionLevel::Township) {
-        errs.push("township", "must be the 12-digit code of a township or street");
+        errs.push(
+            "township",
+            "must be the 12-digit code of a township or street",
+        );
     }
     if input.communities.is_empty() {
         errs.push("communities", "a station serves at least one community");
@@ -366,7 +384,10 @@ mod tests {
             },
             address: None,
             categories: vec![Category::SpecialDifficultyElder],
-            circumstances: vec![ElderCircumstance::LivingAlone, ElderCircumstance::AdvancedAge],
+            circumstances: vec![
+                ElderCircumstance::LivingAlone,
+                ElderCircumstance::AdvancedAge,
+            ],
             disability: None,
             household: Some(Household {
                 living: LivingArrangement::Alone,
@@ -397,11 +418,17 @@ mod tests {
         p.location.lat = 91.0;
         p.grid = Some("620802001002-1".into());
         p.needs = vec!["Meals!".into()];
-        assert_eq!(fields(person(&mut p, today())), ["grid", "location.lat", "needs[0]"]);
+        assert_eq!(
+            fields(person(&mut p, today())),
+            ["grid", "location.lat", "needs[0]"]
+        );
 
         let mut young = elder();
-        young.resident_id =
-            resident_id::make("620802", NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(), 1);
+        young.resident_id = resident_id::make(
+            "620802",
+            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
+            1,
+        );
         assert_eq!(
             fields(person(&mut young, today())),
             ["categories", "circumstances"]
@@ -410,7 +437,10 @@ mod tests {
         let mut child = elder();
         child.categories = vec![Category::LeftBehindChild];
         child.circumstances.clear();
-        assert_eq!(fields(person(&mut child, today())), ["categories", "guardian"]);
+        assert_eq!(
+            fields(person(&mut child, today())),
+            ["categories", "guardian"]
+        );
 
         let mut disabled = elder();
         disabled.categories.push(Category::Disabled);
@@ -432,7 +462,10 @@ mod tests {
 
     #[test]
     fn phones() {
-        assert_eq!(normalize_phone("+86 139 0933 1234"), Ok("13909331234".into()));
+        assert_eq!(
+            normalize_phone("+86 139 0933 1234"),
+            Ok("13909331234".into())
+        );
         assert_eq!(normalize_phone("0933-8211234"), Ok("09338211234".into()));
         assert!(normalize_phone("12345").is_err());
     }

@@ -92,7 +92,10 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, Invalid> {
     })
 }
 
-fn patched<I: serde::Serialize + DeserializeOwned>(current: &I, patch: &Value) -> Result<I, Invalid> {
+fn patched<I: serde::Serialize + DeserializeOwned>(
+    current: &I,
+    patch: &Value,
+) -> Result<I, Invalid> {
     let mut value = serde_json::to_value(current).unwrap_or(Value::Null);
     merge_patch(&mut value, patch);
     from_json(value)
@@ -104,7 +107,11 @@ fn region_refs(w: &WriteTx, parent: Option<&str>) -> Result<(), RegistryError> {
     if let Some(p) = parent {
         match w.region(p)? {
             Some(r) if r.active => {}
-            Some(_) => return Err(Invalid::one("code", format!("parent region {p} is deactivated")).into()),
+            Some(_) => {
+                return Err(
+                    Invalid::one("code", format!("parent region {p} is deactivated")).into(),
+                );
+            }
             None => {
                 return Err(Invalid::one(
                     "code",
@@ -164,7 +171,9 @@ pub fn update_region(
             .ok_or_else(|| not_found("region", code))?;
         let mut input: RegionInput = patched(&old.to_input(), patch)?;
         if input.code != old.code {
-            return Err(Invalid::one("code", "a region's code cannot change; create a new region").into());
+            return Err(
+                Invalid::one("code", "a region's code cannot change; create a new region").into(),
+            );
         }
         rules::region(&mut input)?;
         let region = Region {
@@ -219,9 +228,10 @@ fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), RegistryError> {
     for (i, c) in s.communities.iter().enumerate() {
         let field = format!("communities[{i}]");
         match w.region(c)? {
-            Some(r) if r.level != RegionLevel::Community => {
-                errs.push(field, format!("{c} is a {:?} region, not a community", r.level))
-            }
+            Some(r) if r.level != RegionLevel::Community => errs.push(
+                field,
+                format!("{c} is a {:?} region, not a community", r.level),
+            ),
             Some(r) if !r.active => errs.push(field, format!("community {c} is deactivated")),
             Some(_) if !c.starts_with(county) => errs.push(
                 field,
@@ -238,7 +248,11 @@ fn guard_station(guard: &dyn Guard, s: &Station) -> Result<(), RegistryError> {
     if guard.station(s) && s.communities.iter().all(|c| guard.community(c)) {
         Ok(())
     } else {
-        Err(Invalid::one("communities", "include communities outside the regions your token covers").into())
+        Err(Invalid::one(
+            "communities",
+            "include communities outside the regions your token covers",
+        )
+        .into())
     }
 }
 
@@ -330,10 +344,15 @@ pub fn person_refs(w: &WriteTx, p: &PersonInput) -> Result<(), RegistryError> {
     let mut errs = Invalid::default();
     match w.region(&p.community)? {
         Some(r) if r.active && r.level == RegionLevel::Community => {}
-        Some(r) if !r.active => errs.push("community", format!("community {} is deactivated", r.code)),
+        Some(r) if !r.active => {
+            errs.push("community", format!("community {} is deactivated", r.code))
+        }
         _ => errs.push(
             "community",
-            format!("community {} is not registered: create the region first", p.community),
+            format!(
+                "community {} is not registered: create the region first",
+                p.community
+            ),
         ),
     }
     if let Some(g) = &p.grid
@@ -466,8 +485,14 @@ pub fn set_person_active(
 pub fn volunteer_station(w: &WriteTx, v: &VolunteerInput) -> Result<Station, RegistryError> {
     match w.station(v.station)? {
         Some(s) if s.active => Ok(s),
-        Some(_) => Err(Invalid::one("station", format!("station {} is deactivated", v.station)).into()),
-        None => Err(Invalid::one("station", format!("station {} is not registered", v.station)).into()),
+        Some(_) => {
+            Err(Invalid::one("station", format!("station {} is deactivated", v.station)).into())
+        }
+        None => Err(Invalid::one(
+            "station",
+            format!("station {} is not registered", v.station),
+        )
+        .into()),
     }
 }
 
@@ -509,7 +534,9 @@ pub fn create_volunteer(
     store.write(|w| {
         let station = volunteer_station(w, &input)?;
         if !guard.station(&station) {
-            return Err(Invalid::one("station", "is outside the stations your token covers").into());
+            return Err(
+                Invalid::one("station", "is outside the stations your token covers").into(),
+            );
         }
         let id = w.reserve_ids("volunteer", 1)?;
         let v = volunteer_record(id, input, rid, now, now);
@@ -520,11 +547,7 @@ pub fn create_volunteer(
     })
 }
 
-fn guarded_volunteer(
-    w: &WriteTx,
-    guard: &dyn Guard,
-    id: u64,
-) -> Result<Volunteer, RegistryError> {
+fn guarded_volunteer(w: &WriteTx, guard: &dyn Guard, id: u64) -> Result<Volunteer, RegistryError> {
     let v = w.volunteer(id)?.ok_or_else(|| not_found("volunteer", id))?;
     match w.station(v.station)? {
         Some(s) if guard.station(&s) => Ok(v),
@@ -545,7 +568,9 @@ pub fn update_volunteer(
         let rid = rules::volunteer(&mut input, now.date_naive())?;
         let station = volunteer_station(w, &input)?;
         if !guard.station(&station) {
-            return Err(Invalid::one("station", "is outside the stations your token covers").into());
+            return Err(
+                Invalid::one("station", "is outside the stations your token covers").into(),
+            );
         }
         let v = volunteer_record(id, input, rid, old.created_at, now);
         w.volunteer_writer()?

@@ -21,7 +21,9 @@ pub use tx::{Page, ReadTx, WriteTx};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
-    #[error("record {key} in table {table} cannot be read ({detail}); the file may be damaged — restore it from a backup")]
+    #[error(
+        "record {key} in table {table} cannot be read ({detail}); the file may be damaged — restore it from a backup"
+    )]
     Corrupt {
         table: &'static str,
         key: String,
@@ -169,9 +171,7 @@ impl Store {
             None if has_tables => Err(OpenError::Foreign {
                 path: self.path().to_owned(),
             }),
-            None => self
-                .write(|w| w.init_schema())
-                .map_err(damaged),
+            None => self.write(|w| w.init_schema()).map_err(damaged),
         }
     }
 
@@ -211,6 +211,9 @@ impl Store {
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
     let path = path.to_owned();
+    if e.to_string().contains("Not a redb database") {
+        return OpenError::NotADatabase { path };
+    }
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
             OpenError::InUse { path }
@@ -224,7 +227,9 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
         }
         redb::DatabaseError::UpgradeRequired(v) => OpenError::Other {
             path,
-            detail: format!("written by an older redb file format ({v}); upgrade it with a redb migration tool"),
+            detail: format!(
+                "written by an older redb file format ({v}); upgrade it with a redb migration tool"
+            ),
         },
         other => OpenError::Other {
             path,
@@ -232,4 +237,3 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
         },
     }
 }
-

@@ -129,7 +129,9 @@ impl ReadTx {
     ) -> Result<Page<Region>, StoreError> {
         let t = self.txn.open_table(REGIONS)?;
         let end = format!("{prefix}~");
-        let start = after.map(|a| format!("{a}\0")).unwrap_or_else(|| prefix.to_owned());
+        let start = after
+            .map(|a| format!("{a}\0"))
+            .unwrap_or_else(|| prefix.to_owned());
         let mut items = Vec::new();
         for row in t.range(start.as_str()..end.as_str())? {
             let (k, v) = row?;

@@ -1,0 +1,143 @@
+//! Restart keeps everything; a database file that is not linli's, is damaged, or comes from a
+//! newer schema is refused with a clear error and no panic.
+
+use reqwest::StatusCode;
+
+use crate::harness::*;
+use linli::store::{OpenError, OpenOptions, Store};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_keeps_everything() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let v = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 1))
+        .await;
+    let station_token = d.token(&format!("station:{}", w.stations[0])).await;
+    let person = d
+        .get(&format!("/v1/persons/{}", w.persons[0]), &d.admin)
+        .await
+        .body;
+    let dir = d.stop().await;
+
+    let d = Daemon::start_in(dir).await;
+    // Tokens made before the restart still work.
+    let r = d
+        .get(&format!("/v1/persons/{}", w.persons[0]), &station_token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, person);
+    let r = d
+        .get(&format!("/v1/volunteers/{}", v["id"]), &d.admin)
+        .await;
+    assert_eq!(r.body, v);
+    // Ids keep counting where they stopped.
+    let p = d.created("/v1/persons", elder("620802001001", 400)).await;
+    assert!(p["id"].as_u64().unwrap() > w.persons[2]);
+    d.stop().await;
+}
+
+fn open(path: &std::path::Path) -> Result<Store, OpenError> {
+    Store::open(path, OpenOptions::default())
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linli.redb");
+    std::fs::write(
+        &path,
+        b"name,resident_id\nthis is a CSV file, not a database\n",
+    )
+    .unwrap();
+    let err = open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::NotADatabase { .. } | OpenError::Damaged { .. }
+        ),
+        "{err}"
+    );
+    // The file is left as it was.
+    assert!(
+        std::fs::read(&path)
+            .unwrap()
+            .starts_with(b"name,resident_id")
+    );
+}
+
+#[test]
+fn a_damaged_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linli.redb");
+    {
+        let store = open(&path).unwrap();
+        let now = chrono::Utc::now();
+        linli::demo::seed(
+            &store,
+            now,
+            linli::demo::Size {
+                persons: 300,
+                volunteers: 20,
+            },
+        )
+        .unwrap();
+    }
+    // Overwrite a stretch in the middle of the file, where the tables' pages live.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[len / 3..len / 3 + 64 * 1024] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let err = open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::Damaged { .. } | OpenError::NotADatabase { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linli.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut t = w
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            t.insert("schema_version", 99).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let err = open(&path).unwrap_err();
+    assert!(
+        matches!(err, OpenError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade linlid"));
+}
+
+#[test]
+fn a_foreign_redb_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linli.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut t = w
+                .open_table(redb::TableDefinition::<u64, u64>::new("orders"))
+                .unwrap();
+            t.insert(1, 2).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let err = open(&path).unwrap_err();
+    assert!(matches!(err, OpenError::Foreign { .. }), "{err}");
+}
