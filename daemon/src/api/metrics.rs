@@ -13,6 +13,12 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// Request counts keyed by (method, route, status).
+type Counts = BTreeMap<(String, String, u16), u64>;
+
+/// A gauge family: name, help text, and (labels, value) samples.
+pub type Gauge<'a> = (&'a str, &'a str, Vec<(String, f64)>);
+
 #[derive(Default)]
 struct Series {
     buckets: [u64; BUCKETS.len()],
@@ -23,7 +29,7 @@ struct Series {
 /// Request metrics, shared by all handlers.
 #[derive(Clone, Default)]
 pub struct Metrics {
-    requests: Arc<Mutex<BTreeMap<(String, String, u16), u64>>>,
+    requests: Arc<Mutex<Counts>>,
     latency: Arc<Mutex<BTreeMap<(String, String), Series>>>,
 }
 
@@ -49,7 +55,7 @@ impl Metrics {
     }
 
     /// The Prometheus exposition text; `extra` adds gauges as (name, help, [(labels, value)]).
-    pub fn render(&self, extra: &[(&str, &str, Vec<(String, f64)>)]) -> String {
+    pub fn render(&self, extra: &[Gauge<'_>]) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP linli_http_requests_total HTTP requests answered, by route and status.\n",
