@@ -128,11 +128,9 @@ pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> 
         .get::<MatchedPath>()
         .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
-    metrics.record(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    tracing::debug!(%method, %route, status, ms = seconds * 1000.0, "request");
+    metrics.record(&method, &route, status, seconds);
     response
 }

@@ -156,203 +156,82 @@ impl Station {
 // ---------------------------------------------------------------------------------------------
 // People in care
 
-/// The plan's priority groups (服务对象).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    /// 特殊困难老人
-    SpecialDifficultyElder,
-    /// 留守儿童
-    LeftBehindChild,
-    /// 困境儿童
-    ChildInDifficulty,
-    /// 残疾人
-    Disabled,
-    /// 登记失业人员
-    Unemployed,
-    /// 退役军人
-    Veteran,
-    /// 社区矫正对象
-    CommunityCorrection,
+/// An enum whose values have an English slug (its serde name) and the Chinese name users know
+/// it by; `parse` accepts either.
+macro_rules! labelled_enum {
+    ($(#[$m:meta])* pub enum $name:ident {
+        $($(#[$vm:meta])* $variant:ident = ($slug:literal, $zh:literal)),* $(,)?
+    }) => {
+        $(#[$m])*
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $slug)] $variant),*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $slug),*
+                }
+            }
+
+            pub fn zh(self) -> &'static str {
+                match self {
+                    $($name::$variant => $zh),*
+                }
+            }
+
+            /// Accepts the English slug or the Chinese name.
+            pub fn parse(s: &str) -> Option<$name> {
+                let s = s.trim();
+                Self::ALL.iter().copied().find(|c| c.as_str() == s || c.zh() == s)
+            }
+        }
+    };
 }
 
-impl Category {
-    pub const ALL: [Category; 7] = [
-        Category::SpecialDifficultyElder,
-        Category::LeftBehindChild,
-        Category::ChildInDifficulty,
-        Category::Disabled,
-        Category::Unemployed,
-        Category::Veteran,
-        Category::CommunityCorrection,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::SpecialDifficultyElder => "special_difficulty_elder",
-            Category::LeftBehindChild => "left_behind_child",
-            Category::ChildInDifficulty => "child_in_difficulty",
-            Category::Disabled => "disabled",
-            Category::Unemployed => "unemployed",
-            Category::Veteran => "veteran",
-            Category::CommunityCorrection => "community_correction",
-        }
-    }
-
-    /// The Chinese name users know the group by.
-    pub fn zh(self) -> &'static str {
-        match self {
-            Category::SpecialDifficultyElder => "特殊困难老人",
-            Category::LeftBehindChild => "留守儿童",
-            Category::ChildInDifficulty => "困境儿童",
-            Category::Disabled => "残疾人",
-            Category::Unemployed => "登记失业人员",
-            Category::Veteran => "退役军人",
-            Category::CommunityCorrection => "社区矫正对象",
-        }
-    }
-
-    /// Accepts the English slug or the Chinese name.
-    pub fn parse(s: &str) -> Option<Category> {
-        let s = s.trim();
-        Category::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s || c.zh() == s)
+labelled_enum! {
+    /// The plan's priority groups (服务对象).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+    pub enum Category {
+        SpecialDifficultyElder = ("special_difficulty_elder", "特殊困难老人"),
+        LeftBehindChild = ("left_behind_child", "留守儿童"),
+        ChildInDifficulty = ("child_in_difficulty", "困境儿童"),
+        Disabled = ("disabled", "残疾人"),
+        Unemployed = ("unemployed", "登记失业人员"),
+        Veteran = ("veteran", "退役军人"),
+        CommunityCorrection = ("community_correction", "社区矫正对象"),
     }
 }
 
-/// Kinds of special difficulty for elders (特殊困难老人的类型).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ElderCircumstance {
-    /// 独居
-    LivingAlone,
-    /// 空巢
-    EmptyNest,
-    /// 留守
-    LeftBehind,
-    /// 失能
-    Incapacitated,
-    /// 半失能
-    SemiIncapacitated,
-    /// 高龄 (80+)
-    AdvancedAge,
-    /// 低保
-    SubsistenceAllowance,
-    /// 特困
-    ExtremePoverty,
-}
-
-impl ElderCircumstance {
-    pub const ALL: [ElderCircumstance; 8] = [
-        ElderCircumstance::LivingAlone,
-        ElderCircumstance::EmptyNest,
-        ElderCircumstance::LeftBehind,
-        ElderCircumstance::Incapacitated,
-        ElderCircumstance::SemiIncapacitated,
-        ElderCircumstance::AdvancedAge,
-        ElderCircumstance::SubsistenceAllowance,
-        ElderCircumstance::ExtremePoverty,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ElderCircumstance::LivingAlone => "living_alone",
-            ElderCircumstance::EmptyNest => "empty_nest",
-            ElderCircumstance::LeftBehind => "left_behind",
-            ElderCircumstance::Incapacitated => "incapacitated",
-            ElderCircumstance::SemiIncapacitated => "semi_incapacitated",
-            ElderCircumstance::AdvancedAge => "advanced_age",
-            ElderCircumstance::SubsistenceAllowance => "subsistence_allowance",
-            ElderCircumstance::ExtremePoverty => "extreme_poverty",
-        }
-    }
-
-    pub fn zh(self) -> &'static str {
-        match self {
-            ElderCircumstance::LivingAlone => "独居",
-            ElderCircumstance::EmptyNest => "空巢",
-            ElderCircumstance::LeftBehind => "留守",
-            ElderCircumstance::Incapacitated => "失能",
-            ElderCircumstance::SemiIncapacitated => "半失能",
-            ElderCircumstance::AdvancedAge => "高龄",
-            ElderCircumstance::SubsistenceAllowance => "低保",
-            ElderCircumstance::ExtremePoverty => "特困",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ElderCircumstance> {
-        let s = s.trim();
-        ElderCircumstance::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s || c.zh() == s)
+labelled_enum! {
+    /// Kinds of special difficulty for elders (特殊困难老人的类型).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+    pub enum ElderCircumstance {
+        LivingAlone = ("living_alone", "独居"),
+        EmptyNest = ("empty_nest", "空巢"),
+        LeftBehind = ("left_behind", "留守"),
+        Incapacitated = ("incapacitated", "失能"),
+        SemiIncapacitated = ("semi_incapacitated", "半失能"),
+        /// 80 or older.
+        AdvancedAge = ("advanced_age", "高龄"),
+        SubsistenceAllowance = ("subsistence_allowance", "低保"),
+        ExtremePoverty = ("extreme_poverty", "特困"),
     }
 }
 
-/// Disability types of the national disability certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DisabilityType {
-    /// 视力
-    Visual,
-    /// 听力
-    Hearing,
-    /// 言语
-    Speech,
-    /// 肢体
-    Physical,
-    /// 智力
-    Intellectual,
-    /// 精神
-    Mental,
-    /// 多重
-    Multiple,
-}
-
-impl DisabilityType {
-    pub const ALL: [DisabilityType; 7] = [
-        DisabilityType::Visual,
-        DisabilityType::Hearing,
-        DisabilityType::Speech,
-        DisabilityType::Physical,
-        DisabilityType::Intellectual,
-        DisabilityType::Mental,
-        DisabilityType::Multiple,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisabilityType::Visual => "visual",
-            DisabilityType::Hearing => "hearing",
-            DisabilityType::Speech => "speech",
-            DisabilityType::Physical => "physical",
-            DisabilityType::Intellectual => "intellectual",
-            DisabilityType::Mental => "mental",
-            DisabilityType::Multiple => "multiple",
-        }
-    }
-
-    pub fn zh(self) -> &'static str {
-        match self {
-            DisabilityType::Visual => "视力",
-            DisabilityType::Hearing => "听力",
-            DisabilityType::Speech => "言语",
-            DisabilityType::Physical => "肢体",
-            DisabilityType::Intellectual => "智力",
-            DisabilityType::Mental => "精神",
-            DisabilityType::Multiple => "多重",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DisabilityType> {
-        let s = s.trim();
-        DisabilityType::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s || c.zh() == s)
+labelled_enum! {
+    /// Disability types of the national disability certificate.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    pub enum DisabilityType {
+        Visual = ("visual", "视力"),
+        Hearing = ("hearing", "听力"),
+        Speech = ("speech", "言语"),
+        Physical = ("physical", "肢体"),
+        Intellectual = ("intellectual", "智力"),
+        Mental = ("mental", "精神"),
+        Multiple = ("multiple", "多重"),
     }
 }
 
@@ -643,6 +522,34 @@ impl Volunteer {
             monthly_capacity: self.monthly_capacity,
             languages: self.languages.clone(),
             status: self.status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_the_serde_names() {
+        for c in Category::ALL {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::json!(c.as_str()))
+            );
+            assert_eq!(Category::parse(c.zh()), Some(*c));
+        }
+        for c in ElderCircumstance::ALL {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::json!(c.as_str()))
+            );
+        }
+        for c in DisabilityType::ALL {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::json!(c.as_str()))
+            );
         }
     }
 }

@@ -32,6 +32,34 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// Loads the records named by `ids` (from an index scan), keeps those `keep` accepts, and stops
+/// after `limit`, giving the cursor of the last one returned when more remain.
+fn collect_page<T: DeserializeOwned>(
+    records: &redb::ReadOnlyTable<u64, &'static [u8]>,
+    name: &'static str,
+    ids: impl Iterator<Item = Result<u64, redb::StorageError>>,
+    limit: usize,
+    mut keep: impl FnMut(&T) -> bool,
+    cursor: impl Fn(&T) -> String,
+) -> Result<Page<T>, StoreError> {
+    let mut items: Vec<T> = Vec::new();
+    for id in ids {
+        let id = id?;
+        let Some(bytes) = records.get(id)? else {
+            continue;
+        };
+        let record: T = decode(name, id, bytes.value())?;
+        if keep(&record) {
+            if items.len() == limit {
+                let next = items.last().map(&cursor);
+                return Ok(Page { items, next });
+            }
+            items.push(record);
+        }
+    }
+    Ok(Page { items, next: None })
+}
+
 /// Read accessors shared by read and write transactions.
 macro_rules! getters {
     () => {
@@ -210,11 +238,10 @@ impl ReadTx {
         prefixes: &[String],
         after: Option<(&str, u64)>,
         limit: usize,
-        mut keep: impl FnMut(&Person) -> bool,
+        keep: impl FnMut(&Person) -> bool,
     ) -> Result<Page<Person>, StoreError> {
         let index = self.txn.open_table(PERSONS_BY_COMMUNITY)?;
-        let persons = self.txn.open_table(PERSONS)?;
-        let mut items: Vec<Person> = Vec::new();
+        let mut ranges = Vec::new();
         for prefix in prefixes {
             let end = format!("{prefix}~");
             let lower = match after {
@@ -222,23 +249,16 @@ impl ReadTx {
                 Some((code, id)) if code >= prefix.as_str() => (code, id.saturating_add(1)),
                 _ => (prefix.as_str(), 0),
             };
-            for row in index.range(lower..(end.as_str(), 0))? {
-                let (k, _) = row?;
-                let (_, id) = k.value();
-                let Some(bytes) = persons.get(id)? else {
-                    continue;
-                };
-                let p: Person = decode("persons", id, bytes.value())?;
-                if keep(&p) {
-                    if items.len() == limit {
-                        let next = items.last().map(|l| format!("{}~{}", l.community, l.id));
-                        return Ok(Page { items, next });
-                    }
-                    items.push(p);
-                }
-            }
+            ranges.push(index.range(lower..(end.as_str(), 0))?);
         }
-        Ok(Page { items, next: None })
+        let ids = ranges
+            .into_iter()
+            .flatten()
+            .map(|row| row.map(|(k, _)| k.value().1));
+        let persons = self.txn.open_table(PERSONS)?;
+        collect_page(&persons, "persons", ids, limit, keep, |p: &Person| {
+            format!("{}~{}", p.community, p.id)
+        })
     }
 
     /// Persons in a category, in id order.
@@ -247,27 +267,16 @@ impl ReadTx {
         category: &str,
         after: u64,
         limit: usize,
-        mut keep: impl FnMut(&Person) -> bool,
+        keep: impl FnMut(&Person) -> bool,
     ) -> Result<Page<Person>, StoreError> {
         let index = self.txn.open_table(PERSONS_BY_CATEGORY)?;
+        let ids = index
+            .range((category, after.saturating_add(1))..=(category, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().1));
         let persons = self.txn.open_table(PERSONS)?;
-        let mut items: Vec<Person> = Vec::new();
-        for row in index.range((category, after.saturating_add(1))..=(category, u64::MAX))? {
-            let (k, _) = row?;
-            let (_, id) = k.value();
-            let Some(bytes) = persons.get(id)? else {
-                continue;
-            };
-            let p: Person = decode("persons", id, bytes.value())?;
-            if keep(&p) {
-                if items.len() == limit {
-                    let next = items.last().map(|l| l.id.to_string());
-                    return Ok(Page { items, next });
-                }
-                items.push(p);
-            }
-        }
-        Ok(Page { items, next: None })
+        collect_page(&persons, "persons", ids, limit, keep, |p: &Person| {
+            p.id.to_string()
+        })
     }
 
     /// Volunteers of one station, in id order.
@@ -276,27 +285,16 @@ impl ReadTx {
         station: u64,
         after: u64,
         limit: usize,
-        mut keep: impl FnMut(&Volunteer) -> bool,
+        keep: impl FnMut(&Volunteer) -> bool,
     ) -> Result<Page<Volunteer>, StoreError> {
         let index = self.txn.open_table(VOLUNTEERS_BY_STATION)?;
+        let ids = index
+            .range((station, after.saturating_add(1))..=(station, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().1));
         let table = self.txn.open_table(VOLUNTEERS)?;
-        let mut items: Vec<Volunteer> = Vec::new();
-        for row in index.range((station, after.saturating_add(1))..=(station, u64::MAX))? {
-            let (k, _) = row?;
-            let (_, id) = k.value();
-            let Some(bytes) = table.get(id)? else {
-                continue;
-            };
-            let v: Volunteer = decode("volunteers", id, bytes.value())?;
-            if keep(&v) {
-                if items.len() == limit {
-                    let next = items.last().map(|l| l.id.to_string());
-                    return Ok(Page { items, next });
-                }
-                items.push(v);
-            }
-        }
-        Ok(Page { items, next: None })
+        collect_page(&table, "volunteers", ids, limit, keep, |v: &Volunteer| {
+            v.id.to_string()
+        })
     }
 
     pub(super) fn sizes(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
