@@ -186,7 +186,14 @@ fn init_logging(format: LogFormat) {
 }
 
 fn open_store(path: &Path, check_integrity: bool) -> Result<Store, Failure> {
-    Store::open(path, OpenOptions { check_integrity }).map_err(Failure::Database)
+    Store::open(
+        path,
+        OpenOptions {
+            check_integrity,
+            ..OpenOptions::default()
+        },
+    )
+    .map_err(Failure::Database)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {

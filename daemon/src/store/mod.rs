@@ -88,12 +88,15 @@ pub struct OpenOptions {
     /// Verify every page's checksum on open (slower for big files, but a damaged file is
     /// refused up front instead of failing later).
     pub check_integrity: bool,
+    /// Bytes of page cache redb may keep (it defaults to 1 GiB, more than a county needs).
+    pub cache_bytes: usize,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             check_integrity: true,
+            cache_bytes: 128 << 20,
         }
     }
 }
@@ -126,6 +129,7 @@ impl Store {
         let opened = std::panic::catch_unwind(move || {
             let mut builder = redb::Database::builder();
             builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+            builder.set_cache_size(options.cache_bytes);
             if options.check_integrity && owned.exists() {
                 builder.set_check_integrity_on_open(true);
             }
