@@ -14,6 +14,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod plugins;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -210,13 +210,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let cfg = Config::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
             init_logging(cfg.log_format);
             let store = open_store(&cfg.database_path(), true)?;
-            let state = AppState::new(store, clock::system());
+            let state = AppState::new(store, clock::system())
+                .context("starting")
+                .map_err(Failure::Runtime)?;
+            let mut opts = linli::server::ServeOptions::new(cfg.shutdown_grace());
+            opts.plugin_dir = Some(cfg.plugin_dir.clone());
             runtime()?.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(cfg.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", cfg.listen))?;
                 tracing::info!(address = %cfg.listen, data = %cfg.data_dir.display(), "linlid serving");
-                linli::server::run(listener, state, linli::server::shutdown_signal(), cfg.shutdown_grace())
+                linli::server::run(listener, state, linli::server::shutdown_signal(), opts)
                     .await
                     .context("server failed")?;
                 Ok(())
@@ -414,7 +418,9 @@ fn demo(
     if no_serve {
         return Ok(());
     }
-    let state = AppState::new(store, clock);
+    let state = AppState::new(store, clock)
+        .context("starting")
+        .map_err(Failure::Runtime)?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -424,7 +430,7 @@ fn demo(
             listener,
             state,
             linli::server::shutdown_signal(),
-            std::time::Duration::from_secs(10),
+            linli::server::ServeOptions::new(std::time::Duration::from_secs(10)),
         )
         .await
         .context("server failed")?;

@@ -2,20 +2,53 @@
 //! drain in-flight requests within the grace period.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 
-/// Serves until `shutdown` resolves; in-flight requests get `grace` to finish.
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Time in-flight requests get to finish after shutdown is asked.
+    pub grace: Duration,
+    /// Folder watched for `.wasm` plugins, if any.
+    pub plugin_dir: Option<PathBuf>,
+    /// How often the plugin folder is scanned.
+    pub plugin_scan: Duration,
+}
+
+impl ServeOptions {
+    pub fn new(grace: Duration) -> Self {
+        Self {
+            grace,
+            plugin_dir: None,
+            plugin_scan: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves; in-flight requests get `opts.grace` to finish, and the
+/// plugin-folder watcher stops with them.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    opts: ServeOptions,
 ) -> std::io::Result<()> {
+    let grace = opts.grace;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watcher = opts.plugin_dir.map(|dir| {
+        tokio::spawn(crate::plugins::folder::watch(
+            dir,
+            state.plugins.clone(),
+            state.rejected.clone(),
+            opts.plugin_scan,
+            stop_rx.clone(),
+        ))
+    });
     let app = api::router(state);
     let mut server = tokio::spawn({
         let mut rx = stop_rx.clone();
@@ -36,6 +69,9 @@ pub async fn run(
         "shutting down: draining requests"
     );
     let _ = stop_tx.send(true);
+    if let Some(w) = watcher {
+        let _ = tokio::time::timeout(grace, w).await;
+    }
     match tokio::time::timeout(grace, &mut server).await {
         Ok(r) => r.map_err(std::io::Error::other)?,
         Err(_) => {

@@ -1,4 +1,216 @@
-//! linli-sdk: what plugin authors build action plugins with. The interface's one source is
-//! `sdk/wit/`; the guest bindings, the export macro and the test harness arrive with the plugin
-//! runtime (see the project's issue tracker). Until then this crate only reserves the name and
-//! builds in the workspace.
+//! # linli-sdk — write linli action plugins in Rust
+//!
+//! A plugin is a WebAssembly component (target `wasm32-wasip2`) that implements the
+//! `linli:plugin/action` interface of `sdk/wit/plugin.wit`: `describe` what it offers, `plan`
+//! the tasks of a duty's occurrence, `review` a visit report. This crate gives you:
+//!
+//! - the interface's types ([`Target`], [`TaskDraft`], [`ReviewOutcome`], …) as plain Rust;
+//! - [`Plugin`], the trait to implement, and [`export_plugin!`] to export it;
+//! - [`config`] and [`log`], the only things the host offers a plugin;
+//! - [`time`] helpers for the RFC 3339 instants the interface uses;
+//! - [`testing`], to unit-test `plan` and `review` natively with `cargo test`.
+//!
+//! ```ignore
+//! use linli_sdk::*;
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn describe() -> PluginInfo { /* ... */ }
+//!     fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Vec<TaskDraft>, String> { /* ... */ }
+//!     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> { /* ... */ }
+//! }
+//!
+//! export_plugin!(Hello);
+//! ```
+//!
+//! See `sdk/README.md` for the walk from nothing to a deployed plugin.
+
+/// Bindings generated from `sdk/wit/` by wit-bindgen. Use the re-exports at the crate root.
+#[allow(unsafe_code, clippy::all, missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "action-plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_action_plugin",
+        default_bindings_module: "linli_sdk::bindings",
+        generate_all,
+    });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+pub mod time;
+
+pub use bindings::exports::linli::plugin::action::Guest as Plugin;
+pub use bindings::linli::plugin::types::{
+    Action, Answer, AnswerKind, ChecklistItem, Community, Disability, FollowUp, Names, Occurrence,
+    Person, PluginInfo, Priority, Requirements, ReviewOutcome, Severity, Target, TargetKind, Task,
+    TaskDraft, VisitReport,
+};
+
+/// The interface version this SDK builds plugins for.
+pub const INTERFACE_VERSION: &str = "0.1.0";
+
+/// Exports a type implementing [`Plugin`] as the plugin's `linli:plugin/action` interface.
+#[macro_export]
+macro_rules! export_plugin {
+    ($t:ident) => {
+        $crate::bindings::__export_action_plugin!($t with_types_in $crate::bindings);
+    };
+}
+
+impl Names {
+    /// A text in Chinese and English.
+    pub fn new(zh: &str, en: &str) -> Names {
+        Names {
+            zh: zh.to_owned(),
+            en: en.to_owned(),
+        }
+    }
+}
+
+impl Default for Requirements {
+    /// One visitor, nothing else required.
+    fn default() -> Self {
+        Requirements {
+            skills: Vec::new(),
+            clearances: Vec::new(),
+            team_size: 1,
+            gender: None,
+            max_distance_km: None,
+            languages: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+}
+
+impl ChecklistItem {
+    /// A required yes/no question.
+    pub fn yes_no(id: &str, zh: &str, en: &str) -> ChecklistItem {
+        ChecklistItem {
+            id: id.to_owned(),
+            question: Names::new(zh, en),
+            kind: AnswerKind::YesNo,
+            choices: Vec::new(),
+            required: true,
+        }
+    }
+
+    /// A required free-text question.
+    pub fn text(id: &str, zh: &str, en: &str) -> ChecklistItem {
+        ChecklistItem {
+            kind: AnswerKind::Text,
+            ..ChecklistItem::yes_no(id, zh, en)
+        }
+    }
+
+    /// A required number.
+    pub fn number(id: &str, zh: &str, en: &str) -> ChecklistItem {
+        ChecklistItem {
+            kind: AnswerKind::Number,
+            ..ChecklistItem::yes_no(id, zh, en)
+        }
+    }
+
+    /// A required choice among `choices`.
+    pub fn choice(id: &str, zh: &str, en: &str, choices: &[&str]) -> ChecklistItem {
+        ChecklistItem {
+            kind: AnswerKind::Choice,
+            choices: choices.iter().map(|c| (*c).to_owned()).collect(),
+            ..ChecklistItem::yes_no(id, zh, en)
+        }
+    }
+
+    /// The same question, optional.
+    pub fn optional(self) -> ChecklistItem {
+        ChecklistItem {
+            required: false,
+            ..self
+        }
+    }
+}
+
+impl VisitReport {
+    /// The answer given to checklist item `id`, if any.
+    pub fn answer(&self, id: &str) -> Option<&str> {
+        self.answers
+            .iter()
+            .find(|a| a.item == id)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Whether item `id` was answered yes (`yes`, `true`, `是`, `1`).
+    pub fn yes(&self, id: &str) -> bool {
+        matches!(self.answer(id), Some("yes" | "true" | "是" | "1" | "y"))
+    }
+
+    /// The ids of required checklist items left unanswered.
+    pub fn missing(&self, checklist: &[ChecklistItem]) -> Vec<String> {
+        checklist
+            .iter()
+            .filter(|c| c.required && self.answer(&c.id).is_none_or(|a| a.trim().is_empty()))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+}
+
+impl Person {
+    pub fn has_category(&self, category: &str) -> bool {
+        self.categories.iter().any(|c| c == category)
+    }
+
+    pub fn has_circumstance(&self, circumstance: &str) -> bool {
+        self.circumstances.iter().any(|c| c == circumstance)
+    }
+
+    pub fn needs(&self, need: &str) -> bool {
+        self.needs.iter().any(|n| n == need)
+    }
+}
+
+/// The plugin's configuration, from the host (or the test harness).
+pub mod config {
+    /// The configuration as JSON text; `{}` when none is set.
+    pub fn json() -> String {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::bindings::linli::plugin::host::config()
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            crate::testing::current_config()
+        }
+    }
+
+    /// The configuration parsed into your type (use `#[serde(default)]` for defaults).
+    pub fn get<T: serde::de::DeserializeOwned>() -> Result<T, String> {
+        serde_json::from_str(&json()).map_err(|e| format!("plugin configuration: {e}"))
+    }
+}
+
+/// Logging through the host (never log personal data).
+pub mod log {
+    use crate::bindings::linli::plugin::host::Level;
+
+    fn emit(level: Level, message: &str) {
+        #[cfg(target_arch = "wasm32")]
+        crate::bindings::linli::plugin::host::log(level, message);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::record_log(level, message);
+    }
+
+    pub fn debug(message: &str) {
+        emit(Level::Debug, message);
+    }
+    pub fn info(message: &str) {
+        emit(Level::Info, message);
+    }
+    pub fn warn(message: &str) {
+        emit(Level::Warn, message);
+    }
+    pub fn error(message: &str) {
+        emit(Level::Error, message);
+    }
+}

@@ -47,7 +47,7 @@ impl Daemon {
         let store = Store::open(&Self::db_path(dir.path()), OpenOptions::default()).unwrap();
         let clock = clock();
         let admin = create_token(&store, &Scope::Admin, None, clock.now()).unwrap();
-        let state = AppState::new(store, clock);
+        let state = AppState::new(store, clock).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -57,7 +57,7 @@ impl Daemon {
             async {
                 let _ = rx.await;
             },
-            Duration::from_secs(5),
+            linli::server::ServeOptions::new(Duration::from_secs(5)),
         ));
         Daemon {
             url,

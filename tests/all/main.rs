@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod wasm;
 
 mod api_crud;
 mod bad_input;
 mod cli;
 mod import;
 mod persistence;
+mod plugins;
 mod scopes;

@@ -134,3 +134,32 @@ pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> 
     metrics.record(&method, &route, status, seconds);
     response
 }
+
+/// Appends per-plugin call metrics: calls, failures by kind, time spent.
+pub fn render_plugins(out: &mut String, stats: &[(String, crate::plugins::catalog::CallStats)]) {
+    out.push_str("# HELP linli_plugin_calls_total Calls into each plugin.\n# TYPE linli_plugin_calls_total counter\n");
+    for (id, s) in stats {
+        let _ = writeln!(
+            out,
+            "linli_plugin_calls_total{{plugin=\"{id}\"}} {}",
+            s.calls
+        );
+    }
+    out.push_str("# HELP linli_plugin_failures_total Failed plugin calls by kind.\n# TYPE linli_plugin_failures_total counter\n");
+    for (id, s) in stats {
+        for (kind, n) in &s.failures {
+            let _ = writeln!(
+                out,
+                "linli_plugin_failures_total{{plugin=\"{id}\",kind=\"{kind}\"}} {n}"
+            );
+        }
+    }
+    out.push_str("# HELP linli_plugin_call_seconds_total Time spent in each plugin.\n# TYPE linli_plugin_call_seconds_total counter\n");
+    for (id, s) in stats {
+        let _ = writeln!(
+            out,
+            "linli_plugin_call_seconds_total{{plugin=\"{id}\"}} {}",
+            s.seconds_total
+        );
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod metrics;
+pub mod plugins;
 pub mod problem;
 pub mod registry;
 
@@ -17,7 +18,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
+use std::sync::Arc;
+
 use crate::clock::SharedClock;
+use crate::plugins::catalog::Catalog;
+use crate::plugins::folder::Rejected;
+use crate::plugins::runtime::Runtime;
 use crate::store::Store;
 use auth::{Caller, Scope, Tokens};
 use metrics::Metrics;
@@ -30,16 +36,33 @@ pub struct AppState {
     pub clock: SharedClock,
     pub tokens: Tokens,
     pub metrics: Metrics,
+    pub plugins: Arc<Catalog>,
+    /// Files the plugin-folder watcher refused.
+    pub rejected: Rejected,
+}
+
+/// Why the daemon's state could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Engine(#[from] crate::plugins::runtime::EngineError),
+    #[error("cannot load the deployed plugins: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: SharedClock) -> Self {
-        Self {
+    /// Starts the plugin engine and loads the deployed plugins.
+    pub fn new(store: Store, clock: SharedClock) -> Result<Self, StartError> {
+        let runtime = Arc::new(Runtime::new(clock.clone())?);
+        let plugins = Arc::new(Catalog::open(runtime, store.clone(), clock.clone())?);
+        Ok(Self {
             store,
             clock,
             tokens: Tokens::default(),
             metrics: Metrics::default(),
-        }
+            plugins,
+            rejected: Rejected::default(),
+        })
     }
 }
 
@@ -88,6 +111,9 @@ impl FromRequestParts<AppState> for Caller {
         registry::list_volunteers, registry::create_volunteer, registry::get_volunteer,
         registry::update_volunteer, registry::deactivate_volunteer,
         registry::create_token, registry::import_csv, healthz, whoami,
+        plugins::list_plugins, plugins::deploy_plugin, plugins::get_plugin,
+        plugins::rollback_plugin, plugins::configure_plugin, plugins::resume_plugin,
+        plugins::plan_dry_run, plugins::review_dry_run,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -141,10 +167,11 @@ async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
         })
         .unwrap_or_default();
     let file = vec![(String::new(), st.store.file_size() as f64)];
-    let body = st.metrics.render(&[
+    let mut body = st.metrics.render(&[
         ("linli_store_rows", "Rows in each main table.", sizes),
         ("linli_store_file_bytes", "Size of the database file.", file),
     ]);
+    metrics::render_plugins(&mut body, &st.plugins.stats());
     (
         [(
             header::CONTENT_TYPE,
@@ -198,6 +225,18 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", post(create_token))
         .route("/imports/{kind}", post(import_csv))
         .route("/me", get(whoami))
+        .route(
+            "/plugins",
+            get(plugins::list_plugins).post(plugins::deploy_plugin),
+        )
+        .route(
+            "/plugins/{id}",
+            get(plugins::get_plugin).patch(plugins::configure_plugin),
+        )
+        .route("/plugins/{id}/rollback", post(plugins::rollback_plugin))
+        .route("/plugins/{id}/resume", post(plugins::resume_plugin))
+        .route("/plugins/{id}/plan", post(plugins::plan_dry_run))
+        .route("/plugins/{id}/review", post(plugins::review_dry_run))
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/v1", v1)

@@ -171,7 +171,8 @@ impl Store {
                 found: v,
                 supported: SCHEMA_VERSION,
             }),
-            Some(_) => Ok(()),
+            // Tables added since the file was made are created here (a no-op when present).
+            Some(_) => self.write(|w| w.init_schema()).map_err(damaged),
             None if has_tables => Err(OpenError::Foreign {
                 path: self.path().to_owned(),
             }),

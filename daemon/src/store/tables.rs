@@ -36,3 +36,9 @@ pub(super) const VOLUNTEERS_BY_RESIDENT_ID: TableDefinition<&str, u64> =
 
 /// SHA-256 of the token (hex) → token record
 pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+
+/// Plugin id → plugin record (versions, active version, configuration, quarantine)
+pub(super) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
+/// (plugin id, version) → the component's bytes; every deployed version is kept
+pub(super) const PLUGIN_WASM: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("plugin_wasm");

@@ -122,6 +122,30 @@ macro_rules! getters {
             Ok(t.get(rid)?.map(|v| v.value()))
         }
 
+        pub fn plugin<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>, StoreError> {
+            let t = self.txn.open_table(PLUGINS)?;
+            t.get(id)?
+                .map(|v| decode("plugins", id, v.value()))
+                .transpose()
+        }
+
+        /// Every plugin record.
+        pub fn all_plugins<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+            let t = self.txn.open_table(PLUGINS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.push(decode("plugins", k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        /// The bytes of one deployed plugin version.
+        pub fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            let t = self.txn.open_table(PLUGIN_WASM)?;
+            Ok(t.get((id, version))?.map(|v| v.value().to_vec()))
+        }
+
         pub fn token<T: DeserializeOwned>(&self, hash: &str) -> Result<Option<T>, StoreError> {
             let t = self.txn.open_table(TOKENS)?;
             t.get(hash)?
@@ -304,6 +328,7 @@ impl ReadTx {
             ("persons", self.txn.open_table(PERSONS)?.len()?),
             ("volunteers", self.txn.open_table(VOLUNTEERS)?.len()?),
             ("tokens", self.txn.open_table(TOKENS)?.len()?),
+            ("plugins", self.txn.open_table(PLUGINS)?.len()?),
         ])
     }
 }
@@ -331,6 +356,24 @@ impl WriteTx {
 
     getters!();
 
+    pub fn put_plugin<T: Serialize>(&mut self, id: &str, record: &T) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(PLUGINS)?;
+        t.insert(id, encode(record).as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_plugin_wasm(
+        &mut self,
+        id: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(PLUGIN_WASM)?;
+        t.insert((id, version), bytes)?;
+        Ok(())
+    }
+
+    /// Creates every table this build uses (idempotent), and records the schema version.
     pub(super) fn init_schema(&mut self) -> Result<(), StoreError> {
         self.txn.open_table(REGIONS)?;
         self.txn.open_table(STATIONS)?;
@@ -342,6 +385,8 @@ impl WriteTx {
         self.txn.open_table(VOLUNTEERS_BY_STATION)?;
         self.txn.open_table(VOLUNTEERS_BY_RESIDENT_ID)?;
         self.txn.open_table(TOKENS)?;
+        self.txn.open_table(PLUGINS)?;
+        self.txn.open_table(PLUGIN_WASM)?;
         let mut meta = self.txn.open_table(META)?;
         meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
         Ok(())

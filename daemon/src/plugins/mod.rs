@@ -1,0 +1,16 @@
+//! Action plugins: WebAssembly components implementing `linli:plugin` (sdk/wit/).
+//!
+//! - `host`    — the generated bindings and the host imports (logging, configuration).
+//! - `runtime` — engine, limits, loading and checking, one fresh store per call.
+//! - `model`   — the interface's data as the API serves it.
+//! - `catalog` — deployed plugins: versions kept in the store, hot replacement, rollback,
+//!   quarantine, metrics.
+//! - `folder`  — picks up `.wasm` files dropped into the plugin folder.
+//!
+//! Never: a plugin sees files, network, environment or the clock beyond what `runtime` gives it.
+
+pub mod catalog;
+pub mod folder;
+pub mod host;
+pub mod model;
+pub mod runtime;

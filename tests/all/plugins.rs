@@ -1,0 +1,371 @@
+//! The plugin host against hostile plugins: each is refused or stopped with an error naming
+//! the cause, while a good plugin beside it keeps working and the daemon keeps serving.
+
+use std::sync::Arc;
+
+use linli::plugins::catalog::{Actor, Catalog};
+use linli::plugins::model::{
+    Answer, Occurrence, PersonTarget, ReviewOutcome, Target, TaskInfo, VisitReport,
+};
+use linli::plugins::runtime::{CallError, Limits, LoadError, Runtime};
+use linli::store::{OpenOptions, Store};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::*;
+use crate::wasm::fixture;
+
+fn runtime() -> Runtime {
+    Runtime::new(clock()).unwrap()
+}
+
+fn occurrence() -> Occurrence {
+    Occurrence {
+        duty: "d1".into(),
+        action: "visit".into(),
+        scheduled_at: "2026-12-01T09:00:00+08:00".into(),
+        time_zone: "Asia/Shanghai".into(),
+    }
+}
+
+pub fn targets(n: usize) -> Vec<Target> {
+    (0..n as u64)
+        .map(|id| {
+            Target::Person(PersonTarget {
+                id,
+                community: "620802001001".into(),
+                age: 82,
+                gender: "female".into(),
+                categories: vec!["special_difficulty_elder".into()],
+                circumstances: vec!["living_alone".into()],
+                disability: None,
+                living: Some("alone".into()),
+                has_guardian: false,
+                needs: vec![],
+            })
+        })
+        .collect()
+}
+
+fn quick() -> Limits {
+    Limits {
+        deadline_ms: 300,
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn a_good_plugin_describes_plans_and_reviews() {
+    let rt = runtime();
+    let loaded = rt.load(&fixture("steady"), &Limits::default()).unwrap();
+    assert_eq!(
+        (
+            loaded.description.id.as_str(),
+            loaded.description.version.as_str()
+        ),
+        ("steady", "1.0.0")
+    );
+    let (drafts, logs) = rt
+        .plan(
+            &loaded,
+            "{\"hello\":1}",
+            &Limits::default(),
+            &occurrence(),
+            &targets(3),
+        )
+        .unwrap();
+    assert_eq!(drafts.len(), 3);
+    assert_eq!(drafts[2].target, 2);
+    assert_eq!(drafts[0].due_end, "2026-12-08T09:00:00+08:00");
+    assert_eq!(logs[0].message, "planning 3 targets (config {\"hello\":1})");
+    let task = TaskInfo {
+        id: 9,
+        kind: "visit".into(),
+        target: targets(1).remove(0),
+        due_start: drafts[0].due_start.clone(),
+        due_end: drafts[0].due_end.clone(),
+        checklist: drafts[0].checklist.clone(),
+    };
+    let report = |answers: Vec<Answer>| VisitReport {
+        visited_at: "2026-12-02T10:00:00+08:00".into(),
+        duration_minutes: 30,
+        reached: true,
+        answers,
+        notes: String::new(),
+    };
+    let (outcome, _) = rt
+        .review(&loaded, "{}", &Limits::default(), &task, &report(vec![]))
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ReviewOutcome::Rejected {
+            reasons: vec!["ok".into()]
+        }
+    );
+    let yes = vec![Answer {
+        item: "ok".into(),
+        value: "yes".into(),
+    }];
+    let (outcome, _) = rt
+        .review(&loaded, "{}", &Limits::default(), &task, &report(yes))
+        .unwrap();
+    assert_eq!(outcome, ReviewOutcome::Accepted);
+}
+
+#[test]
+fn hostile_plugins_are_stopped_and_named() {
+    let rt = runtime();
+    let run = |name: &str| {
+        let loaded = rt.load(&fixture(name), &quick()).unwrap();
+        rt.plan(&loaded, "{}", &quick(), &occurrence(), &targets(1))
+            .map(|_| ())
+    };
+    assert_eq!(run("endless-loop"), Err(CallError::Deadline(300)));
+    assert_eq!(run("memory-bomb"), Err(CallError::Memory(32)));
+    match run("panicker") {
+        Err(CallError::Trap { stderr, .. }) => {
+            assert!(
+                stderr.contains("the checklist table is corrupt"),
+                "{stderr}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match run("huge-list") {
+        Err(CallError::BadOutput(m)) => assert!(m.contains("50001 drafts for 1 targets"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn components_that_are_not_plugins_are_refused() {
+    let rt = runtime();
+    let err = |bytes: &[u8]| rt.load(bytes, &Limits::default()).err().unwrap();
+    match err(&fixture("wrong-version")) {
+        LoadError::WrongInterface { found, supported } => {
+            assert_eq!(
+                (found.as_str(), supported.as_str()),
+                ("linli:plugin@0.2.0", "linli:plugin@0.1.0")
+            )
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(err(b"\0asm\x01\0\0\0"), LoadError::CoreModule);
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    assert_eq!(err(&random), LoadError::NotWasm);
+    let mut truncated = fixture("steady");
+    truncated.truncate(truncated.len() / 2);
+    assert!(matches!(err(&truncated), LoadError::Compile(_)));
+    assert!(err(&random).to_string().contains("not WebAssembly"));
+}
+
+fn catalog() -> (tempfile::TempDir, Arc<Catalog>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("linli.redb"), OpenOptions::default()).unwrap();
+    let clock = clock();
+    let rt = Arc::new(Runtime::new(clock.clone()).unwrap());
+    (dir, Arc::new(Catalog::open(rt, store, clock).unwrap()))
+}
+
+fn admin() -> Actor {
+    Actor {
+        label: "admin".into(),
+        bureau: None,
+    }
+}
+
+#[test]
+fn a_failing_plugin_is_quarantined_and_its_neighbour_keeps_working() {
+    let (_dir, cat) = catalog();
+    cat.deploy(&fixture("steady"), &admin()).unwrap();
+    cat.deploy(&fixture("panicker"), &admin()).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            cat.plan("panicker", &occurrence(), &targets(1)),
+            Err(CallError::Trap { .. })
+        ));
+        assert!(cat.plan("steady", &occurrence(), &targets(2)).is_ok());
+    }
+    match cat.plan("panicker", &occurrence(), &targets(1)) {
+        Err(CallError::Quarantined(why)) => {
+            assert!(why.contains("3 calls failed in a row"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let status = cat.status("panicker").unwrap();
+    assert_eq!(status.status, "quarantined");
+    assert_eq!(status.stats.failures.get("trap"), Some(&3));
+    cat.resume("panicker", &admin()).unwrap();
+    assert!(matches!(
+        cat.plan("panicker", &occurrence(), &targets(1)),
+        Err(CallError::Trap { .. })
+    ));
+}
+
+#[test]
+fn hot_replacement_loses_no_call_and_versions_roll_back() {
+    let (_dir, cat) = catalog();
+    cat.deploy(&fixture("steady"), &admin()).unwrap();
+    let v2 = fixture("steady-v2");
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let cat = cat.clone();
+            std::thread::spawn(move || {
+                let mut versions = Vec::new();
+                for _ in 0..40 {
+                    let (drafts, _) = cat.plan("steady", &occurrence(), &targets(5)).unwrap();
+                    assert_eq!(drafts.len(), 5);
+                    versions.push(drafts[0].title.en.clone());
+                }
+                versions
+            })
+        })
+        .collect();
+    let status = cat.deploy(&v2, &admin()).unwrap();
+    assert_eq!(status.active_version, "2.0.0");
+    let seen: Vec<String> = callers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert_eq!(seen.len(), 160);
+    assert!(seen.iter().all(|v| v == "1.0.0" || v == "2.0.0"));
+    let (drafts, _) = cat.plan("steady", &occurrence(), &targets(1)).unwrap();
+    assert_eq!(drafts[0].title.en, "2.0.0");
+    let status = cat.rollback("steady", "1.0.0", &admin()).unwrap();
+    assert_eq!(
+        (status.active_version.as_str(), status.versions.len()),
+        ("1.0.0", 2)
+    );
+    let (drafts, _) = cat.plan("steady", &occurrence(), &targets(1)).unwrap();
+    assert_eq!(drafts[0].title.en, "1.0.0");
+    // A different build under a version already deployed is refused.
+    let mut other = fixture("steady");
+    other.extend_from_slice(&[0, 4, b'n', b'o', b't', b'e']);
+    assert!(cat.deploy(&other, &admin()).is_err());
+}
+
+async fn upload(d: &Daemon, token: &str, bytes: Vec<u8>) -> Reply {
+    let resp = d
+        .client
+        .post(format!("{}/v1/plugins", d.url))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    Daemon::reply(resp).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_deploy_over_http_and_the_daemon_outlives_hostile_ones() {
+    let d = Daemon::start().await;
+    world(&d).await;
+    let r = upload(&d, &d.admin, fixture("steady")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["description"]["actions"][0]["id"], "visit");
+    let r = upload(&d, &d.admin, fixture("wrong-version")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("linli:plugin@0.2.0")
+    );
+    let r = upload(&d, &d.admin, b"not wasm".to_vec()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = upload(&d, &d.admin, fixture("endless-loop")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = d.patch("/v1/plugins/endless-loop", &d.admin, json!({"limits": {"deadline_ms": 200, "memory_bytes": 33554432, "drafts_per_target": 16, "output_bytes": 1048576}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let plan = json!({"occurrence": {"duty": "d", "action": "visit", "scheduled_at": "2026-12-01T09:00:00+08:00", "time_zone": "Asia/Shanghai"},
+        "targets": [{"type": "person", "id": 1, "community": "620802001001", "age": 81, "gender": "female", "categories": ["special_difficulty_elder"]}]});
+    // The endless loop is stopped while the daemon keeps answering other requests.
+    let looping = d.post("/v1/plugins/endless-loop/plan", &d.admin, plan.clone());
+    let meanwhile = async {
+        let r = d.get("/v1/regions/620802000000", &d.admin).await;
+        assert_eq!(r.status, StatusCode::OK);
+        d.post("/v1/plugins/steady/plan", &d.admin, plan.clone())
+            .await
+    };
+    let (looped, steady) = tokio::join!(looping, meanwhile);
+    assert_eq!(looped.status, StatusCode::BAD_GATEWAY, "{:?}", looped.body);
+    assert!(
+        looped.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("deadline of 200 ms")
+    );
+    assert_eq!(steady.status, StatusCode::OK, "{:?}", steady.body);
+    assert_eq!(steady.body["drafts"].as_array().unwrap().len(), 1);
+    let list = d.get("/v1/plugins", &d.admin).await;
+    assert_eq!(list.body["plugins"].as_array().unwrap().len(), 2);
+    let metrics = reqwest::get(format!("{}/metrics", d.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("linli_plugin_failures_total{plugin=\"endless-loop\",kind=\"deadline\"} 1"),
+        "{metrics}"
+    );
+    // A station may look but not deploy; a bureau cannot replace an administrator's plugin.
+    let s = d.token("station:1").await;
+    assert_eq!(
+        upload(&d, &s, fixture("steady")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let b = d.token("bureau:620802000000").await;
+    assert_eq!(
+        upload(&d, &b, fixture("steady-v2")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deployed_plugins_survive_a_restart_and_the_folder_is_watched() {
+    let d = Daemon::start().await;
+    assert_eq!(
+        upload(&d, &d.admin, fixture("steady")).await.status,
+        StatusCode::CREATED
+    );
+    let dir = d.stop().await;
+    let d = Daemon::start_in(dir).await;
+    let r = d.get("/v1/plugins/steady", &d.admin).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
+    d.stop().await;
+
+    let (_dir, cat) = catalog();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("steady.wasm"), fixture("steady")).unwrap();
+    std::fs::write(folder.path().join("junk.wasm"), b"junk").unwrap();
+    let rejected = linli::plugins::folder::Rejected::default();
+    let mut seen = Default::default();
+    assert_eq!(
+        linli::plugins::folder::scan(folder.path(), &cat, &mut seen, &rejected),
+        1
+    );
+    assert_eq!(
+        cat.status("steady").unwrap().versions[0].uploaded_by,
+        "folder:steady.wasm"
+    );
+    let refused = rejected.snapshot();
+    assert!(
+        refused.values().any(|r| r.contains("not WebAssembly")),
+        "{refused:?}"
+    );
+    // Unchanged files are not deployed again.
+    assert_eq!(
+        linli::plugins::folder::scan(folder.path(), &cat, &mut seen, &rejected),
+        0
+    );
+}
