@@ -3,6 +3,11 @@
 //! database, damaged, from a newer version, or in use); 4 import refused (invalid rows).
 
 use std::io::IsTerminal;
+
+/// mimalloc: many small allocations move across the plugin boundary on every call.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,6 +17,7 @@ use linli::api::AppState;
 use linli::api::auth::{self, Scope};
 use linli::clock::{self, Clock};
 use linli::config::{Config, LogFormat};
+use linli::plugins::runtime::{Limits, Runtime};
 use linli::registry::import::{self, ImportOptions, Kind};
 use linli::registry::service::Everything;
 use linli::store::{OpenError, OpenOptions, Store};
@@ -70,6 +76,11 @@ enum Command {
         #[command(flatten)]
         place: Place,
     },
+    /// Check, inspect and run plugin components offline.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
     /// Benchmarks that need a real file system or process (numbers for the README).
     Bench {
         #[command(subcommand)]
@@ -93,7 +104,60 @@ enum TokenAction {
 }
 
 #[derive(Subcommand)]
+enum PluginAction {
+    /// Run the checks a deployment runs and print what the plugin describes.
+    Check { file: PathBuf },
+    /// Run a built plugin through the real host: `plan` on targets, or `review` on a report.
+    Run {
+        file: PathBuf,
+        #[command(subcommand)]
+        call: RunCall,
+        /// The plugin's configuration, a JSON file.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Deadline of the call in milliseconds.
+        #[arg(long, global = true, default_value_t = 2000)]
+        deadline_ms: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunCall {
+    /// Print the task drafts (JSON) for the targets in a JSON file.
+    Plan {
+        /// JSON array of targets: {"type":"person","id":1,"community":"620802001001","age":82,"gender":"female","categories":[...]} or {"type":"community",...}
+        #[arg(long)]
+        targets: PathBuf,
+        /// The action to plan (default: the plugin's first).
+        #[arg(long)]
+        action: Option<String>,
+        /// The occurrence's instant, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the review outcome (JSON) of a visit report for a task.
+    Review {
+        /// JSON task: {"id":1,"kind":"monthly-visit","target":{...},"due_start":…,"due_end":…,"checklist":[...]}
+        #[arg(long)]
+        task: PathBuf,
+        /// JSON visit report: {"visited_at":…,"duration_minutes":30,"reached":true,"answers":[{"item":…,"value":…}]}
+        #[arg(long)]
+        report: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Bench {
+    /// Instantiate + describe (median of many), and plan over many targets, for a plugin.
+    Plugin {
+        file: PathBuf,
+        /// Targets for the plan benchmark.
+        #[arg(long, default_value_t = 100_000)]
+        targets: usize,
+        /// Describe calls to time.
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+    },
     /// Generate N people in care as CSV, import them into a fresh database, report time and
     /// peak memory.
     Import {
@@ -279,6 +343,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench {
             what: Bench::Import { rows, dir },
         } => bench_import(rows, dir),
+        Command::Bench {
+            what:
+                Bench::Plugin {
+                    file,
+                    targets,
+                    iterations,
+                },
+        } => bench_plugin(&file, targets, iterations),
+        Command::Plugin { action } => plugin_command(action),
     }
 }
 
@@ -496,4 +569,219 @@ fn tempdir_for(dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
     });
     std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     Ok(d)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        Failure::Usage(format!(
+            "{}: {} at line {}, column {}",
+            path.display(),
+            e,
+            e.inner().line(),
+            e.inner().column()
+        ))
+    })
+}
+
+fn load_plugin(
+    rt: &Runtime,
+    file: &Path,
+    limits: &Limits,
+) -> Result<linli::plugins::runtime::Loaded, Failure> {
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
+    rt.load(&bytes, limits)
+        .map_err(|e| Failure::Rejected(format!("{}: refused: {e}", file.display())))
+}
+
+fn plugin_command(action: PluginAction) -> Result<(), Failure> {
+    let rt = Runtime::new(clock::system()).map_err(|e| Failure::Runtime(e.into()))?;
+    match action {
+        PluginAction::Check { file } => {
+            let loaded = load_plugin(&rt, &file, &Limits::default())?;
+            let d = &loaded.description;
+            println!(
+                "{}: ok — a linli:plugin@0.1.0 action plugin",
+                file.display()
+            );
+            println!("  id       {}", d.id);
+            println!("  version  {}", d.version);
+            println!("  name     {} / {}", d.names.zh, d.names.en);
+            println!("  sha256   {}", loaded.sha256);
+            println!("  size     {} bytes", loaded.size);
+            for a in &d.actions {
+                let targets = match a.target_kind {
+                    linli::plugins::model::TargetKind::Person => {
+                        format!("people in care: {}", a.categories.join(", "))
+                    }
+                    linli::plugins::model::TargetKind::Community => "communities".to_owned(),
+                };
+                println!(
+                    "  action   {} — {} / {} — default `{}` — {targets}",
+                    a.id, a.names.zh, a.names.en, a.default_cron
+                );
+            }
+            Ok(())
+        }
+        PluginAction::Run {
+            file,
+            call,
+            config,
+            deadline_ms,
+        } => {
+            let limits = Limits {
+                deadline_ms,
+                ..Limits::default()
+            };
+            let loaded = load_plugin(&rt, &file, &limits)?;
+            let config = match config {
+                Some(p) => read_json::<serde_json::Value>(&p)?.to_string(),
+                None => "{}".to_owned(),
+            };
+            let (json, logs) = match call {
+                RunCall::Plan {
+                    targets,
+                    action,
+                    at,
+                } => {
+                    let targets: Vec<linli::plugins::model::Target> = read_json(&targets)?;
+                    let action = action
+                        .or_else(|| loaded.description.actions.first().map(|a| a.id.clone()))
+                        .unwrap_or_default();
+                    let tz = chrono_tz::Asia::Shanghai;
+                    let at = at.unwrap_or_else(|| {
+                        clock::SystemClock
+                            .now()
+                            .with_timezone(&tz)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                    });
+                    let occurrence = linli::plugins::model::Occurrence {
+                        duty: "cli".into(),
+                        action,
+                        scheduled_at: at,
+                        time_zone: tz.name().into(),
+                    };
+                    let (drafts, logs) = rt
+                        .plan(&loaded, &config, &limits, &occurrence, &targets)
+                        .map_err(|e| Failure::Rejected(format!("plan failed: {e}")))?;
+                    (serde_json::to_string_pretty(&drafts), logs)
+                }
+                RunCall::Review { task, report } => {
+                    let task: linli::plugins::model::TaskInfo = read_json(&task)?;
+                    let report: linli::plugins::model::VisitReport = read_json(&report)?;
+                    let (outcome, logs) = rt
+                        .review(&loaded, &config, &limits, &task, &report)
+                        .map_err(|e| Failure::Rejected(format!("review failed: {e}")))?;
+                    (serde_json::to_string_pretty(&outcome), logs)
+                }
+            };
+            for l in logs {
+                eprintln!("[{}] {}", l.level, l.message);
+            }
+            println!("{}", json.map_err(|e| Failure::Runtime(e.into()))?);
+            Ok(())
+        }
+    }
+}
+
+fn bench_plugin(file: &Path, targets: usize, iterations: usize) -> Result<(), Failure> {
+    let rt = Runtime::new(clock::system()).map_err(|e| Failure::Runtime(e.into()))?;
+    let limits = Limits {
+        deadline_ms: 60_000,
+        memory_bytes: 256 << 20,
+        ..Limits::default()
+    };
+    let loaded = load_plugin(&rt, file, &limits)?;
+    println!(
+        "plugin {} {} (pooling allocator: {})",
+        loaded.description.id,
+        loaded.description.version,
+        rt.pooling()
+    );
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations.max(1) {
+        let (r, took) = linli::plugins::runtime::timed(|| rt.describe(&loaded, "{}", &limits));
+        r.map_err(|e| Failure::Rejected(format!("describe failed: {e}")))?;
+        times.push(took);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let p99 = times[(times.len() * 99 / 100).min(times.len() - 1)];
+    println!(
+        "instantiate + describe: median {:.1} µs, p99 {:.1} µs over {} calls",
+        median.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        times.len()
+    );
+    let action = loaded.description.actions.first().cloned();
+    let target_list: Vec<linli::plugins::model::Target> = (0..targets as u64)
+        .map(|id| match action.as_ref().map(|a| a.target_kind) {
+            Some(linli::plugins::model::TargetKind::Community) => {
+                linli::plugins::model::Target::Community(linli::plugins::model::CommunityTarget {
+                    code: format!("620802{:06}", 1000 + id % 999_000),
+                    name: "社区".into(),
+                    settlement: Some("rural".into()),
+                    population: Some(1200),
+                })
+            }
+            _ => linli::plugins::model::Target::Person(linli::plugins::model::PersonTarget {
+                id,
+                community: "620802001001".into(),
+                age: 60 + (id % 35) as u32,
+                gender: if id % 2 == 0 {
+                    "female".into()
+                } else {
+                    "male".into()
+                },
+                categories: action
+                    .as_ref()
+                    .map(|a| a.categories.clone())
+                    .unwrap_or_default(),
+                circumstances: if id % 3 == 0 {
+                    vec!["living_alone".into()]
+                } else {
+                    vec![]
+                },
+                disability: (id % 5 == 0).then(|| linli::plugins::model::DisabilityInfo {
+                    kind: "physical".into(),
+                    grade: 1 + (id % 4) as u8,
+                }),
+                living: Some(if id % 3 == 0 {
+                    "alone".into()
+                } else {
+                    "with_family".into()
+                }),
+                has_guardian: id % 7 == 0,
+                needs: vec![],
+            }),
+        })
+        .collect();
+    let occurrence = linli::plugins::model::Occurrence {
+        duty: "bench".into(),
+        action: action.map(|a| a.id).unwrap_or_default(),
+        scheduled_at: "2026-12-01T09:00:00+08:00".into(),
+        time_zone: "Asia/Shanghai".into(),
+    };
+    let mut plan_times = Vec::new();
+    let mut drafts = 0;
+    for _ in 0..5 {
+        let (r, took) = linli::plugins::runtime::timed(|| {
+            rt.plan(&loaded, "{}", &limits, &occurrence, &target_list)
+        });
+        drafts = r
+            .map_err(|e| Failure::Rejected(format!("plan failed: {e}")))?
+            .0
+            .len();
+        plan_times.push(took);
+    }
+    plan_times.sort();
+    println!(
+        "plan over {targets} targets → {drafts} drafts: median {:.0} ms, best {:.0} ms (5 runs)",
+        plan_times[2].as_secs_f64() * 1e3,
+        plan_times[0].as_secs_f64() * 1e3
+    );
+    Ok(())
 }

@@ -10,7 +10,7 @@
 //! - [`time`] helpers for the RFC 3339 instants the interface uses;
 //! - [`testing`], to unit-test `plan` and `review` natively with `cargo test`.
 //!
-//! ```ignore
+//! ```text
 //! use linli_sdk::*;
 //!
 //! struct Hello;
@@ -36,6 +36,7 @@ pub mod bindings {
         export_macro_name: "__export_action_plugin",
         default_bindings_module: "linli_sdk::bindings",
         generate_all,
+        additional_derives: [PartialEq],
     });
 }
 

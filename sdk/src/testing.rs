@@ -77,7 +77,15 @@ impl Harness {
         LOGS.with(|l| {
             l.borrow()
                 .iter()
-                .map(|(lvl, m)| (format!("{lvl:?}").to_lowercase(), m.clone()))
+                .map(|(lvl, m)| {
+                    let name = match lvl {
+                        Level::Debug => "debug",
+                        Level::Info => "info",
+                        Level::Warn => "warn",
+                        Level::Error => "error",
+                    };
+                    (name.to_owned(), m.clone())
+                })
                 .collect()
         })
     }

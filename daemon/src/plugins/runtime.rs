@@ -186,6 +186,11 @@ fn config(pooling: bool) -> Config {
         pool.total_memories(512);
         pool.total_tables(512);
         pool.max_memory_size(256 << 20);
+        // Keep the pages a call touched resident and reset only the dirty ones (PAGEMAP_SCAN,
+        // Linux 6.7+; elsewhere the first bytes are memset): no page faults, no madvise.
+        pool.linear_memory_keep_resident(4 << 20);
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
+        pool.table_keep_resident(64 << 10);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
