@@ -139,6 +139,26 @@ fn hostile_plugins_are_stopped_and_named() {
 }
 
 #[test]
+fn a_plugin_sees_no_files_network_environment_or_clock_but_the_hosts() {
+    let rt = runtime();
+    let loaded = rt.load(&fixture("snoop"), &Limits::default()).unwrap();
+    let (drafts, _) = rt
+        .plan(
+            &loaded,
+            "{}",
+            &Limits::default(),
+            &occurrence(),
+            &targets(1),
+        )
+        .unwrap();
+    // The harness clock reads 2026-11-29T01:00:00Z.
+    assert_eq!(
+        drafts[0].title.en,
+        "env=0 args=0 file=false net=false now=1795914000"
+    );
+}
+
+#[test]
 fn components_that_are_not_plugins_are_refused() {
     let rt = runtime();
     let err = |bytes: &[u8]| rt.load(bytes, &Limits::default()).err().unwrap();
