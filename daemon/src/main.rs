@@ -107,6 +107,11 @@ enum TokenAction {
 enum PluginAction {
     /// Run the checks a deployment runs and print what the plugin describes.
     Check { file: PathBuf },
+    /// Write the four shipped plugins (built into linlid) to a folder, e.g. the plugin folder.
+    Shipped {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run a built plugin through the real host: `plan` on targets, or `review` on a report.
     Run {
         file: PathBuf,
@@ -458,6 +463,19 @@ fn demo(
     } else {
         eprintln!("using the demo county already in {}", data.display());
     }
+    let state = AppState::new(store.clone(), clock)
+        .context("starting")
+        .map_err(Failure::Runtime)?;
+    let actor = linli::plugins::catalog::Actor {
+        label: "demo".into(),
+        bureau: None,
+    };
+    for (name, bytes) in linli::plugins::SHIPPED {
+        match state.plugins.deploy(bytes, &actor) {
+            Ok(s) => eprintln!("  plugin {} {} deployed", s.id, s.active_version),
+            Err(e) => eprintln!("  plugin {name} refused: {e}"),
+        }
+    }
     let mk = |scope: Scope, label: &str| {
         auth::create_token(&store, &scope, Some(label.to_owned()), now)
             .map_err(|e| Failure::Runtime(e.into()))
@@ -486,14 +504,12 @@ fn demo(
     println!(
         "  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/volunteers?skill=first_aid&limit=5'"
     );
+    println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/plugins'");
     println!("  curl -s {url}/v1/openapi.json | head -c 300");
     println!("  curl -s {url}/metrics | grep linli_store_rows");
     if no_serve {
         return Ok(());
     }
-    let state = AppState::new(store, clock)
-        .context("starting")
-        .map_err(Failure::Runtime)?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -600,6 +616,17 @@ fn load_plugin(
 fn plugin_command(action: PluginAction) -> Result<(), Failure> {
     let rt = Runtime::new(clock::system()).map_err(|e| Failure::Runtime(e.into()))?;
     match action {
+        PluginAction::Shipped { out } => {
+            std::fs::create_dir_all(&out)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", out.display())))?;
+            for (name, bytes) in linli::plugins::SHIPPED {
+                let path = out.join(name);
+                std::fs::write(&path, bytes)
+                    .map_err(|e| Failure::Runtime(anyhow::anyhow!("{}: {e}", path.display())))?;
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         PluginAction::Check { file } => {
             let loaded = load_plugin(&rt, &file, &Limits::default())?;
             let d = &loaded.description;

@@ -55,9 +55,12 @@ pub use bindings::linli::plugin::types::{
 pub const INTERFACE_VERSION: &str = "0.1.0";
 
 /// Exports a type implementing [`Plugin`] as the plugin's `linli:plugin/action` interface.
+/// The export exists only in the WebAssembly build; native builds (your unit tests) call the
+/// type through [`testing::Harness`] instead.
 #[macro_export]
 macro_rules! export_plugin {
     ($t:ident) => {
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_action_plugin!($t with_types_in $crate::bindings);
     };
 }
@@ -145,6 +148,48 @@ impl VisitReport {
     /// Whether item `id` was answered yes (`yes`, `true`, `是`, `1`).
     pub fn yes(&self, id: &str) -> bool {
         matches!(self.answer(id), Some("yes" | "true" | "是" | "1" | "y"))
+    }
+
+    /// The answer to item `id` as a number, if it is one.
+    pub fn number(&self, id: &str) -> Option<f64> {
+        self.answer(id).and_then(|a| a.trim().parse().ok())
+    }
+
+    /// Whether item `id` was answered no (`no`, `false`, `否`, `0`).
+    pub fn no(&self, id: &str) -> bool {
+        matches!(self.answer(id), Some("no" | "false" | "否" | "0" | "n"))
+    }
+
+    /// What is wrong with the report against the checklist: required items left unanswered,
+    /// yes/no items answered otherwise, numbers that are not numbers, choices not offered.
+    /// Empty when the report is complete.
+    pub fn problems(&self, checklist: &[ChecklistItem]) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in checklist {
+            let answer = self.answer(&c.id).map(str::trim).filter(|a| !a.is_empty());
+            let Some(a) = answer else {
+                if c.required {
+                    out.push(format!("{}: no answer ({})", c.id, c.question.zh));
+                }
+                continue;
+            };
+            let ok = match c.kind {
+                AnswerKind::YesNo => self.yes(&c.id) || self.no(&c.id),
+                AnswerKind::Number => a.parse::<f64>().is_ok_and(f64::is_finite),
+                AnswerKind::Choice => c.choices.iter().any(|x| x == a),
+                AnswerKind::Text => true,
+            };
+            if !ok {
+                let expected = match c.kind {
+                    AnswerKind::YesNo => "yes or no".to_owned(),
+                    AnswerKind::Number => "a number".to_owned(),
+                    AnswerKind::Choice => format!("one of {}", c.choices.join(", ")),
+                    AnswerKind::Text => String::new(),
+                };
+                out.push(format!("{}: {a:?} is not {expected}", c.id));
+            }
+        }
+        out
     }
 
     /// The ids of required checklist items left unanswered.

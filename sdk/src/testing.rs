@@ -9,12 +9,17 @@ use crate::bindings::linli::plugin::host::Level;
 use crate::*;
 
 thread_local! {
+    static NOW: RefCell<Option<chrono::DateTime<chrono::FixedOffset>>> = const { RefCell::new(None) };
     static CONFIG: RefCell<String> = RefCell::new("{}".to_owned());
     static LOGS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub(crate) fn current_config() -> String {
     CONFIG.with(|c| c.borrow().clone())
+}
+
+pub(crate) fn current_now() -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    NOW.with(|n| *n.borrow())
 }
 
 pub(crate) fn record_log(level: Level, message: &str) {
@@ -24,6 +29,7 @@ pub(crate) fn record_log(level: Level, message: &str) {
 /// Calls a plugin the way the host does, natively.
 pub struct Harness {
     config: String,
+    now: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 impl Default for Harness {
@@ -37,7 +43,15 @@ impl Harness {
     pub fn new() -> Self {
         Harness {
             config: "{}".to_owned(),
+            now: None,
         }
+    }
+
+    /// Fixes what `time::now()` returns during calls (RFC 3339); by default the real time.
+    /// An unparsable instant leaves the real time in place.
+    pub fn now(mut self, rfc3339: &str) -> Self {
+        self.now = chrono::DateTime::parse_from_rfc3339(rfc3339).ok();
+        self
     }
 
     /// Sets the plugin configuration (JSON text) the calls will see.
@@ -48,6 +62,7 @@ impl Harness {
 
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {
         CONFIG.with(|c| *c.borrow_mut() = self.config.clone());
+        NOW.with(|n| *n.borrow_mut() = self.now);
         LOGS.with(|l| l.borrow_mut().clear());
         f()
     }

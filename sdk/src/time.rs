@@ -1,6 +1,22 @@
 //! RFC 3339 instants, as the interface passes them.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Offset, TimeZone};
+
+/// The current instant as the host gives it (frozen at the start of the call); in native tests,
+/// the harness's `now` if one was set.
+pub fn now() -> DateTime<FixedOffset> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(t) = crate::testing::current_now() {
+        return t;
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let utc = chrono::Utc.fix();
+    DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .with_timezone(&utc)
+}
 
 /// Parses an RFC 3339 instant.
 pub fn parse(s: &str) -> Result<DateTime<FixedOffset>, String> {

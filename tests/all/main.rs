@@ -12,3 +12,4 @@ mod import;
 mod persistence;
 mod plugins;
 mod scopes;
+mod shipped;

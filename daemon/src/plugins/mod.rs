@@ -14,3 +14,23 @@ pub mod folder;
 pub mod host;
 pub mod model;
 pub mod runtime;
+
+/// The four shipped action plugins, built from `plugins/` by `build.rs`: (file name, bytes).
+pub const SHIPPED: [(&str, &[u8]); 4] = [
+    (
+        "elderly-visit.wasm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/elderly_visit.wasm")),
+    ),
+    (
+        "child-protection.wasm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/child_protection.wasm")),
+    ),
+    (
+        "disability-care.wasm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/disability_care.wasm")),
+    ),
+    (
+        "emergency-drill.wasm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/emergency_drill.wasm")),
+    ),
+];

@@ -198,6 +198,59 @@ pub enum ReviewOutcome {
 
 // ------------------------------------------------------------------------------ conversions
 
+impl PersonTarget {
+    /// What a plugin may know of a registered person on `today`: no name, resident ID, phone,
+    /// address or exact location.
+    pub fn from_person(p: &crate::registry::Person, today: chrono::NaiveDate) -> Self {
+        PersonTarget {
+            id: p.id,
+            community: p.community.clone(),
+            age: u32::try_from(crate::registry::rules_age(p.birth_date, today)).unwrap_or(0),
+            gender: match p.gender {
+                crate::registry::Gender::Female => "female".into(),
+                crate::registry::Gender::Male => "male".into(),
+            },
+            categories: p.categories.iter().map(|c| c.as_str().to_owned()).collect(),
+            circumstances: p
+                .circumstances
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            disability: p.disability.map(|d| DisabilityInfo {
+                kind: d.kind.as_str().to_owned(),
+                grade: d.grade,
+            }),
+            living: p.household.map(|h| {
+                use crate::registry::LivingArrangement as L;
+                match h.living {
+                    L::Alone => "alone",
+                    L::ElderlyCouple => "elderly_couple",
+                    L::WithFamily => "with_family",
+                    L::WithRelatives => "with_relatives",
+                    L::Institution => "institution",
+                }
+                .to_owned()
+            }),
+            has_guardian: p.guardian.is_some(),
+            needs: p.needs.clone(),
+        }
+    }
+}
+
+impl CommunityTarget {
+    pub fn from_region(r: &crate::registry::Region) -> Self {
+        CommunityTarget {
+            code: r.code.clone(),
+            name: r.name.clone(),
+            settlement: r.settlement.map(|s| match s {
+                crate::registry::Settlement::Urban => "urban".to_owned(),
+                crate::registry::Settlement::Rural => "rural".to_owned(),
+            }),
+            population: r.population,
+        }
+    }
+}
+
 impl From<wit::Names> for Names {
     fn from(n: wit::Names) -> Self {
         Names { zh: n.zh, en: n.en }

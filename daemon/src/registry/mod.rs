@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use region::{RegionCode, RegionLevel};
-pub use rules::{FieldError, Invalid};
+pub use rules::{FieldError, Invalid, age_on as rules_age};
 
 /// A point on the map, WGS-84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
