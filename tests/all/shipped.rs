@@ -164,6 +164,24 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         .unwrap();
     assert_eq!(drafts[0].requirements.clearances, ["safeguarding"]);
     assert_eq!(drafts[0].requirements.roles, ["child-director"]);
+    let answers = [
+        ("guardian_present", "yes"),
+        ("guardian_now", "祖母"),
+        ("child_seen", "yes"),
+        ("attends_school", "yes"),
+        ("health", "good"),
+        ("home_safe", "yes"),
+        ("signs_of_neglect", "yes"),
+        ("signs_of_abuse", "no"),
+        ("mood", "low"),
+    ];
+    match review(&rt, &loaded[1], &drafts[0], person(child), &answers) {
+        ReviewOutcome::FollowUp {
+            severity: Severity::Urgent,
+            reason,
+        } => assert!(reason.contains("强制报告")),
+        other => panic!("{other:?}"),
+    }
 
     // Disability care: severe → weekly, with sign language for hearing impairment.
     let mut deaf = base(4, "1990-01-01", &["disabled"]);
