@@ -16,5 +16,6 @@ pub mod config;
 pub mod demo;
 pub mod plugins;
 pub mod registry;
+pub mod schedule;
 pub mod server;
 pub mod store;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use redb::ReadableDatabase;
 
 pub use tables::SCHEMA_VERSION;
-pub use tx::{Page, ReadTx, WriteTx};
+pub use tx::{Page, ReadTx, TaskWriter, WriteTx};
 
 /// Errors from reading or writing an open store.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use super::StoreError;
 use super::tables::*;
 use crate::registry::{Person, Region, Station, Volunteer};
+use crate::schedule::{Duty, Event, Occurrence, Task, TaskStatus};
 
 /// One page of a list, with the cursor of the next page if there is one.
 #[derive(Debug, Clone)]
@@ -144,6 +145,49 @@ macro_rules! getters {
         pub fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>, StoreError> {
             let t = self.txn.open_table(PLUGIN_WASM)?;
             Ok(t.get((id, version))?.map(|v| v.value().to_vec()))
+        }
+
+        pub fn duty(&self, id: u64) -> Result<Option<Duty>, StoreError> {
+            let t = self.txn.open_table(DUTIES)?;
+            t.get(id)?.map(|v| decode("duties", id, v.value())).transpose()
+        }
+
+        pub fn all_duties(&self) -> Result<Vec<Duty>, StoreError> {
+            let t = self.txn.open_table(DUTIES)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.push(decode("duties", k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        pub fn occurrence(&self, duty: u64, at: i64) -> Result<Option<Occurrence>, StoreError> {
+            let t = self.txn.open_table(OCCURRENCES)?;
+            t.get((duty, at))?
+                .map(|v| decode("occurrences", format!("{duty}@{at}"), v.value()))
+                .transpose()
+        }
+
+        /// Occurrences left in planning by a crash.
+        pub fn pending_occurrences(&self) -> Result<Vec<(u64, i64)>, StoreError> {
+            let t = self.txn.open_table(OCCURRENCES_PENDING)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                out.push(row?.0.value());
+            }
+            Ok(out)
+        }
+
+        pub fn task(&self, id: u64) -> Result<Option<Task>, StoreError> {
+            let t = self.txn.open_table(TASKS)?;
+            t.get(id)?.map(|v| decode("tasks", id, v.value())).transpose()
+        }
+
+        /// The earliest due end among open tasks (Unix seconds).
+        pub fn first_open_due(&self) -> Result<Option<i64>, StoreError> {
+            let t = self.txn.open_table(TASKS_OPEN_BY_DUE)?;
+            Ok(t.first()?.map(|(k, _)| k.value().0))
         }
 
         pub fn token<T: DeserializeOwned>(&self, hash: &str) -> Result<Option<T>, StoreError> {
@@ -321,6 +365,78 @@ impl ReadTx {
         })
     }
 
+    /// A duty's occurrences, newest first, before the instant `before` (Unix seconds).
+    pub fn occurrences_of(&self, duty: u64, before: i64, limit: usize) -> Result<Page<Occurrence>, StoreError> {
+        let t = self.txn.open_table(OCCURRENCES)?;
+        let mut items: Vec<Occurrence> = Vec::new();
+        for row in t.range((duty, i64::MIN)..(duty, before))?.rev() {
+            let (k, v) = row?;
+            if items.len() == limit {
+                let next = items.last().map(|o| o.scheduled_at.timestamp().to_string());
+                return Ok(Page { items, next });
+            }
+            let (d, at) = k.value();
+            items.push(decode("occurrences", format!("{d}@{at}"), v.value())?);
+        }
+        Ok(Page { items, next: None })
+    }
+
+    /// Tasks of one duty, in id order.
+    pub fn tasks_of_duty(
+        &self,
+        duty: u64,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        let index = self.txn.open_table(TASKS_BY_DUTY)?;
+        let ids = index
+            .range((duty, after.saturating_add(1))..=(duty, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().1));
+        let tasks = self.txn.open_table(TASKS)?;
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| t.id.to_string())
+    }
+
+    /// Tasks in communities starting with one of `prefixes`, in (community, id) order.
+    pub fn tasks_in_regions(
+        &self,
+        prefixes: &[String],
+        after: Option<(&str, u64)>,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        let index = self.txn.open_table(TASKS_BY_COMMUNITY)?;
+        let mut ranges = Vec::new();
+        for prefix in prefixes {
+            let end = format!("{prefix}~");
+            let lower = match after {
+                Some((code, _)) if code >= end.as_str() => continue,
+                Some((code, id)) if code >= prefix.as_str() => (code, id.saturating_add(1)),
+                _ => (prefix.as_str(), 0),
+            };
+            ranges.push(index.range(lower..(end.as_str(), 0))?);
+        }
+        let ids = ranges.into_iter().flatten().map(|row| row.map(|(k, _)| k.value().1));
+        let tasks = self.txn.open_table(TASKS)?;
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| format!("{}~{}", t.community, t.id))
+    }
+
+    /// Every task, in id order.
+    pub fn tasks(&self, after: u64, limit: usize, keep: impl FnMut(&Task) -> bool) -> Result<Page<Task>, StoreError> {
+        self.page_by_id(TASKS, "tasks", after, limit, keep)
+    }
+
+    /// Events after sequence number `after`.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let t = self.txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for row in t.range(after.saturating_add(1)..)?.take(limit) {
+            let (k, v) = row?;
+            out.push(decode("events", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
     pub(super) fn sizes(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
         Ok(vec![
             ("regions", self.txn.open_table(REGIONS)?.len()?),
@@ -329,6 +445,9 @@ impl ReadTx {
             ("volunteers", self.txn.open_table(VOLUNTEERS)?.len()?),
             ("tokens", self.txn.open_table(TOKENS)?.len()?),
             ("plugins", self.txn.open_table(PLUGINS)?.len()?),
+            ("duties", self.txn.open_table(DUTIES)?.len()?),
+            ("tasks", self.txn.open_table(TASKS)?.len()?),
+            ("events", self.txn.open_table(EVENTS)?.len()?),
         ])
     }
 }
@@ -387,6 +506,15 @@ impl WriteTx {
         self.txn.open_table(TOKENS)?;
         self.txn.open_table(PLUGINS)?;
         self.txn.open_table(PLUGIN_WASM)?;
+        self.txn.open_table(DUTIES)?;
+        self.txn.open_table(OCCURRENCES)?;
+        self.txn.open_table(OCCURRENCES_PENDING)?;
+        self.txn.open_table(TASKS)?;
+        self.txn.open_table(TASK_KEYS)?;
+        self.txn.open_table(TASKS_BY_DUTY)?;
+        self.txn.open_table(TASKS_BY_COMMUNITY)?;
+        self.txn.open_table(TASKS_OPEN_BY_DUE)?;
+        self.txn.open_table(EVENTS)?;
         let mut meta = self.txn.open_table(META)?;
         meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
         Ok(())
@@ -417,6 +545,59 @@ impl WriteTx {
         let mut t = self.txn.open_table(TOKENS)?;
         t.insert(hash, encode(record).as_slice())?;
         Ok(())
+    }
+
+    pub fn put_duty(&mut self, duty: &Duty) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(DUTIES)?;
+        t.insert(duty.id, encode(duty).as_slice())?;
+        Ok(())
+    }
+
+    /// Stores an occurrence; one still `planning` is also listed as pending.
+    pub fn put_occurrence(&mut self, o: &Occurrence) -> Result<(), StoreError> {
+        let key = (o.duty, o.scheduled_at.timestamp());
+        self.txn.open_table(OCCURRENCES)?.insert(key, encode(o).as_slice())?;
+        let mut pending = self.txn.open_table(OCCURRENCES_PENDING)?;
+        if o.status == crate::schedule::OccurrenceStatus::Planning {
+            pending.insert(key, ())?;
+        } else {
+            pending.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Appends an event to the outbox and returns its sequence number.
+    pub fn push_event(&mut self, mut event: Event) -> Result<u64, StoreError> {
+        let mut t = self.txn.open_table(EVENTS)?;
+        let seq = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+        event.seq = seq;
+        t.insert(seq, encode(&event).as_slice())?;
+        Ok(seq)
+    }
+
+    /// Opens the task tables once, for writing many tasks in this transaction.
+    pub fn task_writer(&self) -> Result<TaskWriter<'_>, StoreError> {
+        Ok(TaskWriter {
+            tasks: self.txn.open_table(TASKS)?,
+            keys: self.txn.open_table(TASK_KEYS)?,
+            by_duty: self.txn.open_table(TASKS_BY_DUTY)?,
+            by_community: self.txn.open_table(TASKS_BY_COMMUNITY)?,
+            open_by_due: self.txn.open_table(TASKS_OPEN_BY_DUE)?,
+        })
+    }
+
+    /// Open tasks whose due end is before `before` (Unix seconds), at most `limit`.
+    pub fn open_tasks_due_before(&self, before: i64, limit: usize) -> Result<Vec<Task>, StoreError> {
+        let index = self.txn.open_table(TASKS_OPEN_BY_DUE)?;
+        let tasks = self.txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for row in index.range((i64::MIN, 0)..(before, 0))?.take(limit) {
+            let (_, id) = row?.0.value();
+            if let Some(v) = tasks.get(id)? {
+                out.push(decode("tasks", id, v.value())?);
+            }
+        }
+        Ok(out)
     }
 
     /// Opens the person tables once, for writing many persons in this transaction.
@@ -509,5 +690,42 @@ impl VolunteerWriter<'_> {
         self.by_station.insert((v.station, v.id), ())?;
         self.by_resident_id.insert(v.resident_id.as_str(), v.id)?;
         Ok(Ok(()))
+    }
+}
+
+/// Writes tasks and keeps their index tables in step.
+pub struct TaskWriter<'t> {
+    tasks: redb::Table<'t, u64, &'static [u8]>,
+    keys: redb::Table<'t, (u64, i64, &'static str), u64>,
+    by_duty: redb::Table<'t, (u64, u64), ()>,
+    by_community: redb::Table<'t, (&'static str, u64), ()>,
+    open_by_due: redb::Table<'t, (i64, u64), ()>,
+}
+
+impl TaskWriter<'_> {
+    /// The task already created under this idempotency key, if any.
+    pub fn existing(&self, duty: u64, at: i64, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.keys.get((duty, at, key))?.map(|v| v.value()))
+    }
+
+    /// Creates a task under its idempotency key.
+    pub fn create(&mut self, task: &Task) -> Result<(), StoreError> {
+        let at = task.scheduled_at.timestamp();
+        self.keys.insert((task.duty, at, task.key.as_str()), task.id)?;
+        self.by_duty.insert((task.duty, task.id), ())?;
+        self.by_community.insert((task.community.as_str(), task.id), ())?;
+        self.put(task, None)
+    }
+
+    /// Stores a task (new or changed), keeping the open-by-due index right.
+    pub fn put(&mut self, task: &Task, old: Option<&Task>) -> Result<(), StoreError> {
+        if let Some(o) = old.filter(|o| o.status == TaskStatus::Open) {
+            self.open_by_due.remove((o.due_end.timestamp(), o.id))?;
+        }
+        if task.status == TaskStatus::Open {
+            self.open_by_due.insert((task.due_end.timestamp(), task.id), ())?;
+        }
+        self.tasks.insert(task.id, encode(task).as_slice())?;
+        Ok(())
     }
 }

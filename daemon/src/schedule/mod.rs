@@ -1,0 +1,235 @@
+//! Duties: recurring schedules whose every occurrence asks a plugin to plan tasks for its
+//! targets, exactly once.
+//!
+//! - `cron` — expressions and fire times (pure).
+//! - `engine` — the `Scheduler`: runs occurrences (idempotently, in transactions), catches up
+//!   after downtime by policy, marks tasks overdue, and sleeps until the next thing to do.
+//!
+//! Idempotency keys (DESIGN.md): an occurrence is (duty, scheduled instant); a task is (duty,
+//! occurrence, target) — here with the task kind added, since one plugin may plan two kinds of
+//! task for one target in one occurrence. Re-running either after a crash finds the key and
+//! creates nothing twice.
+
+pub mod cron;
+pub mod engine;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::plugins::model::{ChecklistItem, Names, Priority, Requirements};
+
+pub use engine::Scheduler;
+
+/// What to do with occurrences missed while the daemon was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUpPolicy {
+    /// Run every missed occurrence within the window.
+    All,
+    /// Run only the most recent missed occurrence within the window.
+    #[default]
+    Latest,
+    /// Run none; carry on with the next.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatchUp {
+    pub policy: CatchUpPolicy,
+    /// How far back missed occurrences are considered, in days.
+    pub window_days: u32,
+}
+
+impl Default for CatchUp {
+    fn default() -> Self {
+        CatchUp {
+            policy: CatchUpPolicy::Latest,
+            window_days: 7,
+        }
+    }
+}
+
+/// Which targets an occurrence plans for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    /// A region code; its whole subtree is covered.
+    pub region: String,
+    /// For person actions: these categories (default: the categories the action names).
+    #[serde(default)]
+    pub categories: Vec<crate::registry::Category>,
+    /// For person actions: only people with all these needs tags.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// For community actions: only these communities (default: every community in the region).
+    #[serde(default)]
+    pub communities: Vec<String>,
+}
+
+/// A duty as clients write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DutyInput {
+    #[schema(example = "崆峒区特殊困难老人月探访")]
+    pub name: String,
+    #[schema(example = "elderly-visit")]
+    pub plugin: String,
+    #[schema(example = "monthly-visit")]
+    pub action: String,
+    /// 5-field POSIX cron, or 6/7 fields with seconds (default: the action's default schedule).
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// IANA time zone (default Asia/Shanghai).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    pub selector: Selector,
+    /// When set, every task is due this many days after its occurrence (instead of the
+    /// plugin's own due window).
+    #[serde(default)]
+    pub due_window_days: Option<u32>,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// A stored duty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Duty {
+    pub id: u64,
+    pub name: String,
+    pub plugin: String,
+    pub action: String,
+    pub cron: String,
+    pub time_zone: String,
+    pub selector: Selector,
+    pub due_window_days: Option<u32>,
+    pub catch_up: CatchUp,
+    pub paused: bool,
+    /// The bureau (region code) that owns it; `None` for an administrator's.
+    pub owner: Option<String>,
+    /// The last scheduled instant considered (run, or skipped by policy).
+    pub last_fire: Option<DateTime<Utc>>,
+    /// The next scheduled instant.
+    pub next_fire: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Duty {
+    pub fn to_input(&self) -> DutyInput {
+        DutyInput {
+            name: self.name.clone(),
+            plugin: self.plugin.clone(),
+            action: self.action.clone(),
+            cron: Some(self.cron.clone()),
+            time_zone: Some(self.time_zone.clone()),
+            selector: self.selector.clone(),
+            due_window_days: self.due_window_days,
+            catch_up: self.catch_up,
+            paused: self.paused,
+        }
+    }
+}
+
+/// Why an occurrence ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Scheduled,
+    CatchUp,
+    Manual,
+    Backfill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OccurrenceStatus {
+    /// Being planned (or interrupted; finished at the next start).
+    Planning,
+    /// Tasks created.
+    Done,
+    /// The plugin failed; see `error`.
+    Failed,
+}
+
+/// One occurrence of a duty and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Occurrence {
+    pub duty: u64,
+    pub scheduled_at: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub status: OccurrenceStatus,
+    /// Targets given to the plugin.
+    pub targets: u64,
+    /// Drafts the plugin returned.
+    pub planned: u64,
+    /// Tasks created by this run.
+    pub tasks_created: u64,
+    /// Drafts whose task already existed (from an interrupted run).
+    pub tasks_existing: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Open,
+    Overdue,
+}
+
+/// What a task is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskTarget {
+    Person { id: u64 },
+    Community { code: String },
+}
+
+/// A task created by an occurrence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    pub id: u64,
+    pub duty: u64,
+    pub scheduled_at: DateTime<Utc>,
+    /// The idempotency key within the occurrence: target and kind.
+    pub key: String,
+    pub target: TaskTarget,
+    /// The community of the target (for scopes and stations).
+    pub community: String,
+    pub plugin: String,
+    pub action: String,
+    pub kind: String,
+    pub title: Names,
+    pub due_start: DateTime<FixedOffset>,
+    pub due_end: DateTime<FixedOffset>,
+    pub priority: Priority,
+    pub requirements: Requirements,
+    pub checklist: Vec<ChecklistItem>,
+    pub status: TaskStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Something that happened, for notifications to pick up (the outbox).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub seq: u64,
+    /// e.g. `task.overdue`, `occurrence.failed`.
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duty: Option<u64>,
+    /// The community concerned, so the right station is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community: Option<String>,
+    pub detail: String,
+}
