@@ -650,3 +650,66 @@ mod tests {
         assert_eq!((p, v), (600, 80), "{seeded:?}");
     }
 }
+
+/// The shipped plugins' duties for the demo county, each with its most recent occurrence run
+/// (within the last 100 days), so the demo has tasks from occurrences that already fired.
+/// Duties are created only once; returns (duty name, occurrence) for what ran.
+pub fn seed_duties(
+    scheduler: &crate::schedule::Scheduler,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, crate::schedule::Occurrence)>, RegistryError> {
+    use crate::schedule::{DutyInput, Selector};
+    if !scheduler.list(&Everything)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let plan: [(&str, &str, &str); 7] = [
+        ("崆峒区特殊困难老人月探访", "elderly-visit", "monthly-visit"),
+        ("崆峒区高风险老人周巡查", "elderly-visit", "weekly-check"),
+        (
+            "崆峒区留守困境儿童月探访",
+            "child-protection",
+            "monthly-visit",
+        ),
+        ("崆峒区重度残疾人每周照护", "disability-care", "weekly-care"),
+        ("崆峒区残疾人月探访", "disability-care", "monthly-visit"),
+        (
+            "崆峒区社区季度应急演练",
+            "emergency-drill",
+            "quarterly-drill",
+        ),
+        (
+            "崆峒区防灾减灾日演练",
+            "emergency-drill",
+            "disaster-prevention-day",
+        ),
+    ];
+    let mut ran = Vec::new();
+    for (name, plugin, action) in plan {
+        let duty = scheduler.create(
+            DutyInput {
+                name: name.into(),
+                plugin: plugin.into(),
+                action: action.into(),
+                cron: None,
+                time_zone: None,
+                selector: Selector {
+                    region: COUNTY.into(),
+                    categories: Vec::new(),
+                    needs: Vec::new(),
+                    communities: Vec::new(),
+                },
+                due_window_days: None,
+                catch_up: Default::default(),
+                paused: false,
+            },
+            &Everything,
+            None,
+        )?;
+        let occurrences =
+            scheduler.backfill(duty.id, now - Duration::days(100), now, &Everything)?;
+        if let Some(last) = occurrences.into_iter().last() {
+            ran.push((name.to_owned(), last));
+        }
+    }
+    Ok(ran)
+}

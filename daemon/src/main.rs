@@ -76,6 +76,11 @@ enum Command {
         #[command(flatten)]
         place: Place,
     },
+    /// Work with duty schedules.
+    Duty {
+        #[command(subcommand)]
+        action: DutyAction,
+    },
     /// Check, inspect and run plugin components offline.
     Plugin {
         #[command(subcommand)]
@@ -100,6 +105,24 @@ enum TokenAction {
         label: Option<String>,
         #[command(flatten)]
         place: Place,
+    },
+}
+
+#[derive(Subcommand)]
+enum DutyAction {
+    /// Print the next fire times of a cron expression, one RFC 3339 timestamp per line.
+    Preview {
+        /// 5-field POSIX cron, or 6/7 fields with seconds (quote it).
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        tz: String,
+        /// Start after this instant (RFC 3339; default now).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
     },
 }
 
@@ -279,7 +302,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let cfg = Config::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
             init_logging(cfg.log_format);
             let store = open_store(&cfg.database_path(), true)?;
-            let state = AppState::new(store, clock::system())
+            let state = AppState::with_time_zone(store, clock::system(), cfg.tz())
                 .context("starting")
                 .map_err(Failure::Runtime)?;
             let mut opts = linli::server::ServeOptions::new(cfg.shutdown_grace());
@@ -357,6 +380,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 },
         } => bench_plugin(&file, targets, iterations),
         Command::Plugin { action } => plugin_command(action),
+        Command::Duty {
+            action:
+                DutyAction::Preview {
+                    cron,
+                    tz,
+                    after,
+                    count,
+                },
+        } => duty_preview(&cron, &tz, after.as_deref(), count),
     }
 }
 
@@ -476,6 +508,20 @@ fn demo(
             Err(e) => eprintln!("  plugin {name} refused: {e}"),
         }
     }
+    match linli::demo::seed_duties(&state.scheduler, now) {
+        Ok(ran) => {
+            for (name, o) in ran {
+                eprintln!(
+                    "  duty {name}: occurrence {} → {} tasks",
+                    o.scheduled_at
+                        .with_timezone(&chrono_tz::Asia::Shanghai)
+                        .format("%Y-%m-%d %H:%M"),
+                    o.tasks_created
+                );
+            }
+        }
+        Err(e) => eprintln!("  duties not created: {e}"),
+    }
     let mk = |scope: Scope, label: &str| {
         auth::create_token(&store, &scope, Some(label.to_owned()), now)
             .map_err(|e| Failure::Runtime(e.into()))
@@ -505,6 +551,8 @@ fn demo(
         "  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/volunteers?skill=first_aid&limit=5'"
     );
     println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/plugins'");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/duties'");
+    println!("  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/tasks?limit=3'");
     println!("  curl -s {url}/v1/openapi.json | head -c 300");
     println!("  curl -s {url}/metrics | grep linli_store_rows");
     if no_serve {
@@ -810,5 +858,26 @@ fn bench_plugin(file: &Path, targets: usize, iterations: usize) -> Result<(), Fa
         plan_times[2].as_secs_f64() * 1e3,
         plan_times[0].as_secs_f64() * 1e3
     );
+    Ok(())
+}
+
+fn duty_preview(cron: &str, tz: &str, after: Option<&str>, count: usize) -> Result<(), Failure> {
+    let expr: linli::schedule::cron::CronExpr = cron
+        .parse()
+        .map_err(|e: linli::schedule::cron::CronError| Failure::Usage(format!("--cron: {e}")))?;
+    let zone = linli::schedule::cron::zone(tz).map_err(|m| Failure::Usage(format!("--tz: {m}")))?;
+    let after = match after {
+        Some(a) => chrono::DateTime::parse_from_rfc3339(a)
+            .map_err(|e| {
+                Failure::Usage(format!(
+                    "--after {a:?} is not RFC 3339 ({e}), e.g. 2026-12-01T00:00:00+08:00"
+                ))
+            })?
+            .to_utc(),
+        None => clock::SystemClock.now(),
+    };
+    for t in linli::schedule::engine::next_n(&expr, zone, after, count) {
+        println!("{}", t.with_timezone(&zone).to_rfc3339());
+    }
     Ok(())
 }

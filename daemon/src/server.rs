@@ -49,6 +49,7 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
+    let mut scheduler = tokio::spawn(state.scheduler.clone().run(stop_rx.clone()));
     let app = api::router(state);
     let mut server = tokio::spawn({
         let mut rx = stop_rx.clone();
@@ -71,6 +72,10 @@ pub async fn run(
     let _ = stop_tx.send(true);
     if let Some(w) = watcher {
         let _ = tokio::time::timeout(grace, w).await;
+    }
+    if tokio::time::timeout(grace, &mut scheduler).await.is_err() {
+        tracing::warn!("the scheduler did not stop within the grace period; stopping it");
+        scheduler.abort();
     }
     match tokio::time::timeout(grace, &mut server).await {
         Ok(r) => r.map_err(std::io::Error::other)?,

@@ -5,6 +5,7 @@
 //! bodies or personal data.
 
 pub mod auth;
+pub mod duties;
 pub mod metrics;
 pub mod plugins;
 pub mod problem;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub plugins: Arc<Catalog>,
     /// Files the plugin-folder watcher refused.
     pub rejected: Rejected,
+    pub scheduler: Arc<crate::schedule::Scheduler>,
 }
 
 /// Why the daemon's state could not be set up.
@@ -51,10 +53,25 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// Starts the plugin engine and loads the deployed plugins.
+    /// Starts the plugin engine and loads the deployed plugins; duties default to Asia/Shanghai.
     pub fn new(store: Store, clock: SharedClock) -> Result<Self, StartError> {
+        Self::with_time_zone(store, clock, chrono_tz::Asia::Shanghai)
+    }
+
+    /// As `new`, with the default time zone of duties.
+    pub fn with_time_zone(
+        store: Store,
+        clock: SharedClock,
+        zone: chrono_tz::Tz,
+    ) -> Result<Self, StartError> {
         let runtime = Arc::new(Runtime::new(clock.clone())?);
         let plugins = Arc::new(Catalog::open(runtime, store.clone(), clock.clone())?);
+        let scheduler = Arc::new(crate::schedule::Scheduler::new(
+            store.clone(),
+            plugins.clone(),
+            clock.clone(),
+            zone,
+        ));
         Ok(Self {
             store,
             clock,
@@ -62,6 +79,7 @@ impl AppState {
             metrics: Metrics::default(),
             plugins,
             rejected: Rejected::default(),
+            scheduler,
         })
     }
 }
@@ -114,6 +132,10 @@ impl FromRequestParts<AppState> for Caller {
         plugins::list_plugins, plugins::deploy_plugin, plugins::get_plugin,
         plugins::rollback_plugin, plugins::configure_plugin, plugins::resume_plugin,
         plugins::plan_dry_run, plugins::review_dry_run,
+        duties::list_duties, duties::create_duty, duties::get_duty, duties::update_duty,
+        duties::pause_duty, duties::resume_duty, duties::trigger_duty, duties::backfill_duty,
+        duties::list_occurrences, duties::preview_duty, duties::list_tasks, duties::get_task,
+        duties::list_events,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -237,6 +259,23 @@ pub fn router(state: AppState) -> Router {
         .route("/plugins/{id}/resume", post(plugins::resume_plugin))
         .route("/plugins/{id}/plan", post(plugins::plan_dry_run))
         .route("/plugins/{id}/review", post(plugins::review_dry_run))
+        .route(
+            "/duties",
+            get(duties::list_duties).post(duties::create_duty),
+        )
+        .route(
+            "/duties/{id}",
+            get(duties::get_duty).patch(duties::update_duty),
+        )
+        .route("/duties/{id}/pause", post(duties::pause_duty))
+        .route("/duties/{id}/resume", post(duties::resume_duty))
+        .route("/duties/{id}/trigger", post(duties::trigger_duty))
+        .route("/duties/{id}/backfill", post(duties::backfill_duty))
+        .route("/duties/{id}/occurrences", get(duties::list_occurrences))
+        .route("/duties/{id}/preview", get(duties::preview_duty))
+        .route("/tasks", get(duties::list_tasks))
+        .route("/tasks/{id}", get(duties::get_task))
+        .route("/events", get(duties::list_events))
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/v1", v1)

@@ -60,7 +60,10 @@ impl CronError {
         if self.position == 0 {
             self.message.clone()
         } else {
-            format!("field {} ({}) {:?}: {}", self.position, self.field, self.text, self.message)
+            format!(
+                "field {} ({}) {:?}: {}",
+                self.position, self.field, self.text, self.message
+            )
         }
     }
 }
@@ -73,31 +76,51 @@ const POSIX_FIELDS: [(&str, u32, u32); 5] = [
     ("day-of-week", 0, 7),
 ];
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 fn whole(message: String) -> CronError {
-    CronError { position: 0, field: "expression", text: String::new(), message }
+    CronError {
+        position: 0,
+        field: "expression",
+        text: String::new(),
+        message,
+    }
 }
 
 /// Parses one POSIX field into a bit mask.
 fn posix_field(text: &str, position: usize) -> Result<u64, CronError> {
     let (field, lo, hi) = POSIX_FIELDS[position - 1];
-    let err = |message: String| CronError { position, field, text: text.to_owned(), message };
+    let err = |message: String| CronError {
+        position,
+        field,
+        text: text.to_owned(),
+        message,
+    };
     let value = |s: &str| -> Result<u32, CronError> {
         let lower = s.to_ascii_lowercase();
         let named = match position {
-            4 => MONTHS.iter().position(|m| *m == lower).map(|i| i as u32 + 1),
+            4 => MONTHS
+                .iter()
+                .position(|m| *m == lower)
+                .map(|i| i as u32 + 1),
             5 => DAYS.iter().position(|d| *d == lower).map(|i| i as u32),
             _ => None,
         };
         let n = match named {
             Some(n) => n,
-            None => s.parse::<u32>().map_err(|_| err(format!("{s:?} is not a number{}", match position {
-                4 => " or a month name (jan-dec)",
-                5 => " or a day name (sun-sat)",
-                _ => "",
-            })))?,
+            None => s.parse::<u32>().map_err(|_| {
+                err(format!(
+                    "{s:?} is not a number{}",
+                    match position {
+                        4 => " or a month name (jan-dec)",
+                        5 => " or a day name (sun-sat)",
+                        _ => "",
+                    }
+                ))
+            })?,
         };
         if n < lo || n > hi {
             return Err(err(format!("{n} is out of range {lo}-{hi}")));
@@ -111,7 +134,9 @@ fn posix_field(text: &str, position: usize) -> Result<u64, CronError> {
         }
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s.parse().map_err(|_| err(format!("step {s:?} is not a number")))?;
+                let step: u32 = s
+                    .parse()
+                    .map_err(|_| err(format!("step {s:?} is not a number")))?;
                 if step == 0 {
                     return Err(err("a step of 0 never advances".into()));
                 }
@@ -130,7 +155,9 @@ fn posix_field(text: &str, position: usize) -> Result<u64, CronError> {
         } else {
             let a = value(range)?;
             if step != 1 {
-                return Err(err(format!("a step needs a range or *: write {range}-{hi}/{step}")));
+                return Err(err(format!(
+                    "a step needs a range or *: write {range}-{hi}/{step}"
+                )));
             }
             (a, a)
         };
@@ -181,7 +208,11 @@ impl FromStr for CronExpr {
 
 impl CronExpr {
     fn posix(source: &str, f: &[&str]) -> Result<Self, CronError> {
-        let masks: Vec<u64> = f.iter().enumerate().map(|(i, t)| posix_field(t, i + 1)).collect::<Result<_, _>>()?;
+        let masks: Vec<u64> = f
+            .iter()
+            .enumerate()
+            .map(|(i, t)| posix_field(t, i + 1))
+            .collect::<Result<_, _>>()?;
         let (dom_star, dow_star) = (f[2].starts_with('*'), f[4].starts_with('*'));
         let expr = CronExpr {
             source: source.trim().to_owned(),
@@ -200,7 +231,15 @@ impl CronExpr {
     }
 
     fn extended(source: &str, f: &[&str]) -> Result<Self, CronError> {
-        const NAMES: [&str; 7] = ["second", "minute", "hour", "day-of-month", "month", "day-of-week", "year"];
+        const NAMES: [&str; 7] = [
+            "second",
+            "minute",
+            "hour",
+            "day-of-month",
+            "month",
+            "day-of-week",
+            "year",
+        ];
         let schedule = cron::Schedule::from_str(&f.join(" ")).map_err(|e| {
             // Find the field at fault: the one that, replaced by `*`, makes the expression parse.
             let culprit = (0..f.len()).find(|&i| {
@@ -246,14 +285,23 @@ impl CronExpr {
             4 | 6 | 9 | 11 => 30,
             _ => 31,
         };
-        let possible = (1..=12u32).filter(|m| self.months & (1 << m) != 0).any(|m| {
-            let days = (1..=max_day(m)).any(|d| self.days_of_month & (1 << d) != 0);
-            if self.days_or { days || self.days_of_week != 0 } else { days && self.days_of_week != 0 }
-        });
+        let possible = (1..=12u32)
+            .filter(|m| self.months & (1 << m) != 0)
+            .any(|m| {
+                let days = (1..=max_day(m)).any(|d| self.days_of_month & (1 << d) != 0);
+                if self.days_or {
+                    days || self.days_of_week != 0
+                } else {
+                    days && self.days_of_week != 0
+                }
+            });
         if possible {
             Ok(())
         } else {
-            Err(whole(format!("{:?} never fires: no month has such a day", self.source)))
+            Err(whole(format!(
+                "{:?} never fires: no month has such a day",
+                self.source
+            )))
         }
     }
 
@@ -303,7 +351,9 @@ impl CronExpr {
                             continue;
                         }
                         for s in bits(self.seconds, 0..60) {
-                            let Some(naive) = date.and_hms_opt(h, m, s) else { continue };
+                            let Some(naive) = date.and_hms_opt(h, m, s) else {
+                                continue;
+                            };
                             if let Some(t) = resolve(naive, tz).filter(|t| *t > after) {
                                 return Some(t);
                             }
@@ -318,7 +368,13 @@ impl CronExpr {
     }
 
     /// Fire times in `(after, until]`, at most `limit` of them.
-    pub fn between(&self, after: DateTime<Utc>, until: DateTime<Utc>, tz: Tz, limit: usize) -> Vec<DateTime<Utc>> {
+    pub fn between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        tz: Tz,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
         let mut t = after;
         while out.len() < limit {
@@ -354,8 +410,9 @@ fn resolve(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
 
 /// Parses an IANA zone name, with an error users can act on.
 pub fn zone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>()
-        .map_err(|_| format!("unknown time zone {name:?}: use an IANA name such as \"Asia/Shanghai\""))
+    name.parse::<Tz>().map_err(|_| {
+        format!("unknown time zone {name:?}: use an IANA name such as \"Asia/Shanghai\"")
+    })
 }
 
 #[cfg(test)]
@@ -363,7 +420,9 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).map(|d| d.to_utc()).unwrap_or_default()
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.to_utc())
+            .unwrap_or_default()
     }
 
     /// The next `n` fire times, as RFC 3339 in the zone.
@@ -388,34 +447,117 @@ mod tests {
     fn posix_basics_hand_verified() {
         let cases: &[(&str, &str, &str, &[&str])] = &[
             // Every month on the 1st at 09:00 Beijing time.
-            ("0 9 1 * *", "Asia/Shanghai", "2026-11-29T12:00:00+08:00",
-             &["2026-12-01T09:00:00+08:00", "2027-01-01T09:00:00+08:00", "2027-02-01T09:00:00+08:00"]),
+            (
+                "0 9 1 * *",
+                "Asia/Shanghai",
+                "2026-11-29T12:00:00+08:00",
+                &[
+                    "2026-12-01T09:00:00+08:00",
+                    "2027-01-01T09:00:00+08:00",
+                    "2027-02-01T09:00:00+08:00",
+                ],
+            ),
             // Names and ranges: weekdays at 08:30.
-            ("30 8 * * mon-fri", "Asia/Shanghai", "2026-11-27T09:00:00+08:00",
-             &["2026-11-30T08:30:00+08:00", "2026-12-01T08:30:00+08:00"]),
+            (
+                "30 8 * * mon-fri",
+                "Asia/Shanghai",
+                "2026-11-27T09:00:00+08:00",
+                &["2026-11-30T08:30:00+08:00", "2026-12-01T08:30:00+08:00"],
+            ),
             // Sunday as 7 and as 0.
-            ("0 10 * * 7", "UTC", "2026-11-29T10:00:00Z", &["2026-12-06T10:00:00+00:00"]),
-            ("0 10 * * 0", "UTC", "2026-11-29T09:00:00Z", &["2026-11-29T10:00:00+00:00"]),
+            (
+                "0 10 * * 7",
+                "UTC",
+                "2026-11-29T10:00:00Z",
+                &["2026-12-06T10:00:00+00:00"],
+            ),
+            (
+                "0 10 * * 0",
+                "UTC",
+                "2026-11-29T09:00:00Z",
+                &["2026-11-29T10:00:00+00:00"],
+            ),
             // Steps and lists.
-            ("*/20 6,18 * * *", "UTC", "2026-11-29T06:30:00Z",
-             &["2026-11-29T06:40:00+00:00", "2026-11-29T18:00:00+00:00", "2026-11-29T18:20:00+00:00"]),
-            ("0 0 1-10/3 jan *", "UTC", "2026-12-31T00:00:00Z",
-             &["2027-01-01T00:00:00+00:00", "2027-01-04T00:00:00+00:00", "2027-01-07T00:00:00+00:00", "2027-01-10T00:00:00+00:00", "2028-01-01T00:00:00+00:00"]),
+            (
+                "*/20 6,18 * * *",
+                "UTC",
+                "2026-11-29T06:30:00Z",
+                &[
+                    "2026-11-29T06:40:00+00:00",
+                    "2026-11-29T18:00:00+00:00",
+                    "2026-11-29T18:20:00+00:00",
+                ],
+            ),
+            (
+                "0 0 1-10/3 jan *",
+                "UTC",
+                "2026-12-31T00:00:00Z",
+                &[
+                    "2027-01-01T00:00:00+00:00",
+                    "2027-01-04T00:00:00+00:00",
+                    "2027-01-07T00:00:00+00:00",
+                    "2027-01-10T00:00:00+00:00",
+                    "2028-01-01T00:00:00+00:00",
+                ],
+            ),
             // Leap days: only in leap years.
-            ("0 0 29 2 *", "UTC", "2026-03-01T00:00:00Z", &["2028-02-29T00:00:00+00:00", "2032-02-29T00:00:00+00:00"]),
+            (
+                "0 0 29 2 *",
+                "UTC",
+                "2026-03-01T00:00:00Z",
+                &["2028-02-29T00:00:00+00:00", "2032-02-29T00:00:00+00:00"],
+            ),
             // Month ends: the 31st skips short months.
-            ("0 12 31 * *", "UTC", "2027-01-31T12:00:00Z", &["2027-03-31T12:00:00+00:00", "2027-05-31T12:00:00+00:00"]),
+            (
+                "0 12 31 * *",
+                "UTC",
+                "2027-01-31T12:00:00Z",
+                &["2027-03-31T12:00:00+00:00", "2027-05-31T12:00:00+00:00"],
+            ),
             // Both day fields restricted: OR (the 13th, or any Friday).
-            ("0 0 13 * fri", "UTC", "2026-11-01T00:00:00Z",
-             &["2026-11-06T00:00:00+00:00", "2026-11-13T00:00:00+00:00", "2026-11-20T00:00:00+00:00", "2026-11-27T00:00:00+00:00", "2026-12-04T00:00:00+00:00"]),
+            (
+                "0 0 13 * fri",
+                "UTC",
+                "2026-11-01T00:00:00Z",
+                &[
+                    "2026-11-06T00:00:00+00:00",
+                    "2026-11-13T00:00:00+00:00",
+                    "2026-11-20T00:00:00+00:00",
+                    "2026-11-27T00:00:00+00:00",
+                    "2026-12-04T00:00:00+00:00",
+                ],
+            ),
             // A `*`-led day field keeps AND: every other day that is also a Monday.
-            ("0 0 */2 * mon", "UTC", "2026-11-01T00:00:00Z", &["2026-11-09T00:00:00+00:00", "2026-11-23T00:00:00+00:00", "2026-12-07T00:00:00+00:00"]),
+            (
+                "0 0 */2 * mon",
+                "UTC",
+                "2026-11-01T00:00:00Z",
+                &[
+                    "2026-11-09T00:00:00+00:00",
+                    "2026-11-23T00:00:00+00:00",
+                    "2026-12-07T00:00:00+00:00",
+                ],
+            ),
             // Quarterly drills on the 15th.
-            ("0 9 15 3,6,9,12 *", "Asia/Shanghai", "2026-11-29T00:00:00+08:00", &["2026-12-15T09:00:00+08:00", "2027-03-15T09:00:00+08:00"]),
-            ("@monthly", "UTC", "2026-11-29T00:00:00Z", &["2026-12-01T00:00:00+00:00"]),
+            (
+                "0 9 15 3,6,9,12 *",
+                "Asia/Shanghai",
+                "2026-11-29T00:00:00+08:00",
+                &["2026-12-15T09:00:00+08:00", "2027-03-15T09:00:00+08:00"],
+            ),
+            (
+                "@monthly",
+                "UTC",
+                "2026-11-29T00:00:00Z",
+                &["2026-12-01T00:00:00+00:00"],
+            ),
         ];
         for (expr, tz, after, want) in cases {
-            assert_eq!(next(expr, tz, after, want.len()), *want, "{expr} in {tz} after {after}");
+            assert_eq!(
+                next(expr, tz, after, want.len()),
+                *want,
+                "{expr} in {tz} after {after}"
+            );
         }
     }
 
@@ -423,49 +565,130 @@ mod tests {
     fn dst_gaps_fire_after_the_gap_and_repeats_fire_once() {
         // New York springs forward at 02:00 on 2026-03-08: 02:30 does not exist.
         assert_eq!(
-            next("30 2 * * *", "America/New_York", "2026-03-07T03:00:00-05:00", 3),
-            ["2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"]
+            next(
+                "30 2 * * *",
+                "America/New_York",
+                "2026-03-07T03:00:00-05:00",
+                3
+            ),
+            [
+                "2026-03-08T03:00:00-04:00",
+                "2026-03-09T02:30:00-04:00",
+                "2026-03-10T02:30:00-04:00"
+            ]
         );
         // Several skipped times collapse into one fire after the gap.
         assert_eq!(
-            next("*/20 2 * * *", "America/New_York", "2026-03-08T01:59:00-05:00", 2),
+            next(
+                "*/20 2 * * *",
+                "America/New_York",
+                "2026-03-08T01:59:00-05:00",
+                2
+            ),
             ["2026-03-08T03:00:00-04:00", "2026-03-09T02:00:00-04:00"]
         );
         // Falls back at 02:00 on 2026-11-01: 01:30 happens twice and fires once.
         assert_eq!(
-            next("30 1 * * *", "America/New_York", "2026-10-31T12:00:00-04:00", 2),
+            next(
+                "30 1 * * *",
+                "America/New_York",
+                "2026-10-31T12:00:00-04:00",
+                2
+            ),
             ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]
         );
         // Every 30 minutes through the repeated hour: the second 01:00 and 01:30 are skipped.
         assert_eq!(
-            next("0,30 * * * *", "America/New_York", "2026-11-01T00:45:00-04:00", 4),
-            ["2026-11-01T01:00:00-04:00", "2026-11-01T01:30:00-04:00", "2026-11-01T02:00:00-05:00", "2026-11-01T02:30:00-05:00"]
+            next(
+                "0,30 * * * *",
+                "America/New_York",
+                "2026-11-01T00:45:00-04:00",
+                4
+            ),
+            [
+                "2026-11-01T01:00:00-04:00",
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-01T02:00:00-05:00",
+                "2026-11-01T02:30:00-05:00"
+            ]
         );
         // Berlin springs forward at 02:00 on 2026-03-29, falls back at 03:00 on 2026-10-25.
-        assert_eq!(next("15 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00+01:00", 2), ["2026-03-29T03:00:00+02:00", "2026-03-30T02:15:00+02:00"]);
-        assert_eq!(next("15 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00+02:00", 2), ["2026-10-25T02:15:00+02:00", "2026-10-26T02:15:00+01:00"]);
+        assert_eq!(
+            next(
+                "15 2 * * *",
+                "Europe/Berlin",
+                "2026-03-28T12:00:00+01:00",
+                2
+            ),
+            ["2026-03-29T03:00:00+02:00", "2026-03-30T02:15:00+02:00"]
+        );
+        assert_eq!(
+            next(
+                "15 2 * * *",
+                "Europe/Berlin",
+                "2026-10-24T12:00:00+02:00",
+                2
+            ),
+            ["2026-10-25T02:15:00+02:00", "2026-10-26T02:15:00+01:00"]
+        );
     }
 
     #[test]
     fn extended_expressions_follow_the_cron_crate() {
         // Seconds first; Sunday is 1; day fields AND-ed.
-        assert_eq!(next("30 0 9 * * 1 *", "UTC", "2026-11-29T00:00:00Z", 2), ["2026-11-29T09:00:30+00:00", "2026-12-06T09:00:30+00:00"]);
-        assert_eq!(next("0 0 12 1 1 * 2027", "UTC", "2026-01-01T00:00:00Z", 2), ["2027-01-01T12:00:00+00:00"]);
-        assert_eq!(next("*/15 * * * * *", "UTC", "2026-11-29T00:00:07Z", 2), ["2026-11-29T00:00:15+00:00", "2026-11-29T00:00:30+00:00"]);
+        assert_eq!(
+            next("30 0 9 * * 1 *", "UTC", "2026-11-29T00:00:00Z", 2),
+            ["2026-11-29T09:00:30+00:00", "2026-12-06T09:00:30+00:00"]
+        );
+        assert_eq!(
+            next("0 0 12 1 1 * 2027", "UTC", "2026-01-01T00:00:00Z", 2),
+            ["2027-01-01T12:00:00+00:00"]
+        );
+        assert_eq!(
+            next("*/15 * * * * *", "UTC", "2026-11-29T00:00:07Z", 2),
+            ["2026-11-29T00:00:15+00:00", "2026-11-29T00:00:30+00:00"]
+        );
     }
 
     #[test]
     fn errors_point_at_the_field() {
-        let err = |e: &str| e.parse::<CronExpr>().err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(err("0 9 32 * *"), "field 3 (day-of-month) \"32\": 32 is out of range 1-31");
-        assert_eq!(err("0 25 * * *"), "field 2 (hour) \"25\": 25 is out of range 0-23");
-        assert_eq!(err("0 9 * foo *"), "field 4 (month) \"foo\": \"foo\" is not a number or a month name (jan-dec)");
-        assert_eq!(err("0 9 * * 1-"), "field 5 (day-of-week) \"1-\": \"\" is not a number or a day name (sun-sat)");
-        assert_eq!(err("*/0 * * * *"), "field 1 (minute) \"*/0\": a step of 0 never advances");
-        assert_eq!(err("0 9 5-1 * *"), "field 3 (day-of-month) \"5-1\": range 5-1 runs backwards");
+        let err = |e: &str| {
+            e.parse::<CronExpr>()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            err("0 9 32 * *"),
+            "field 3 (day-of-month) \"32\": 32 is out of range 1-31"
+        );
+        assert_eq!(
+            err("0 25 * * *"),
+            "field 2 (hour) \"25\": 25 is out of range 0-23"
+        );
+        assert_eq!(
+            err("0 9 * foo *"),
+            "field 4 (month) \"foo\": \"foo\" is not a number or a month name (jan-dec)"
+        );
+        assert_eq!(
+            err("0 9 * * 1-"),
+            "field 5 (day-of-week) \"1-\": \"\" is not a number or a day name (sun-sat)"
+        );
+        assert_eq!(
+            err("*/0 * * * *"),
+            "field 1 (minute) \"*/0\": a step of 0 never advances"
+        );
+        assert_eq!(
+            err("0 9 5-1 * *"),
+            "field 3 (day-of-month) \"5-1\": range 5-1 runs backwards"
+        );
         assert!(err("0 9 * *").starts_with("4 fields"));
         assert!(err("0 0 30 2 *").contains("never fires"));
-        assert!(err("0 0 99 * * *").starts_with("field 3 (hour)"), "{}", err("0 0 99 * * *"));
+        assert!(
+            err("0 0 99 * * *").starts_with("field 3 (hour)"),
+            "{}",
+            err("0 0 99 * * *")
+        );
         assert!(err("@fortnightly").contains("unknown shorthand"));
         assert!(zone("Asia/Beijing").is_err());
     }

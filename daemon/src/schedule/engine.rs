@@ -64,7 +64,12 @@ impl Scheduler {
 
     /// Checks a duty's input against the plugins and the registry; returns the cron text, the
     /// zone name and the next fire time.
-    fn check(&self, input: &mut DutyInput, guard: &dyn Guard, now: DateTime<Utc>) -> Result<(String, String, Option<DateTime<Utc>>), RegistryError> {
+    fn check(
+        &self,
+        input: &mut DutyInput,
+        guard: &dyn Guard,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String, Option<DateTime<Utc>>), RegistryError> {
         let mut errs = Invalid::default();
         if input.name.trim().is_empty() || input.name.chars().count() > 100 {
             errs.push("name", "must be 1 to 100 characters");
@@ -73,49 +78,82 @@ impl Scheduler {
         let description = self.plugins.description(&input.plugin);
         let action = match &description {
             None => {
-                errs.push("plugin", format!("plugin {:?} is not deployed (or not loadable)", input.plugin));
+                errs.push(
+                    "plugin",
+                    format!(
+                        "plugin {:?} is not deployed (or not loadable)",
+                        input.plugin
+                    ),
+                );
                 None
             }
             Some(d) => {
                 let a = d.actions.iter().find(|a| a.id == input.action).cloned();
                 if a.is_none() {
                     let ids: Vec<&str> = d.actions.iter().map(|a| a.id.as_str()).collect();
-                    errs.push("action", format!("{} offers the actions {}", d.id, ids.join(", ")));
+                    errs.push(
+                        "action",
+                        format!("{} offers the actions {}", d.id, ids.join(", ")),
+                    );
                 }
                 a
             }
         };
-        let zone_name = input.time_zone.clone().unwrap_or_else(|| self.default_zone.name().to_owned());
+        let zone_name = input
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| self.default_zone.name().to_owned());
         let tz = zone(&zone_name).map_err(|m| errs.push("time_zone", m)).ok();
         let cron_text = input
             .cron
             .clone()
             .or_else(|| action.as_ref().map(|a| a.default_cron.clone()))
             .unwrap_or_default();
-        let expr = cron_text.parse::<CronExpr>().map_err(|e| errs.push("cron", e.to_string())).ok();
+        let expr = cron_text
+            .parse::<CronExpr>()
+            .map_err(|e| errs.push("cron", e.to_string()))
+            .ok();
         let next = match (&expr, tz) {
             (Some(e), Some(tz)) => e.next_after(now, tz),
             _ => None,
         };
         match RegionCode::parse(&input.selector.region) {
-            Ok(_) if !guard.region(&input.selector.region) => errs.push("selector.region", "is outside the regions your token covers"),
+            Ok(_) if !guard.region(&input.selector.region) => errs.push(
+                "selector.region",
+                "is outside the regions your token covers",
+            ),
             Ok(_) => {
-                if self.store.read(|r| r.region(&input.selector.region))?.is_none() {
-                    errs.push("selector.region", format!("region {} is not registered", input.selector.region));
+                if self
+                    .store
+                    .read(|r| r.region(&input.selector.region))?
+                    .is_none()
+                {
+                    errs.push(
+                        "selector.region",
+                        format!("region {} is not registered", input.selector.region),
+                    );
                 }
             }
             Err(e) => errs.push("selector.region", e.to_string()),
         }
         if let Some(a) = &action {
             if a.target_kind == TargetKind::Person && !input.selector.communities.is_empty() {
-                errs.push("selector.communities", "only for community actions; people are selected by region and categories");
+                errs.push(
+                    "selector.communities",
+                    "only for community actions; people are selected by region and categories",
+                );
             }
             if a.target_kind == TargetKind::Community && !input.selector.categories.is_empty() {
                 errs.push("selector.categories", "only for person actions");
             }
             for (i, c) in input.selector.communities.iter().enumerate() {
-                if !c.starts_with(crate::registry::region::subtree_prefix(&input.selector.region).unwrap_or("-")) {
-                    errs.push(format!("selector.communities[{i}]"), format!("{c} is not in region {}", input.selector.region));
+                if !c.starts_with(
+                    crate::registry::region::subtree_prefix(&input.selector.region).unwrap_or("-"),
+                ) {
+                    errs.push(
+                        format!("selector.communities[{i}]"),
+                        format!("{c} is not in region {}", input.selector.region),
+                    );
                 }
             }
         }
@@ -129,7 +167,12 @@ impl Scheduler {
         Ok((cron_text.trim().to_owned(), zone_name, next))
     }
 
-    pub fn create(&self, mut input: DutyInput, guard: &dyn Guard, owner: Option<String>) -> Result<Duty, RegistryError> {
+    pub fn create(
+        &self,
+        mut input: DutyInput,
+        guard: &dyn Guard,
+        owner: Option<String>,
+    ) -> Result<Duty, RegistryError> {
         let now = self.clock.now();
         let (cron, time_zone, next_fire) = self.check(&mut input, guard, now)?;
         let duty = self.store.write(|w| {
@@ -201,7 +244,11 @@ impl Scheduler {
             catch_up: input.catch_up,
             paused: input.paused,
             // A new schedule, or a resumed duty, starts from now: nothing "missed" runs.
-            last_fire: if schedule_changed || resumed { Some(now) } else { old.last_fire },
+            last_fire: if schedule_changed || resumed {
+                Some(now)
+            } else {
+                old.last_fire
+            },
             next_fire,
             updated_at: now,
             ..old
@@ -211,28 +258,53 @@ impl Scheduler {
         Ok(duty)
     }
 
-    pub fn set_paused(&self, id: u64, paused: bool, guard: &dyn Guard) -> Result<Duty, RegistryError> {
+    pub fn set_paused(
+        &self,
+        id: u64,
+        paused: bool,
+        guard: &dyn Guard,
+    ) -> Result<Duty, RegistryError> {
         self.update(id, &serde_json::json!({ "paused": paused }), guard)
     }
 
     /// The next `count` fire times after `after` (default now).
-    pub fn preview(&self, id: u64, after: Option<DateTime<Utc>>, count: usize, guard: &dyn Guard) -> Result<Vec<DateTime<Utc>>, RegistryError> {
+    pub fn preview(
+        &self,
+        id: u64,
+        after: Option<DateTime<Utc>>,
+        count: usize,
+        guard: &dyn Guard,
+    ) -> Result<Vec<DateTime<Utc>>, RegistryError> {
         let d = self.get(id, guard)?;
         let (expr, tz) = parse_schedule(&d)?;
-        Ok(next_n(&expr, tz, after.unwrap_or_else(|| self.clock.now()), count))
+        Ok(next_n(
+            &expr,
+            tz,
+            after.unwrap_or_else(|| self.clock.now()),
+            count,
+        ))
     }
 
     /// Runs an occurrence now, outside the schedule.
     pub fn trigger(&self, id: u64, guard: &dyn Guard) -> Result<Occurrence, RegistryError> {
         let d = self.get(id, guard)?;
         let now = self.clock.now();
-        let at = Utc.timestamp_opt(now.timestamp(), 0).single().unwrap_or(now);
+        let at = Utc
+            .timestamp_opt(now.timestamp(), 0)
+            .single()
+            .unwrap_or(now);
         self.run_occurrence(&d, at, Trigger::Manual)
     }
 
     /// Runs every scheduled occurrence in `[from, to]` (at most 1,000); ones already done are
     /// left as they are, failed ones run again.
-    pub fn backfill(&self, id: u64, from: DateTime<Utc>, to: DateTime<Utc>, guard: &dyn Guard) -> Result<Vec<Occurrence>, RegistryError> {
+    pub fn backfill(
+        &self,
+        id: u64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        guard: &dyn Guard,
+    ) -> Result<Vec<Occurrence>, RegistryError> {
         let d = self.get(id, guard)?;
         if to < from {
             return Err(invalid("to", "must not be before from"));
@@ -240,9 +312,15 @@ impl Scheduler {
         let (expr, tz) = parse_schedule(&d)?;
         let times = expr.between(from - chrono::Duration::seconds(1), to, tz, 1001);
         if times.len() > 1000 {
-            return Err(invalid("to", "the range holds more than 1,000 occurrences; backfill it in parts"));
+            return Err(invalid(
+                "to",
+                "the range holds more than 1,000 occurrences; backfill it in parts",
+            ));
         }
-        times.into_iter().map(|t| self.run_occurrence(&d, t, Trigger::Backfill)).collect()
+        times
+            .into_iter()
+            .map(|t| self.run_occurrence(&d, t, Trigger::Backfill))
+            .collect()
     }
 
     // ----------------------------------------------------------------------------- occurrences
@@ -250,13 +328,19 @@ impl Scheduler {
     /// Runs one occurrence exactly once: its record is keyed (duty, instant), each task
     /// (duty, instant, target/kind), and tasks are written in transactions, so a run that was
     /// interrupted is finished by the next without creating anything twice.
-    pub fn run_occurrence(&self, duty: &Duty, at: DateTime<Utc>, trigger: Trigger) -> Result<Occurrence, RegistryError> {
+    pub fn run_occurrence(
+        &self,
+        duty: &Duty,
+        at: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> Result<Occurrence, RegistryError> {
         let now = self.clock.now();
         let ts = at.timestamp();
         let start = self.store.write(|w| {
             if let Some(existing) = w.occurrence(duty.id, ts)? {
                 let rerun = existing.status == OccurrenceStatus::Planning
-                    || (existing.status == OccurrenceStatus::Failed && matches!(trigger, Trigger::Manual | Trigger::Backfill));
+                    || (existing.status == OccurrenceStatus::Failed
+                        && matches!(trigger, Trigger::Manual | Trigger::Backfill));
                 if !rerun {
                     return Ok::<_, StoreError>(Err(existing));
                 }
@@ -287,7 +371,9 @@ impl Scheduler {
         let plan_occ = pm::Occurrence {
             duty: duty.id.to_string(),
             action: duty.action.clone(),
-            scheduled_at: at.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            scheduled_at: at
+                .with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             time_zone: tz.name().to_owned(),
         };
         let drafts = match self.plugins.plan(&duty.plugin, &plan_occ, &targets) {
@@ -315,16 +401,22 @@ impl Scheduler {
         };
         drop(targets);
         occ.planned = drafts.len() as u64;
-        let due_override = duty.due_window_days.map(|d| chrono::Duration::days(i64::from(d)));
+        let due_override = duty
+            .due_window_days
+            .map(|d| chrono::Duration::days(i64::from(d)));
         for chunk in drafts.chunks(CHUNK) {
             self.store.write(|w| {
                 let mut fresh = Vec::new();
                 {
                     let tasks = w.task_writer()?;
                     for d in chunk {
-                        let Some((target, community)) = keys.get(d.target as usize) else { continue };
+                        let Some((target, community)) = keys.get(d.target as usize) else {
+                            continue;
+                        };
                         let key = format!("{}/{}", target_key(target), d.kind);
-                        if tasks.existing(duty.id, ts, &key)?.is_some() || fresh.iter().any(|(k, _, _, _)| *k == key) {
+                        if tasks.existing(duty.id, ts, &key)?.is_some()
+                            || fresh.iter().any(|(k, _, _, _)| *k == key)
+                        {
                             occ.tasks_existing += 1;
                             continue;
                         }
@@ -338,7 +430,9 @@ impl Scheduler {
                 let first = w.reserve_ids("task", fresh.len() as u64)?;
                 let mut tasks = w.task_writer()?;
                 for (i, (key, target, community, d)) in fresh.into_iter().enumerate() {
-                    let parse = |s: &str| DateTime::parse_from_rfc3339(s).unwrap_or_else(|_| at.fixed_offset());
+                    let parse = |s: &str| {
+                        DateTime::parse_from_rfc3339(s).unwrap_or_else(|_| at.fixed_offset())
+                    };
                     let due_start = parse(&d.due_start);
                     let due_end = match due_override {
                         Some(w) => (at + w).with_timezone(&tz).fixed_offset().max(due_start),
@@ -379,7 +473,11 @@ impl Scheduler {
     }
 
     /// The targets of a duty on `today`, with each target's key and community.
-    fn targets(&self, duty: &Duty, today: chrono::NaiveDate) -> Result<(Vec<pm::Target>, Vec<(TaskTarget, String)>), RegistryError> {
+    fn targets(
+        &self,
+        duty: &Duty,
+        today: chrono::NaiveDate,
+    ) -> Result<(Vec<pm::Target>, Vec<(TaskTarget, String)>), RegistryError> {
         let action = self
             .plugins
             .description(&duty.plugin)
@@ -388,7 +486,9 @@ impl Scheduler {
             return Ok((Vec::new(), Vec::new()));
         };
         let region = &duty.selector.region;
-        let prefix = crate::registry::region::subtree_prefix(region).unwrap_or(region).to_owned();
+        let prefix = crate::registry::region::subtree_prefix(region)
+            .unwrap_or(region)
+            .to_owned();
         let grid = region.contains('-').then_some(region.as_str());
         let community_prefix = prefix.split('-').next().unwrap_or(&prefix).to_owned();
         let mut targets = Vec::new();
@@ -398,15 +498,26 @@ impl Scheduler {
                 let categories: Vec<String> = if duty.selector.categories.is_empty() {
                     action.categories.clone()
                 } else {
-                    duty.selector.categories.iter().map(|c| c.as_str().to_owned()).collect()
+                    duty.selector
+                        .categories
+                        .iter()
+                        .map(|c| c.as_str().to_owned())
+                        .collect()
                 };
                 let page = self.store.read(|r| {
-                    r.persons_in_regions(std::slice::from_ref(&community_prefix), None, usize::MAX, |p| {
-                        p.active
-                            && grid.is_none_or(|g| p.grid.as_deref() == Some(g))
-                            && p.categories.iter().any(|c| categories.iter().any(|x| x == c.as_str()))
-                            && duty.selector.needs.iter().all(|n| p.needs.contains(n))
-                    })
+                    r.persons_in_regions(
+                        std::slice::from_ref(&community_prefix),
+                        None,
+                        usize::MAX,
+                        |p| {
+                            p.active
+                                && grid.is_none_or(|g| p.grid.as_deref() == Some(g))
+                                && p.categories
+                                    .iter()
+                                    .any(|c| categories.iter().any(|x| x == c.as_str()))
+                                && duty.selector.needs.iter().all(|n| p.needs.contains(n))
+                        },
+                    )
                 })?;
                 for p in page.items {
                     keys.push((TaskTarget::Person { id: p.id }, p.community.clone()));
@@ -418,12 +529,20 @@ impl Scheduler {
                     r.regions(&community_prefix, None, usize::MAX, |reg| {
                         reg.active
                             && reg.level == RegionLevel::Community
-                            && (duty.selector.communities.is_empty() || duty.selector.communities.contains(&reg.code))
+                            && (duty.selector.communities.is_empty()
+                                || duty.selector.communities.contains(&reg.code))
                     })
                 })?;
                 for reg in page.items {
-                    keys.push((TaskTarget::Community { code: reg.code.clone() }, reg.code.clone()));
-                    targets.push(pm::Target::Community(pm::CommunityTarget::from_region(&reg)));
+                    keys.push((
+                        TaskTarget::Community {
+                            code: reg.code.clone(),
+                        },
+                        reg.code.clone(),
+                    ));
+                    targets.push(pm::Target::Community(pm::CommunityTarget::from_region(
+                        &reg,
+                    )));
                 }
             }
         }
@@ -439,17 +558,25 @@ impl Scheduler {
         let now = self.clock.now();
         if !self.recovered.swap(true, Ordering::SeqCst) {
             for (duty_id, ts) in self.store.read(|r| r.pending_occurrences())? {
-                let (Some(duty), Some(at)) = (self.store.read(|r| r.duty(duty_id))?, Utc.timestamp_opt(ts, 0).single()) else {
+                let (Some(duty), Some(at)) = (
+                    self.store.read(|r| r.duty(duty_id))?,
+                    Utc.timestamp_opt(ts, 0).single(),
+                ) else {
                     continue;
                 };
-                let trigger = self.store.read(|r| r.occurrence(duty_id, ts))?.map_or(Trigger::Scheduled, |o| o.trigger);
+                let trigger = self
+                    .store
+                    .read(|r| r.occurrence(duty_id, ts))?
+                    .map_or(Trigger::Scheduled, |o| o.trigger);
                 tracing::info!(duty = duty_id, at = %at, "finishing an occurrence interrupted by a stop");
                 self.run_occurrence(&duty, at, trigger)?;
             }
         }
         let mut next_wake: Option<DateTime<Utc>> = None;
         for duty in self.store.read(|r| r.all_duties())? {
-            let Ok((expr, tz)) = parse_schedule(&duty) else { continue };
+            let Ok((expr, tz)) = parse_schedule(&duty) else {
+                continue;
+            };
             if duty.paused {
                 continue;
             }
@@ -457,14 +584,22 @@ impl Scheduler {
             let fires = expr.between(from, now, tz, 100_000);
             let window_start = now - chrono::Duration::days(i64::from(duty.catch_up.window_days));
             let on_time = |t: &DateTime<Utc>| *t > now - GRACE;
-            let candidates: Vec<DateTime<Utc>> = fires.iter().copied().filter(|t| *t > window_start || on_time(t)).collect();
+            let candidates: Vec<DateTime<Utc>> = fires
+                .iter()
+                .copied()
+                .filter(|t| *t > window_start || on_time(t))
+                .collect();
             let selected: Vec<DateTime<Utc>> = match duty.catch_up.policy {
                 CatchUpPolicy::All => candidates,
                 CatchUpPolicy::Latest => candidates.last().copied().into_iter().collect(),
                 CatchUpPolicy::None => fires.iter().copied().filter(on_time).collect(),
             };
             for t in &selected {
-                let trigger = if on_time(t) { Trigger::Scheduled } else { Trigger::CatchUp };
+                let trigger = if on_time(t) {
+                    Trigger::Scheduled
+                } else {
+                    Trigger::CatchUp
+                };
                 self.run_occurrence(&duty, *t, trigger)?;
             }
             let next_fire = expr.next_after(now, tz);
@@ -485,7 +620,10 @@ impl Scheduler {
             next_wake = earliest(next_wake, next_fire);
         }
         self.mark_overdue(now)?;
-        let due = self.store.read(|r| r.first_open_due())?.and_then(|s| Utc.timestamp_opt(s + 1, 0).single());
+        let due = self
+            .store
+            .read(|r| r.first_open_due())?
+            .and_then(|s| Utc.timestamp_opt(s + 1, 0).single());
         Ok(earliest(next_wake, due))
     }
 
@@ -511,7 +649,11 @@ impl Scheduler {
                             task: Some(task.id),
                             duty: Some(task.duty),
                             community: Some(task.community.clone()),
-                            detail: format!("{} was due by {}", task.title.zh, task.due_end.to_rfc3339()),
+                            detail: format!(
+                                "{} was due by {}",
+                                task.title.zh,
+                                task.due_end.to_rfc3339()
+                            ),
                         });
                     }
                 }
@@ -571,7 +713,10 @@ fn target_key(t: &TaskTarget) -> String {
 }
 
 fn parse_schedule(d: &Duty) -> Result<(CronExpr, Tz), RegistryError> {
-    let expr = d.cron.parse::<CronExpr>().map_err(|e| invalid("cron", e.to_string()))?;
+    let expr = d
+        .cron
+        .parse::<CronExpr>()
+        .map_err(|e| invalid("cron", e.to_string()))?;
     let tz = zone(&d.time_zone).map_err(|m| invalid("time_zone", m))?;
     Ok((expr, tz))
 }

@@ -46,16 +46,19 @@ pub(super) const PLUGIN_WASM: TableDefinition<(&str, &str), &[u8]> =
 /// Duty id → duty
 pub(super) const DUTIES: TableDefinition<u64, &[u8]> = TableDefinition::new("duties");
 /// (duty id, scheduled instant as Unix seconds) → occurrence
-pub(super) const OCCURRENCES: TableDefinition<(u64, i64), &[u8]> = TableDefinition::new("occurrences");
+pub(super) const OCCURRENCES: TableDefinition<(u64, i64), &[u8]> =
+    TableDefinition::new("occurrences");
 /// Occurrences still being planned (recovered after a crash)
 pub(super) const OCCURRENCES_PENDING: TableDefinition<(u64, i64), ()> =
     TableDefinition::new("occurrences_pending");
 /// Task id → task
 pub(super) const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 /// The idempotency key of a task: (duty, occurrence instant, target and kind) → task id
-pub(super) const TASK_KEYS: TableDefinition<(u64, i64, &str), u64> = TableDefinition::new("task_keys");
+pub(super) const TASK_KEYS: TableDefinition<(u64, i64, &str), u64> =
+    TableDefinition::new("task_keys");
 /// (duty, task id)
-pub(super) const TASKS_BY_DUTY: TableDefinition<(u64, u64), ()> = TableDefinition::new("tasks_by_duty");
+pub(super) const TASKS_BY_DUTY: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("tasks_by_duty");
 /// (community code, task id)
 pub(super) const TASKS_BY_COMMUNITY: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("tasks_by_community");

@@ -149,7 +149,9 @@ macro_rules! getters {
 
         pub fn duty(&self, id: u64) -> Result<Option<Duty>, StoreError> {
             let t = self.txn.open_table(DUTIES)?;
-            t.get(id)?.map(|v| decode("duties", id, v.value())).transpose()
+            t.get(id)?
+                .map(|v| decode("duties", id, v.value()))
+                .transpose()
         }
 
         pub fn all_duties(&self) -> Result<Vec<Duty>, StoreError> {
@@ -181,7 +183,9 @@ macro_rules! getters {
 
         pub fn task(&self, id: u64) -> Result<Option<Task>, StoreError> {
             let t = self.txn.open_table(TASKS)?;
-            t.get(id)?.map(|v| decode("tasks", id, v.value())).transpose()
+            t.get(id)?
+                .map(|v| decode("tasks", id, v.value()))
+                .transpose()
         }
 
         /// The earliest due end among open tasks (Unix seconds).
@@ -366,7 +370,12 @@ impl ReadTx {
     }
 
     /// A duty's occurrences, newest first, before the instant `before` (Unix seconds).
-    pub fn occurrences_of(&self, duty: u64, before: i64, limit: usize) -> Result<Page<Occurrence>, StoreError> {
+    pub fn occurrences_of(
+        &self,
+        duty: u64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Page<Occurrence>, StoreError> {
         let t = self.txn.open_table(OCCURRENCES)?;
         let mut items: Vec<Occurrence> = Vec::new();
         for row in t.range((duty, i64::MIN)..(duty, before))?.rev() {
@@ -394,7 +403,9 @@ impl ReadTx {
             .range((duty, after.saturating_add(1))..=(duty, u64::MAX))?
             .map(|row| row.map(|(k, _)| k.value().1));
         let tasks = self.txn.open_table(TASKS)?;
-        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| t.id.to_string())
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
+            t.id.to_string()
+        })
     }
 
     /// Tasks in communities starting with one of `prefixes`, in (community, id) order.
@@ -416,13 +427,23 @@ impl ReadTx {
             };
             ranges.push(index.range(lower..(end.as_str(), 0))?);
         }
-        let ids = ranges.into_iter().flatten().map(|row| row.map(|(k, _)| k.value().1));
+        let ids = ranges
+            .into_iter()
+            .flatten()
+            .map(|row| row.map(|(k, _)| k.value().1));
         let tasks = self.txn.open_table(TASKS)?;
-        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| format!("{}~{}", t.community, t.id))
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
+            format!("{}~{}", t.community, t.id)
+        })
     }
 
     /// Every task, in id order.
-    pub fn tasks(&self, after: u64, limit: usize, keep: impl FnMut(&Task) -> bool) -> Result<Page<Task>, StoreError> {
+    pub fn tasks(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
         self.page_by_id(TASKS, "tasks", after, limit, keep)
     }
 
@@ -556,7 +577,9 @@ impl WriteTx {
     /// Stores an occurrence; one still `planning` is also listed as pending.
     pub fn put_occurrence(&mut self, o: &Occurrence) -> Result<(), StoreError> {
         let key = (o.duty, o.scheduled_at.timestamp());
-        self.txn.open_table(OCCURRENCES)?.insert(key, encode(o).as_slice())?;
+        self.txn
+            .open_table(OCCURRENCES)?
+            .insert(key, encode(o).as_slice())?;
         let mut pending = self.txn.open_table(OCCURRENCES_PENDING)?;
         if o.status == crate::schedule::OccurrenceStatus::Planning {
             pending.insert(key, ())?;
@@ -587,7 +610,11 @@ impl WriteTx {
     }
 
     /// Open tasks whose due end is before `before` (Unix seconds), at most `limit`.
-    pub fn open_tasks_due_before(&self, before: i64, limit: usize) -> Result<Vec<Task>, StoreError> {
+    pub fn open_tasks_due_before(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
         let index = self.txn.open_table(TASKS_OPEN_BY_DUE)?;
         let tasks = self.txn.open_table(TASKS)?;
         let mut out = Vec::new();
@@ -711,9 +738,11 @@ impl TaskWriter<'_> {
     /// Creates a task under its idempotency key.
     pub fn create(&mut self, task: &Task) -> Result<(), StoreError> {
         let at = task.scheduled_at.timestamp();
-        self.keys.insert((task.duty, at, task.key.as_str()), task.id)?;
+        self.keys
+            .insert((task.duty, at, task.key.as_str()), task.id)?;
         self.by_duty.insert((task.duty, task.id), ())?;
-        self.by_community.insert((task.community.as_str(), task.id), ())?;
+        self.by_community
+            .insert((task.community.as_str(), task.id), ())?;
         self.put(task, None)
     }
 
@@ -723,7 +752,8 @@ impl TaskWriter<'_> {
             self.open_by_due.remove((o.due_end.timestamp(), o.id))?;
         }
         if task.status == TaskStatus::Open {
-            self.open_by_due.insert((task.due_end.timestamp(), task.id), ())?;
+            self.open_by_due
+                .insert((task.due_end.timestamp(), task.id), ())?;
         }
         self.tasks.insert(task.id, encode(task).as_slice())?;
         Ok(())

@@ -1,0 +1,336 @@
+//! Duty and task routes: create and change duties, pause and resume, trigger now, backfill,
+//! list occurrences with their outcome, preview fire times; list tasks and the event outbox.
+//! Administrators and bureaus manage duties (a bureau within its county); stations read the
+//! tasks of the communities they serve.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::{Caller, Scope};
+use super::problem::{ApiError, Body, Problem};
+use super::registry::Page;
+use crate::registry::FieldError;
+use crate::registry::service::Guard;
+use crate::schedule::{Duty, DutyInput, Event, Occurrence, Task, TaskStatus};
+
+fn manager(caller: &Caller) -> Result<Option<String>, ApiError> {
+    match &caller.scope {
+        Scope::Admin => Ok(None),
+        Scope::Bureau(code) => Ok(Some(code.clone())),
+        _ => Err(ApiError::forbidden(
+            "only an administrator or a bureau manages duties",
+        )),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+#[utoipa::path(get, path = "/v1/duties", tag = "duties", responses((status = 200, body = Vec<Duty>)))]
+pub async fn list_duties(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Duty>>, ApiError> {
+    if caller.is_volunteer() {
+        return Err(ApiError::forbidden("a volunteer token cannot list duties"));
+    }
+    Ok(Json(st.scheduler.list(&caller)?))
+}
+
+#[utoipa::path(post, path = "/v1/duties", tag = "duties", request_body = DutyInput,
+    responses((status = 201, body = Duty), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(input): Body<DutyInput>,
+) -> Result<(StatusCode, Json<Duty>), ApiError> {
+    let owner = manager(&caller)?;
+    let duty = blocking(move || Ok(st.scheduler.create(input, &caller, owner)?)).await?;
+    Ok((StatusCode::CREATED, Json(duty)))
+}
+
+#[utoipa::path(get, path = "/v1/duties/{id}", tag = "duties", responses((status = 200, body = Duty), (status = 404, body = Problem)))]
+pub async fn get_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Duty>, ApiError> {
+    Ok(Json(st.scheduler.get(id, &caller)?))
+}
+
+#[utoipa::path(patch, path = "/v1/duties/{id}", tag = "duties",
+    request_body(content = Object, description = "JSON merge patch (RFC 7396) of DutyInput"),
+    responses((status = 200, body = Duty), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(patch): Body<Value>,
+) -> Result<Json<Duty>, ApiError> {
+    manager(&caller)?;
+    blocking(move || Ok(Json(st.scheduler.update(id, &patch, &caller)?))).await
+}
+
+#[utoipa::path(post, path = "/v1/duties/{id}/pause", tag = "duties", responses((status = 200, body = Duty)))]
+pub async fn pause_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Duty>, ApiError> {
+    manager(&caller)?;
+    blocking(move || Ok(Json(st.scheduler.set_paused(id, true, &caller)?))).await
+}
+
+#[utoipa::path(post, path = "/v1/duties/{id}/resume", tag = "duties",
+    description = "Resumes a paused duty from now: occurrences missed while paused do not run.",
+    responses((status = 200, body = Duty)))]
+pub async fn resume_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Duty>, ApiError> {
+    manager(&caller)?;
+    blocking(move || Ok(Json(st.scheduler.set_paused(id, false, &caller)?))).await
+}
+
+#[utoipa::path(post, path = "/v1/duties/{id}/trigger", tag = "duties",
+    description = "Runs an occurrence now, outside the schedule.",
+    responses((status = 200, body = Occurrence)))]
+pub async fn trigger_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Occurrence>, ApiError> {
+    manager(&caller)?;
+    blocking(move || Ok(Json(st.scheduler.trigger(id, &caller)?))).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// RFC 3339; the first scheduled instant at or after this runs.
+    pub from: DateTime<Utc>,
+    /// RFC 3339; the last scheduled instant at or before this runs.
+    pub to: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/v1/duties/{id}/backfill", tag = "duties", request_body = BackfillRequest,
+    description = "Runs every scheduled occurrence in [from, to] (at most 1,000). Occurrences already done are kept; failed ones run again.",
+    responses((status = 200, body = Vec<Occurrence>), (status = 422, body = Problem)))]
+pub async fn backfill_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(req): Body<BackfillRequest>,
+) -> Result<Json<Vec<Occurrence>>, ApiError> {
+    manager(&caller)?;
+    blocking(move || Ok(Json(st.scheduler.backfill(id, req.from, req.to, &caller)?))).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OccurrenceQuery {
+    limit: Option<u32>,
+    /// Cursor from `next_cursor`.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/duties/{id}/occurrences", tag = "duties", params(OccurrenceQuery),
+    description = "Occurrences, newest first, with their outcome (planned, tasks created, plugin error).",
+    responses((status = 200, body = Page<Occurrence>)))]
+pub async fn list_occurrences(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Query(q): Query<OccurrenceQuery>,
+) -> Result<Json<Page<Occurrence>>, ApiError> {
+    st.scheduler.get(id, &caller)?;
+    let before = match q.cursor.as_deref() {
+        None => i64::MAX,
+        Some(c) => c
+            .parse()
+            .map_err(|_| bad("cursor", "is not a cursor this list gave out"))?,
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
+    let page = st.store.read(|r| r.occurrences_of(id, before, limit))?;
+    Ok(Json(page.into()))
+}
+
+fn bad(field: &str, message: &str) -> ApiError {
+    ApiError::invalid(vec![FieldError {
+        field: field.into(),
+        message: message.into(),
+    }])
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    /// How many fire times (1-100, default 5).
+    count: Option<u32>,
+    /// RFC 3339 (default: now).
+    after: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    pub time_zone: String,
+    /// RFC 3339 with the duty's offset.
+    pub fire_times: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/duties/{id}/preview", tag = "duties", params(PreviewQuery), responses((status = 200, body = Preview)))]
+pub async fn preview_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Query(q): Query<PreviewQuery>,
+) -> Result<Json<Preview>, ApiError> {
+    let duty = st.scheduler.get(id, &caller)?;
+    let count = q.count.unwrap_or(5).clamp(1, 100) as usize;
+    let times = st.scheduler.preview(id, q.after, count, &caller)?;
+    let tz: chrono_tz::Tz = duty.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    Ok(Json(Preview {
+        time_zone: duty.time_zone,
+        fire_times: times
+            .iter()
+            .map(|t| t.with_timezone(&tz).to_rfc3339())
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    /// Only tasks of this duty.
+    duty: Option<u64>,
+    /// Only tasks with this status.
+    status: Option<TaskStatus>,
+    /// Only tasks in this region's subtree.
+    region: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(TaskQuery), responses((status = 200, body = Page<Task>)))]
+pub async fn list_tasks(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<TaskQuery>,
+) -> Result<Json<Page<Task>>, ApiError> {
+    if caller.is_volunteer() {
+        return Err(ApiError::forbidden(
+            "a volunteer token cannot list tasks yet (assignment comes with matching)",
+        ));
+    }
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
+    let region = match &q.region {
+        Some(r) => Some(
+            crate::registry::region::subtree_prefix(r)
+                .map(str::to_owned)
+                .ok_or_else(|| bad("region", "must be a 12-digit division code"))?,
+        ),
+        None => None,
+    };
+    let keep = |t: &Task| {
+        caller.community(&t.community)
+            && q.status.is_none_or(|s| t.status == s)
+            && q.duty.is_none_or(|d| t.duty == d)
+            && region.as_deref().is_none_or(|p| t.community.starts_with(p))
+    };
+    let page = match (q.duty, caller.person_prefixes()) {
+        (Some(duty), _) => {
+            let after = q.cursor.as_deref().map_or(Ok(0), |c| {
+                c.parse()
+                    .map_err(|_| bad("cursor", "is not a cursor this list gave out"))
+            })?;
+            st.store
+                .read(|r| r.tasks_of_duty(duty, after, limit, keep))?
+        }
+        (None, Some(prefixes)) => {
+            let after = match q.cursor.as_deref() {
+                None => None,
+                Some(c) => {
+                    let (code, id) = c
+                        .split_once('~')
+                        .ok_or_else(|| bad("cursor", "is not a cursor this list gave out"))?;
+                    Some((
+                        code.to_owned(),
+                        id.parse::<u64>()
+                            .map_err(|_| bad("cursor", "is not a cursor this list gave out"))?,
+                    ))
+                }
+            };
+            let mut prefixes = prefixes;
+            prefixes.sort();
+            st.store.read(|r| {
+                r.tasks_in_regions(
+                    &prefixes,
+                    after.as_ref().map(|(c, i)| (c.as_str(), *i)),
+                    limit,
+                    keep,
+                )
+            })?
+        }
+        (None, None) => {
+            let after = q.cursor.as_deref().map_or(Ok(0), |c| {
+                c.parse()
+                    .map_err(|_| bad("cursor", "is not a cursor this list gave out"))
+            })?;
+            st.store.read(|r| r.tasks(after, limit, keep))?
+        }
+    };
+    Ok(Json(page.into()))
+}
+
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", responses((status = 200, body = Task), (status = 404, body = Problem)))]
+pub async fn get_task(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Task>, ApiError> {
+    st.store
+        .read(|r| r.task(id))?
+        .filter(|t| caller.community(&t.community))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("task {id}")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Events after this sequence number.
+    #[serde(default)]
+    after: u64,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "tasks", params(EventQuery),
+    description = "The event outbox (task.overdue, occurrence.failed), oldest first; webhooks deliver from it.",
+    responses((status = 200, body = Vec<Event>)))]
+pub async fn list_events(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<Vec<Event>>, ApiError> {
+    manager(&caller)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let events = st.store.read(|r| r.events(q.after, limit))?;
+    Ok(Json(
+        events
+            .into_iter()
+            .filter(|e| e.community.as_deref().is_none_or(|c| caller.community(c)))
+            .collect(),
+    ))
+}
