@@ -18,6 +18,8 @@ pub struct ServeOptions {
     pub plugin_dir: Option<PathBuf>,
     /// How often the plugin folder is scanned.
     pub plugin_scan: Duration,
+    /// Run the duty scheduler loop (tests that drive `Scheduler::tick` themselves turn it off).
+    pub scheduler: bool,
 }
 
 impl ServeOptions {
@@ -26,6 +28,7 @@ impl ServeOptions {
             grace,
             plugin_dir: None,
             plugin_scan: Duration::from_secs(2),
+            scheduler: true,
         }
     }
 }
@@ -49,7 +52,9 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
-    let mut scheduler = tokio::spawn(state.scheduler.clone().run(stop_rx.clone()));
+    let scheduler = opts
+        .scheduler
+        .then(|| tokio::spawn(state.scheduler.clone().run(stop_rx.clone())));
     let app = api::router(state);
     let mut server = tokio::spawn({
         let mut rx = stop_rx.clone();
@@ -73,7 +78,9 @@ pub async fn run(
     if let Some(w) = watcher {
         let _ = tokio::time::timeout(grace, w).await;
     }
-    if tokio::time::timeout(grace, &mut scheduler).await.is_err() {
+    if let Some(mut scheduler) = scheduler
+        && tokio::time::timeout(grace, &mut scheduler).await.is_err()
+    {
         tracing::warn!("the scheduler did not stop within the grace period; stopping it");
         scheduler.abort();
     }

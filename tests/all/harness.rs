@@ -21,6 +21,8 @@ pub fn clock() -> std::sync::Arc<ManualClock> {
 
 pub struct Daemon {
     pub url: String,
+    pub clock: std::sync::Arc<ManualClock>,
+    pub scheduler: std::sync::Arc<linli::schedule::Scheduler>,
     pub admin: String,
     pub dir: TempDir,
     pub client: Client,
@@ -47,7 +49,8 @@ impl Daemon {
         let store = Store::open(&Self::db_path(dir.path()), OpenOptions::default()).unwrap();
         let clock = clock();
         let admin = create_token(&store, &Scope::Admin, None, clock.now()).unwrap();
-        let state = AppState::new(store, clock).unwrap();
+        let state = AppState::new(store, clock.clone()).unwrap();
+        let scheduler = state.scheduler.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -57,10 +60,16 @@ impl Daemon {
             async {
                 let _ = rx.await;
             },
-            linli::server::ServeOptions::new(Duration::from_secs(5)),
+            linli::server::ServeOptions {
+                // The tests drive the scheduler with `tick` and their own clock.
+                scheduler: false,
+                ..linli::server::ServeOptions::new(Duration::from_secs(5))
+            },
         ));
         Daemon {
             url,
+            clock,
+            scheduler,
             admin,
             dir,
             client: Client::new(),

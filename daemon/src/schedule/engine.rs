@@ -18,8 +18,15 @@ use crate::registry::service::{Guard, RegistryError, from_json, merge_patch};
 use crate::registry::{Invalid, RegionCode, RegionLevel};
 use crate::store::{Store, StoreError};
 
-/// Tasks written per transaction while an occurrence is persisted.
-const CHUNK: usize = 5000;
+/// Tasks written per transaction while an occurrence is persisted (`LINLI_TASK_CHUNK` overrides
+/// it, for tuning and for the crash test).
+fn chunk_size() -> usize {
+    std::env::var("LINLI_TASK_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(5000)
+}
 /// A fire time this recent counts as on time, whatever the catch-up policy.
 const GRACE: chrono::Duration = chrono::Duration::minutes(2);
 
@@ -404,7 +411,7 @@ impl Scheduler {
         let due_override = duty
             .due_window_days
             .map(|d| chrono::Duration::days(i64::from(d)));
-        for chunk in drafts.chunks(CHUNK) {
+        for chunk in drafts.chunks(chunk_size()) {
             self.store.write(|w| {
                 let mut fresh = Vec::new();
                 {
