@@ -8,6 +8,7 @@ mod wasm;
 mod api_crud;
 mod bad_input;
 mod cli;
+mod crash;
 mod duties;
 mod import;
 mod persistence;
