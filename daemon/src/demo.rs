@@ -162,8 +162,15 @@ pub fn seed(store: &Store, now: DateTime<Utc>, size: Size) -> Result<Seeded, Dem
     let (regions, communities, stations) = seed_places(store, now, &mut rng)?;
     let today = now.date_naive();
     let mut persons = Vec::new();
-    persons_csv(&mut rng, &communities, today, size.persons, &mut persons)
-        .map_err(|e| DemoError::Generated("people in care", e.to_string()))?;
+    persons_csv(
+        &mut rng,
+        &communities,
+        today,
+        size.persons,
+        false,
+        &mut persons,
+    )
+    .map_err(|e| DemoError::Generated("people in care", e.to_string()))?;
     let volunteers_csv = volunteers_csv(&mut rng, &communities, &stations, today, size.volunteers);
     let persons = run_import(store, Kind::Persons, persons, now)?;
     let volunteers = run_import(store, Kind::Volunteers, volunteers_csv.into_bytes(), now)?;
@@ -183,11 +190,30 @@ pub fn bench_fixture(
     rows: usize,
     now: DateTime<Utc>,
 ) -> Result<(), DemoError> {
+    bench_fixture_with(store, csv, rows, false, now)
+}
+
+/// As `bench_fixture`; `elders_only` makes every row a special-difficulty elder.
+pub fn bench_fixture_with(
+    store: &Store,
+    csv: &std::path::Path,
+    rows: usize,
+    elders_only: bool,
+    now: DateTime<Utc>,
+) -> Result<(), DemoError> {
     let mut rng = StdRng::seed_from_u64(7);
     let (_, communities, _) = seed_places(store, now, &mut rng)?;
     let io = |e: std::io::Error| DemoError::Generated("benchmark rows", e.to_string());
     let mut out = std::io::BufWriter::new(std::fs::File::create(csv).map_err(io)?);
-    persons_csv(&mut rng, &communities, now.date_naive(), rows, &mut out).map_err(io)?;
+    persons_csv(
+        &mut rng,
+        &communities,
+        now.date_naive(),
+        rows,
+        elders_only,
+        &mut out,
+    )
+    .map_err(io)?;
     out.flush().map_err(io)
 }
 
@@ -372,12 +398,17 @@ fn persons_csv(
     communities: &[Community],
     today: NaiveDate,
     n: usize,
+    elders_only: bool,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     writeln!(out, "{}", import::person_header())?;
     for i in 0..n {
         let c = &communities[i % communities.len()];
-        let roll = rng.random_range(0..100);
+        let roll = if elders_only {
+            0
+        } else {
+            rng.random_range(0..100)
+        };
         let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
         let (lat, lon) = near(rng, &c.centre);
         let grid = if c.code[6..9].starts_with('0') {
@@ -616,41 +647,6 @@ fn volunteers_csv(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_demo_county_seeds_cleanly() {
-        let dir = tempfile::tempdir().ok();
-        let path = dir
-            .as_ref()
-            .map(|d| d.path().join("demo.redb"))
-            .unwrap_or_default();
-        let store = Store::open(&path, Default::default()).ok();
-        let Some(store) = store else {
-            panic!("store did not open");
-        };
-        let now = DateTime::parse_from_rfc3339("2026-11-29T08:00:00+08:00")
-            .map(|d| d.to_utc())
-            .unwrap_or_default();
-        let seeded = seed(
-            &store,
-            now,
-            Size {
-                persons: 600,
-                volunteers: 80,
-            },
-        );
-        let seeded = seeded.map_err(|e| e.to_string());
-        let (p, v) = seeded
-            .as_ref()
-            .map(|s| (s.persons.imported, s.volunteers.imported))
-            .unwrap_or_default();
-        assert_eq!((p, v), (600, 80), "{seeded:?}");
-    }
-}
-
 /// The shipped plugins' duties for the demo county, each with its most recent occurrence run
 /// (within the last 100 days), so the demo has tasks from occurrences that already fired.
 /// Duties are created only once; returns (duty name, occurrence) for what ran.
@@ -705,11 +701,56 @@ pub fn seed_duties(
             &Everything,
             None,
         )?;
-        let occurrences =
-            scheduler.backfill(duty.id, now - Duration::days(100), now, &Everything)?;
-        if let Some(last) = occurrences.into_iter().last() {
-            ran.push((name.to_owned(), last));
+        // Only the most recent fire time before now, as if the daemon had been running.
+        let expr: crate::schedule::cron::CronExpr =
+            duty.cron
+                .parse()
+                .map_err(|e: crate::schedule::cron::CronError| {
+                    RegistryError::Invalid(crate::registry::Invalid::one("cron", e.to_string()))
+                })?;
+        let tz = crate::schedule::cron::zone(&duty.time_zone).unwrap_or(chrono_tz::Asia::Shanghai);
+        if let Some(last) = expr
+            .between(now - Duration::days(100), now, tz, 10_000)
+            .last()
+        {
+            let occurrences = scheduler.backfill(duty.id, *last, *last, &Everything)?;
+            ran.extend(occurrences.into_iter().map(|o| (name.to_owned(), o)));
         }
     }
     Ok(ran)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_county_seeds_cleanly() {
+        let dir = tempfile::tempdir().ok();
+        let path = dir
+            .as_ref()
+            .map(|d| d.path().join("demo.redb"))
+            .unwrap_or_default();
+        let store = Store::open(&path, Default::default()).ok();
+        let Some(store) = store else {
+            panic!("store did not open");
+        };
+        let now = DateTime::parse_from_rfc3339("2026-11-29T08:00:00+08:00")
+            .map(|d| d.to_utc())
+            .unwrap_or_default();
+        let seeded = seed(
+            &store,
+            now,
+            Size {
+                persons: 600,
+                volunteers: 80,
+            },
+        );
+        let seeded = seeded.map_err(|e| e.to_string());
+        let (p, v) = seeded
+            .as_ref()
+            .map(|s| (s.persons.imported, s.volunteers.imported))
+            .unwrap_or_default();
+        assert_eq!((p, v), (600, 80), "{seeded:?}");
+    }
 }

@@ -176,6 +176,22 @@ enum RunCall {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// One occurrence of the shipped elderly-visit plugin over N elders: plan + persist.
+    Duty {
+        #[arg(long, default_value_t = 100_000)]
+        targets: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// N duties scheduled, the scheduler loop idle between fires: CPU time used.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        duties: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Instantiate + describe (median of many), and plan over many targets, for a plugin.
     Plugin {
         file: PathBuf,
@@ -380,6 +396,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 },
         } => bench_plugin(&file, targets, iterations),
         Command::Plugin { action } => plugin_command(action),
+        Command::Bench {
+            what: Bench::Duty { targets, dir },
+        } => bench_duty(targets, dir),
+        Command::Bench {
+            what:
+                Bench::Idle {
+                    duties,
+                    seconds,
+                    dir,
+                },
+        } => bench_idle(duties, seconds, dir),
         Command::Duty {
             action:
                 DutyAction::Preview {
@@ -849,6 +876,7 @@ fn bench_plugin(file: &Path, targets: usize, iterations: usize) -> Result<(), Fa
         drafts = r
             .map_err(|e| Failure::Rejected(format!("plan failed: {e}")))?
             .0
+            .drafts
             .len();
         plan_times.push(took);
     }
@@ -879,5 +907,160 @@ fn duty_preview(cron: &str, tz: &str, after: Option<&str>, count: usize) -> Resu
     for t in linli::schedule::engine::next_n(&expr, zone, after, count) {
         println!("{}", t.with_timezone(&zone).to_rfc3339());
     }
+    Ok(())
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, in clock ticks (100 per second on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// A fresh bench store with the elderly-visit plugin deployed; `rows` elders imported.
+fn bench_state(dir: Option<PathBuf>, rows: usize) -> Result<(PathBuf, AppState), Failure> {
+    let tmp = tempdir_for(dir)?;
+    let db = tmp.join("bench-duty.redb");
+    let _ = std::fs::remove_file(&db);
+    let store = open_store(&db, false)?;
+    let now = clock::SystemClock.now();
+    let csv = tmp.join("elders.csv");
+    linli::demo::bench_fixture_with(&store, &csv, rows, true, now).context("generating elders")?;
+    let opts = ImportOptions {
+        kind: Kind::Persons,
+        skip_invalid: false,
+        guard: &Everything,
+        now,
+    };
+    import::import(
+        &store,
+        || std::fs::File::open(&csv).map(std::io::BufReader::new),
+        &opts,
+        &mut |_| {},
+    )
+    .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let state = AppState::new(store, clock::system())
+        .context("starting")
+        .map_err(Failure::Runtime)?;
+    let actor = linli::plugins::catalog::Actor {
+        label: "bench".into(),
+        bureau: None,
+    };
+    state
+        .plugins
+        .deploy(linli::plugins::SHIPPED[0].1, &actor)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    Ok((tmp, state))
+}
+
+fn monthly_duty(cron: &str) -> linli::schedule::DutyInput {
+    linli::schedule::DutyInput {
+        name: "bench".into(),
+        plugin: "elderly-visit".into(),
+        action: "monthly-visit".into(),
+        cron: Some(cron.into()),
+        time_zone: None,
+        selector: linli::schedule::Selector {
+            region: linli::demo::COUNTY.into(),
+            categories: Vec::new(),
+            needs: Vec::new(),
+            communities: Vec::new(),
+        },
+        due_window_days: None,
+        catch_up: Default::default(),
+        paused: false,
+    }
+}
+
+fn bench_duty(targets: usize, dir: Option<PathBuf>) -> Result<(), Failure> {
+    init_logging(LogFormat::Pretty);
+    eprintln!("importing {targets} elders and deploying elderly-visit …");
+    let (_tmp, state) = bench_state(dir, targets)?;
+    let duty = state
+        .scheduler
+        .create(monthly_duty("0 9 1 * *"), &Everything, None)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let started = std::time::Instant::now();
+    let occ = state
+        .scheduler
+        .trigger(duty.id, &Everything)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let took = started.elapsed();
+    if let Some(e) = &occ.error {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "the occurrence failed: {e}"
+        )));
+    }
+    println!(
+        "one occurrence over {} targets: {} tasks planned and persisted in {:.2} s (status {:?})",
+        occ.targets,
+        occ.tasks_created,
+        took.as_secs_f64(),
+        occ.status
+    );
+    Ok(())
+}
+
+fn bench_idle(duties: usize, seconds: u64, dir: Option<PathBuf>) -> Result<(), Failure> {
+    let (_tmp, state) = bench_state(dir, 10)?;
+    // One duty through the API path, the rest as copies in one transaction (creating 10,000
+    // duties one commit at a time would measure fsync, not the scheduler).
+    let template = state
+        .scheduler
+        .create(monthly_duty("0 9 1 1 *"), &Everything, None)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    state
+        .store
+        .write(|w| {
+            let first = w.reserve_ids("duty", duties as u64)?;
+            for i in 0..duties as u64 {
+                let mut d = template.clone();
+                d.id = first + i;
+                d.cron = format!(
+                    "{} {} {} {} *",
+                    i % 60,
+                    (i / 60) % 24,
+                    1 + (i / 1440) % 28,
+                    1 + (i % 12)
+                );
+                w.put_duty(&d)?;
+            }
+            Ok::<_, linli::store::StoreError>(())
+        })
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    let cpu0 = cpu_seconds();
+    let (next, first_tick) = linli::plugins::runtime::timed(|| state.scheduler.tick());
+    next.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let tick_cpu = cpu_seconds() - cpu0;
+    let rt = runtime()?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let scheduler = state.scheduler.clone();
+    let started = std::time::Instant::now();
+    // The loop ticks once when it starts (as at a daemon's start); measure after that.
+    let first_tick_cpu = rt.block_on(async move {
+        let handle = tokio::spawn(scheduler.run(rx));
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let after_start = cpu_seconds();
+        tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+        let _ = tx.send(true);
+        let _ = handle.await;
+        after_start
+    });
+    let idle_cpu = cpu_seconds() - first_tick_cpu;
+    println!(
+        "{} duties: first tick {:.2} s ({:.2} s CPU); then idle {} s using {:.3} s CPU ({:.2}% of one core); wall {:.1} s",
+        duties + 1,
+        first_tick.as_secs_f64(),
+        tick_cpu,
+        seconds,
+        idle_cpu,
+        idle_cpu / seconds as f64 * 100.0,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -17,7 +17,7 @@
 //!
 //! impl Plugin for Hello {
 //!     fn describe() -> PluginInfo { /* ... */ }
-//!     fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Vec<TaskDraft>, String> { /* ... */ }
+//!     fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Plan, String> { /* ... */ }
 //!     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> { /* ... */ }
 //! }
 //!
@@ -47,8 +47,8 @@ pub mod time;
 pub use bindings::exports::linli::plugin::action::Guest as Plugin;
 pub use bindings::linli::plugin::types::{
     Action, Answer, AnswerKind, ChecklistItem, Community, Disability, FollowUp, Names, Occurrence,
-    Person, PluginInfo, Priority, Requirements, ReviewOutcome, Severity, Target, TargetKind, Task,
-    TaskDraft, VisitReport,
+    Person, PlanResult as Plan, PluginInfo, Priority, Requirements, ReviewOutcome, Severity,
+    Target, TargetKind, Task, TaskDraft, VisitReport,
 };
 
 /// The interface version this SDK builds plugins for.
@@ -72,6 +72,23 @@ impl Names {
             zh: zh.to_owned(),
             en: en.to_owned(),
         }
+    }
+}
+
+impl Plan {
+    /// A plan whose drafts all use one checklist (index 0).
+    pub fn with_checklist(checklist: Vec<ChecklistItem>, drafts: Vec<TaskDraft>) -> Plan {
+        Plan {
+            checklists: vec![checklist],
+            drafts,
+        }
+    }
+
+    /// The checklist of a draft.
+    pub fn checklist_of(&self, draft: &TaskDraft) -> &[ChecklistItem] {
+        self.checklists
+            .get(draft.checklist as usize)
+            .map_or(&[], Vec::as_slice)
     }
 }
 

@@ -75,7 +75,7 @@ impl Harness {
         &self,
         occurrence: Occurrence,
         targets: Vec<Target>,
-    ) -> Result<Vec<TaskDraft>, String> {
+    ) -> Result<Plan, String> {
         self.with(|| P::plan(occurrence, targets))
     }
 
@@ -176,15 +176,16 @@ pub fn community(code: &str, population: Option<u32>) -> Target {
     })
 }
 
-/// A task built from a draft, as the host would store it.
-pub fn task_from(draft: &TaskDraft, target: Target) -> Task {
+/// The task the host would create from draft `index` of a plan, for `target`.
+pub fn task_from(plan: &Plan, index: usize, target: Target) -> Task {
+    let draft = &plan.drafts[index];
     Task {
         id: 1,
         kind: draft.kind.clone(),
         target,
         due_start: draft.due_start.clone(),
         due_end: draft.due_end.clone(),
-        checklist: draft.checklist.clone(),
+        checklist: plan.checklist_of(draft).to_vec(),
     }
 }
 

@@ -28,11 +28,11 @@ impl Plugin for Greeter {
         }
     }
 
-    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Vec<TaskDraft>, String> {
+    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Plan, String> {
         let settings: Settings = config::get()?;
         let at = time::parse(&occurrence.scheduled_at)?;
         log::info(&format!("{} targets", targets.len()));
-        Ok(targets
+        let drafts = targets
             .iter()
             .enumerate()
             .filter(|(_, t)| matches!(t, Target::Person(p) if p.age >= 80))
@@ -44,9 +44,13 @@ impl Plugin for Greeter {
                 due_end: time::plus_days(at, settings.due_days.max(1)),
                 priority: Priority::Normal,
                 requirements: Requirements::default(),
-                checklist: vec![ChecklistItem::yes_no("well", "身体好吗？", "Well?")],
+                checklist: 0,
             })
-            .collect())
+            .collect();
+        Ok(Plan::with_checklist(
+            vec![ChecklistItem::yes_no("well", "身体好吗？", "Well?")],
+            drafts,
+        ))
     }
 
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
@@ -74,8 +78,8 @@ fn plan_sees_config_and_logs_are_captured() {
             targets,
         )
         .unwrap();
-    assert_eq!(drafts.len(), 1);
-    assert_eq!(drafts[0].due_end, "2026-12-10T09:00:00+08:00");
+    assert_eq!(drafts.drafts.len(), 1);
+    assert_eq!(drafts.drafts[0].due_end, "2026-12-10T09:00:00+08:00");
     assert_eq!(h.logs(), vec![("info".to_owned(), "2 targets".to_owned())]);
 }
 
@@ -89,7 +93,7 @@ fn review_reports_missing_answers() {
             vec![target.clone()],
         )
         .unwrap();
-    let task = testing::task_from(&drafts[0], target);
+    let task = testing::task_from(&drafts, 0, target);
     let empty = testing::report("2026-12-08T10:00:00+08:00", 20, true, &[]);
     assert_eq!(
         h.review::<Greeter>(task.clone(), empty).unwrap(),

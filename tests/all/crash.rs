@@ -12,10 +12,35 @@ use linli::store::{OpenOptions, Store};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn serve(config: &std::path::Path) -> Child {
+/// A running `linlid serve`, killed (SIGKILL) and reaped when dropped, so a failing test
+/// leaves no daemon behind.
+struct Running(Child);
+
+impl Running {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn serve(config: &std::path::Path) -> Running {
+    Running(spawn(config))
+}
+
+fn spawn(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_linlid"))
         .args(["serve", "--config"])
         .arg(config)
@@ -31,7 +56,12 @@ fn serve(config: &std::path::Path) -> Child {
 async fn wait_healthy(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if client.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -40,7 +70,15 @@ async fn wait_healthy(client: &reqwest::Client, url: &str) {
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
-    client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,8 +90,19 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
         let now = chrono::Utc::now();
         let csv = dir.path().join("persons.csv");
         linli::demo::bench_fixture(&store, &csv, 24_000, now).unwrap();
-        let opts = ImportOptions { kind: Kind::Persons, skip_invalid: false, guard: &Everything, now };
-        let report = import::import(&store, || std::fs::File::open(&csv).map(std::io::BufReader::new), &opts, &mut |_| {}).unwrap();
+        let opts = ImportOptions {
+            kind: Kind::Persons,
+            skip_invalid: false,
+            guard: &Everything,
+            now,
+        };
+        let report = import::import(
+            &store,
+            || std::fs::File::open(&csv).map(std::io::BufReader::new),
+            &opts,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(report.imported, 24_000);
         create_token(&store, &Scope::Admin, None, now).unwrap()
     };
@@ -94,21 +143,32 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
     // Trigger a large occurrence and kill the daemon once some, not all, tasks are written.
     let trigger = {
         let (client, url, token) = (client.clone(), url.clone(), token.clone());
-        tokio::spawn(async move { client.post(format!("{url}/v1/duties/{id}/trigger")).bearer_auth(&token).send().await })
+        tokio::spawn(async move {
+            client
+                .post(format!("{url}/v1/duties/{id}/trigger"))
+                .bearer_auth(&token)
+                .send()
+                .await
+        })
     };
     let occurrences = format!("{url}/v1/duties/{id}/occurrences");
     let deadline = Instant::now() + Duration::from_secs(120);
     let written_at_kill = loop {
-        assert!(Instant::now() < deadline, "the occurrence never started writing");
+        assert!(
+            Instant::now() < deadline,
+            "the occurrence never started writing"
+        );
         if let Ok(resp) = client.get(&occurrences).bearer_auth(&token).send().await
             && let Ok(page) = resp.json::<Value>().await
             && let Some(o) = page["items"].get(0)
         {
-            assert_ne!(o["status"], "done", "the occurrence finished before the kill: make it bigger");
+            assert_ne!(
+                o["status"], "done",
+                "the occurrence finished before the kill: make it bigger"
+            );
             let written = o["tasks_created"].as_u64().unwrap_or(0);
             if o["status"] == "planning" && written > 0 {
-                daemon.kill().unwrap();
-                daemon.wait().unwrap();
+                daemon.kill();
                 break written;
             }
         }
@@ -117,7 +177,8 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
     let _ = trigger.await;
 
     // Start again: the interrupted occurrence is finished.
-    let mut daemon = serve(&config);
+    drop(daemon);
+    let _daemon = serve(&config);
     wait_healthy(&client, &url).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let occurrence = loop {
@@ -126,11 +187,17 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
         if o["status"] == "done" {
             break o;
         }
-        assert!(Instant::now() < deadline, "the interrupted occurrence was not finished: {o}");
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted occurrence was not finished: {o}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let planned = occurrence["planned"].as_u64().unwrap();
-    assert!(written_at_kill < planned, "killed after {written_at_kill} of {planned}");
+    assert!(
+        written_at_kill < planned,
+        "killed after {written_at_kill} of {planned}"
+    );
     assert_eq!(occurrence["targets"].as_u64(), Some(planned));
 
     // Exactly one task per target.
@@ -154,6 +221,4 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
     keys.sort();
     keys.dedup();
     assert_eq!((total, keys.len()), (planned as usize, planned as usize));
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
 }

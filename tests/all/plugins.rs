@@ -66,7 +66,7 @@ fn a_good_plugin_describes_plans_and_reviews() {
         ),
         ("steady", "1.0.0")
     );
-    let (drafts, logs) = rt
+    let (plan, logs) = rt
         .plan(
             &loaded,
             "{\"hello\":1}",
@@ -75,6 +75,7 @@ fn a_good_plugin_describes_plans_and_reviews() {
             &targets(3),
         )
         .unwrap();
+    let drafts = plan.drafts.clone();
     assert_eq!(drafts.len(), 3);
     assert_eq!(drafts[2].target, 2);
     assert_eq!(drafts[0].due_end, "2026-12-08T09:00:00+08:00");
@@ -85,7 +86,7 @@ fn a_good_plugin_describes_plans_and_reviews() {
         target: targets(1).remove(0),
         due_start: drafts[0].due_start.clone(),
         due_end: drafts[0].due_end.clone(),
-        checklist: drafts[0].checklist.clone(),
+        checklist: plan.checklist_of(&drafts[0]).to_vec(),
     };
     let report = |answers: Vec<Answer>| VisitReport {
         visited_at: "2026-12-02T10:00:00+08:00".into(),
@@ -142,7 +143,7 @@ fn hostile_plugins_are_stopped_and_named() {
 fn a_plugin_sees_no_files_network_environment_or_clock_but_the_hosts() {
     let rt = runtime();
     let loaded = rt.load(&fixture("snoop"), &Limits::default()).unwrap();
-    let (drafts, _) = rt
+    let (plan, _) = rt
         .plan(
             &loaded,
             "{}",
@@ -151,6 +152,7 @@ fn a_plugin_sees_no_files_network_environment_or_clock_but_the_hosts() {
             &targets(1),
         )
         .unwrap();
+    let drafts = plan.drafts.clone();
     // The harness clock reads 2026-11-29T01:00:00Z.
     assert_eq!(
         drafts[0].title.en,
@@ -236,7 +238,8 @@ fn hot_replacement_loses_no_call_and_versions_roll_back() {
             std::thread::spawn(move || {
                 let mut versions = Vec::new();
                 for _ in 0..40 {
-                    let (drafts, _) = cat.plan("steady", &occurrence(), &targets(5)).unwrap();
+                    let (plan, _) = cat.plan("steady", &occurrence(), &targets(5)).unwrap();
+                    let drafts = plan.drafts.clone();
                     assert_eq!(drafts.len(), 5);
                     versions.push(drafts[0].title.en.clone());
                 }
@@ -252,14 +255,16 @@ fn hot_replacement_loses_no_call_and_versions_roll_back() {
         .collect();
     assert_eq!(seen.len(), 160);
     assert!(seen.iter().all(|v| v == "1.0.0" || v == "2.0.0"));
-    let (drafts, _) = cat.plan("steady", &occurrence(), &targets(1)).unwrap();
+    let (plan, _) = cat.plan("steady", &occurrence(), &targets(1)).unwrap();
+    let drafts = plan.drafts.clone();
     assert_eq!(drafts[0].title.en, "2.0.0");
     let status = cat.rollback("steady", "1.0.0", &admin()).unwrap();
     assert_eq!(
         (status.active_version.as_str(), status.versions.len()),
         ("1.0.0", 2)
     );
-    let (drafts, _) = cat.plan("steady", &occurrence(), &targets(1)).unwrap();
+    let (plan, _) = cat.plan("steady", &occurrence(), &targets(1)).unwrap();
+    let drafts = plan.drafts.clone();
     assert_eq!(drafts[0].title.en, "1.0.0");
     // A different build under a version already deployed is refused.
     let mut other = fixture("steady");

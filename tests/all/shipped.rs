@@ -38,17 +38,18 @@ fn occurrence(action: &str) -> Occurrence {
 fn review(
     rt: &Runtime,
     loaded: &linli::plugins::runtime::Loaded,
-    draft: &linli::plugins::model::TaskDraft,
+    plan: &linli::plugins::model::PlanOutput,
     target: Target,
     answers: &[(&str, &str)],
 ) -> ReviewOutcome {
+    let draft = &plan.drafts[0];
     let task = TaskInfo {
         id: 1,
         kind: draft.kind.clone(),
         target,
         due_start: draft.due_start.clone(),
         due_end: draft.due_end.clone(),
-        checklist: draft.checklist.clone(),
+        checklist: plan.checklist_of(draft).to_vec(),
     };
     let report = VisitReport {
         visited_at: "2026-12-01T10:00:00+08:00".into(),
@@ -104,7 +105,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         person(elder),
         person(base(2, "2015-01-01", &["left_behind_child"])),
     ];
-    let (drafts, _) = rt
+    let (plan, _) = rt
         .plan(
             &loaded[0],
             "{}",
@@ -113,6 +114,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
             &targets,
         )
         .unwrap();
+    let drafts = plan.drafts.clone();
     assert_eq!(drafts.len(), 1);
     assert_eq!(drafts[0].due_end, "2026-12-31T23:59:59+08:00");
     let (weekly, _) = rt
@@ -125,7 +127,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         )
         .unwrap();
     assert_eq!(
-        weekly.len(),
+        weekly.drafts.len(),
         1,
         "an 86-year-old living alone gets the weekly check"
     );
@@ -142,7 +144,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         ("food_ok", "yes"),
         ("heating_ok", "yes"),
     ];
-    match review(&rt, &loaded[0], &drafts[0], targets[0].clone(), &answers) {
+    match review(&rt, &loaded[0], &plan, targets[0].clone(), &answers) {
         ReviewOutcome::FollowUp {
             severity: Severity::Urgent,
             reason,
@@ -153,7 +155,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
     // Child protection: safeguarding clearance, never alone.
     let mut child = base(3, "2016-03-01", &["left_behind_child"]);
     child["guardian"] = serde_json::json!({"name": "王奶奶", "relation": "祖母"});
-    let (drafts, _) = rt
+    let (plan, _) = rt
         .plan(
             &loaded[1],
             "{}",
@@ -162,6 +164,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
             &[person(child.clone())],
         )
         .unwrap();
+    let drafts = plan.drafts.clone();
     assert_eq!(drafts[0].requirements.clearances, ["safeguarding"]);
     assert_eq!(drafts[0].requirements.roles, ["child-director"]);
     let answers = [
@@ -175,7 +178,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         ("signs_of_abuse", "no"),
         ("mood", "low"),
     ];
-    match review(&rt, &loaded[1], &drafts[0], person(child), &answers) {
+    match review(&rt, &loaded[1], &plan, person(child), &answers) {
         ReviewOutcome::FollowUp {
             severity: Severity::Urgent,
             reason,
@@ -186,16 +189,32 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
     // Disability care: severe → weekly, with sign language for hearing impairment.
     let mut deaf = base(4, "1990-01-01", &["disabled"]);
     deaf["disability"] = serde_json::json!({"type": "hearing", "grade": 1});
-    let (drafts, _) = rt
+    let (plan, _) = rt
         .plan(
             &loaded[2],
             "{}",
             &Limits::default(),
             &occurrence("weekly-care"),
-            &[person(deaf)],
+            &[person(deaf.clone())],
         )
         .unwrap();
+    let drafts = plan.drafts.clone();
     assert_eq!(drafts[0].requirements.languages, ["手语"]);
+    let answers = [
+        ("care_delivered", "yes"),
+        ("care_minutes", "50"),
+        ("condition", "stable"),
+        ("device_needed", "yes"),
+        ("device", "助听器"),
+        ("home_accessible", "yes"),
+    ];
+    match review(&rt, &loaded[2], &plan, person(deaf), &answers) {
+        ReviewOutcome::FollowUp {
+            severity: Severity::Routine,
+            reason,
+        } => assert!(reason.contains("助听器")),
+        other => panic!("{other:?}"),
+    }
 
     // Emergency drills: communities.
     let community = Target::Community(CommunityTarget {
@@ -204,7 +223,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         settlement: Some("urban".into()),
         population: Some(5000),
     });
-    let (drafts, _) = rt
+    let (plan, _) = rt
         .plan(
             &loaded[3],
             "{}",
@@ -213,6 +232,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
             std::slice::from_ref(&community),
         )
         .unwrap();
+    let drafts = plan.drafts.clone();
     assert_eq!(drafts[0].requirements.team_size, 4);
     let answers = [
         ("participants", "60"),
@@ -222,7 +242,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         ("supplies_ok", "yes"),
     ];
     assert!(matches!(
-        review(&rt, &loaded[3], &drafts[0], community, &answers),
+        review(&rt, &loaded[3], &plan, community, &answers),
         ReviewOutcome::FollowUp {
             severity: Severity::Urgent,
             ..

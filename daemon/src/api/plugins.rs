@@ -17,7 +17,9 @@ use super::auth::{Caller, Scope};
 use super::problem::{ApiError, Body, Problem};
 use crate::plugins::catalog::{Actor, CatalogError, PluginStatus};
 use crate::plugins::host::LogLine;
-use crate::plugins::model::{Occurrence, ReviewOutcome, Target, TaskDraft, TaskInfo, VisitReport};
+use crate::plugins::model::{
+    ChecklistItem, Occurrence, ReviewOutcome, Target, TaskDraft, TaskInfo, VisitReport,
+};
 use crate::plugins::runtime::{CallError, Limits};
 
 impl From<CatalogError> for ApiError {
@@ -224,6 +226,8 @@ pub struct PlanRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanResponse {
+    /// Checklists the drafts refer to by index.
+    pub checklists: Vec<Vec<ChecklistItem>>,
     pub drafts: Vec<TaskDraft>,
     pub logs: Vec<LogLine>,
 }
@@ -240,8 +244,12 @@ pub async fn plan_dry_run(
     actor(&caller)?;
     visible(&caller, st.plugins.status(&id)?)?;
     blocking(move || {
-        let (drafts, logs) = st.plugins.plan(&id, &req.occurrence, &req.targets)?;
-        Ok(Json(PlanResponse { drafts, logs }))
+        let (plan, logs) = st.plugins.plan(&id, &req.occurrence, &req.targets)?;
+        Ok(Json(PlanResponse {
+            checklists: plan.checklists,
+            drafts: plan.drafts,
+            logs,
+        }))
     })
     .await
 }

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::host::LogLine;
 use super::model::{
-    Description, Occurrence, ReviewOutcome, Target, TaskDraft, TaskInfo, VisitReport,
+    Description, Occurrence, PlanOutput, ReviewOutcome, Target, TaskInfo, VisitReport,
 };
 use super::runtime::{CallError, Limits, LoadError, Loaded, Runtime};
 use crate::clock::SharedClock;
@@ -474,7 +474,7 @@ impl Catalog {
         id: &str,
         occurrence: &Occurrence,
         targets: &[Target],
-    ) -> Result<(Vec<TaskDraft>, Vec<LogLine>), CallError> {
+    ) -> Result<(PlanOutput, Vec<LogLine>), CallError> {
         self.with_live(id, |rt, live| {
             rt.plan(
                 &live.loaded,

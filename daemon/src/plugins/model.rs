@@ -146,7 +146,25 @@ pub struct TaskDraft {
     pub due_end: String,
     pub priority: Priority,
     pub requirements: Requirements,
-    pub checklist: Vec<ChecklistItem>,
+    /// Index into the plan's `checklists`.
+    pub checklist: u32,
+}
+
+/// What `plan` answered: checklists listed once, and drafts referring to them by index.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct PlanOutput {
+    pub checklists: Vec<Vec<ChecklistItem>>,
+    pub drafts: Vec<TaskDraft>,
+}
+
+impl PlanOutput {
+    /// The checklist of a draft (empty if its index is out of range, which `Runtime::plan`
+    /// refuses).
+    pub fn checklist_of(&self, draft: &TaskDraft) -> &[ChecklistItem] {
+        self.checklists
+            .get(draft.checklist as usize)
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// A task as given to `review`.
@@ -202,6 +220,27 @@ impl PersonTarget {
     /// What a plugin may know of a registered person on `today`: no name, resident ID, phone,
     /// address or exact location.
     pub fn from_person(p: &crate::registry::Person, today: chrono::NaiveDate) -> Self {
+        Self::from_facts(
+            &crate::registry::PersonFacts {
+                id: p.id,
+                gender: p.gender,
+                birth_date: p.birth_date,
+                community: p.community.clone(),
+                grid: p.grid.clone(),
+                categories: p.categories.clone(),
+                circumstances: p.circumstances.clone(),
+                disability: p.disability,
+                household: p.household,
+                guardian: p.guardian.as_ref().map(|_| serde::de::IgnoredAny),
+                needs: p.needs.clone(),
+                active: p.active,
+            },
+            today,
+        )
+    }
+
+    /// The same from a [`crate::registry::PersonFacts`] projection.
+    pub fn from_facts(p: &crate::registry::PersonFacts, today: chrono::NaiveDate) -> Self {
         PersonTarget {
             id: p.id,
             community: p.community.clone(),
@@ -388,7 +427,7 @@ impl From<wit::TaskDraft> for TaskDraft {
                 languages: r.languages,
                 roles: r.roles,
             },
-            checklist: d.checklist.into_iter().map(Into::into).collect(),
+            checklist: d.checklist,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! network, environment or arguments, and a wall clock frozen at the host's time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,8 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
 
 use super::host::{self, ActionPlugin, ActionPluginPre, CallState, LogLine, MemoryCap};
 use super::model::{
-    Description, Occurrence, ReviewOutcome, Target, TaskDraft, TaskInfo, VisitReport,
+    ChecklistItem, Description, Occurrence, PlanOutput, ReviewOutcome, Target, TaskDraft, TaskInfo,
+    VisitReport,
 };
 use crate::clock::SharedClock;
 
@@ -124,16 +125,38 @@ pub struct Loaded {
     pre: ActionPluginPre<CallState>,
 }
 
-/// Advances the engine's epoch until dropped.
+/// Advances the engine's epoch while any call is running, and sleeps (parked) otherwise, so
+/// an idle daemon uses no CPU. Stops when dropped.
 struct Ticker {
     stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Marks a call in flight for the ticker.
+struct InFlight<'a>(&'a Ticker);
+
+impl Ticker {
+    fn enter(&self) -> InFlight<'_> {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+        InFlight(self)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -145,7 +168,7 @@ pub struct Runtime {
     linker: Linker<CallState>,
     clock: SharedClock,
     pooling: bool,
-    _ticker: Ticker,
+    ticker: Ticker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,13 +236,18 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(|e| EngineError(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
         let thread = {
             let engine = engine.clone();
-            let stop = stop.clone();
+            let (stop, active) = (stop.clone(), active.clone());
             std::thread::Builder::new()
                 .name("linli-epoch".into())
                 .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::SeqCst) {
+                        if active.load(Ordering::SeqCst) == 0 {
+                            std::thread::park();
+                            continue;
+                        }
                         std::thread::sleep(TICK);
                         engine.increment_epoch();
                     }
@@ -231,8 +259,9 @@ impl Runtime {
             linker,
             clock,
             pooling,
-            _ticker: Ticker {
+            ticker: Ticker {
                 stop,
+                active,
                 thread: Some(thread),
             },
         })
@@ -324,6 +353,7 @@ impl Runtime {
         limits: &Limits,
         f: impl FnOnce(&mut Store<CallState>, &ActionPlugin) -> wasmtime::Result<R>,
     ) -> Result<(R, Vec<LogLine>), CallError> {
+        let _in_flight = self.ticker.enter();
         let stderr = MemoryOutputPipe::new(16 * 1024);
         let since_epoch = self
             .clock
@@ -415,14 +445,20 @@ impl Runtime {
         limits: &Limits,
         occurrence: &Occurrence,
         targets: &[Target],
-    ) -> Result<(Vec<TaskDraft>, Vec<LogLine>), CallError> {
+    ) -> Result<(PlanOutput, Vec<LogLine>), CallError> {
         let occ = occurrence.into();
         let wit_targets: Vec<_> = targets.iter().map(Into::into).collect();
         let (answer, logs) = self.call(loaded, config, limits, |store, p| {
             p.linli_plugin_action().call_plan(store, &occ, &wit_targets)
         })?;
         drop(wit_targets);
-        let drafts = answer.map_err(CallError::Plugin)?;
+        let answer = answer.map_err(CallError::Plugin)?;
+        let drafts = answer.drafts;
+        let checklists: Vec<Vec<ChecklistItem>> = answer
+            .checklists
+            .into_iter()
+            .map(|c| c.into_iter().map(Into::into).collect())
+            .collect();
         let cap = targets
             .len()
             .saturating_mul(limits.drafts_per_target as usize)
@@ -434,12 +470,19 @@ impl Runtime {
                 targets.len()
             )));
         }
-        let mut bytes = 0usize;
+        if checklists.len() > 1000 {
+            return Err(CallError::BadOutput(format!(
+                "plan returned {} checklists (at most 1,000)",
+                checklists.len()
+            )));
+        }
+        let mut bytes: usize = checklists.iter().flatten().map(checklist_item_bytes).sum();
         let mut out = Vec::with_capacity(drafts.len());
+        let mut window_checked = (String::new(), String::new());
         for (i, d) in drafts.into_iter().enumerate() {
             let d: TaskDraft = d.into();
             bytes += draft_bytes(&d);
-            check_draft(&d, targets.len())
+            check_draft(&d, targets.len(), checklists.len(), &mut window_checked)
                 .map_err(|m| CallError::BadOutput(format!("draft {i}: {m}")))?;
             out.push(d);
         }
@@ -449,7 +492,13 @@ impl Runtime {
                 limits.output_bytes
             )));
         }
-        Ok((out, logs))
+        Ok((
+            PlanOutput {
+                checklists,
+                drafts: out,
+            },
+            logs,
+        ))
     }
 
     pub fn review(
@@ -493,31 +542,45 @@ fn draft_bytes(d: &TaskDraft) -> usize {
             .chain(&r.roles)
             .map(String::len)
             .sum::<usize>()
-        + d.checklist
-            .iter()
-            .map(|c| {
-                c.id.len()
-                    + c.question.zh.len()
-                    + c.question.en.len()
-                    + c.choices.iter().map(String::len).sum::<usize>()
-            })
-            .sum::<usize>()
         + 64
 }
 
-fn check_draft(d: &TaskDraft, targets: usize) -> Result<(), String> {
+fn checklist_item_bytes(c: &ChecklistItem) -> usize {
+    c.id.len()
+        + c.question.zh.len()
+        + c.question.en.len()
+        + c.choices.iter().map(String::len).sum::<usize>()
+}
+
+/// Checks one draft; `last_window` remembers the last due window found valid, since most
+/// drafts of an occurrence share it.
+fn check_draft(
+    d: &TaskDraft,
+    targets: usize,
+    checklists: usize,
+    last_window: &mut (String, String),
+) -> Result<(), String> {
     if d.target as usize >= targets {
         return Err(format!(
             "target index {} is out of range (there are {targets} targets)",
             d.target
         ));
     }
-    let parse = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|_| format!("{s:?} is not an RFC 3339 instant"))
-    };
-    if parse(&d.due_start)? > parse(&d.due_end)? {
-        return Err("due_start is after due_end".to_owned());
+    if d.checklist as usize >= checklists {
+        return Err(format!(
+            "checklist index {} is out of range (there are {checklists} checklists)",
+            d.checklist
+        ));
+    }
+    if last_window.0 != d.due_start || last_window.1 != d.due_end {
+        let parse = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|_| format!("{s:?} is not an RFC 3339 instant"))
+        };
+        if parse(&d.due_start)? > parse(&d.due_end)? {
+            return Err("due_start is after due_end".to_owned());
+        }
+        *last_window = (d.due_start.clone(), d.due_end.clone());
     }
     if d.requirements.team_size == 0 {
         return Err("team_size must be at least 1".to_owned());

@@ -346,6 +346,30 @@ pub struct Person {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What planning needs of a person: a projection of [`Person`] read without the rest of the
+/// record (names, IDs, contacts and timestamps are not even decoded).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PersonFacts {
+    pub id: u64,
+    pub gender: Gender,
+    pub birth_date: NaiveDate,
+    pub community: String,
+    #[serde(default)]
+    pub grid: Option<String>,
+    pub categories: Vec<Category>,
+    #[serde(default)]
+    pub circumstances: Vec<ElderCircumstance>,
+    #[serde(default)]
+    pub disability: Option<Disability>,
+    #[serde(default)]
+    pub household: Option<Household>,
+    #[serde(default)]
+    pub guardian: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub needs: Vec<String>,
+    pub active: bool,
+}
+
 impl Person {
     pub fn to_input(&self) -> PersonInput {
         PersonInput {

@@ -25,10 +25,15 @@ fn chunk_size() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(5000)
+        .unwrap_or(20_000)
 }
+/// Targets per `plan` call; the interface lets the host split an occurrence's targets.
+pub const PLAN_BATCH: usize = 5000;
 /// A fire time this recent counts as on time, whatever the catch-up policy.
 const GRACE: chrono::Duration = chrono::Duration::minutes(2);
+
+/// An occurrence's targets as the plugin sees them, and each one's key and community.
+type Targets = (Vec<pm::Target>, Vec<(TaskTarget, String)>);
 
 pub struct Scheduler {
     store: Store,
@@ -373,7 +378,10 @@ impl Scheduler {
             Err(done) => return Ok(done),
         };
         let tz = zone(&duty.time_zone).unwrap_or(self.default_zone);
-        let (targets, keys) = self.targets(duty, at.with_timezone(&tz).date_naive())?;
+        let (gathered, gather_time) = crate::plugins::runtime::timed(|| {
+            self.targets(duty, at.with_timezone(&tz).date_naive())
+        });
+        let (targets, keys) = gathered?;
         occ.targets = targets.len() as u64;
         let plan_occ = pm::Occurrence {
             duty: duty.id.to_string(),
@@ -383,8 +391,10 @@ impl Scheduler {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             time_zone: tz.name().to_owned(),
         };
-        let drafts = match self.plugins.plan(&duty.plugin, &plan_occ, &targets) {
-            Ok((drafts, _logs)) => drafts,
+        let (planned, plan_time) =
+            crate::plugins::runtime::timed(|| self.plan_in_batches(duty, &plan_occ, &targets));
+        let drafts = match planned {
+            Ok(drafts) => drafts,
             Err(e) => {
                 occ.status = OccurrenceStatus::Failed;
                 occ.error = Some(e.to_string());
@@ -407,7 +417,17 @@ impl Scheduler {
             }
         };
         drop(targets);
+        let pm::PlanOutput { checklists, drafts } = drafts;
         occ.planned = drafts.len() as u64;
+        let persist_started = std::time::Instant::now();
+        // The occurrence's checklists, stored once; tasks refer to them by id.
+        let checklist_ids: Vec<u64> = self.store.write(|w| {
+            let first = w.reserve_ids("checklist", checklists.len() as u64)?;
+            for (i, c) in checklists.iter().enumerate() {
+                w.put_checklist(first + i as u64, c)?;
+            }
+            Ok::<_, StoreError>((0..checklists.len() as u64).map(|i| first + i).collect())
+        })?;
         let due_override = duty
             .due_window_days
             .map(|d| chrono::Duration::days(i64::from(d)));
@@ -460,7 +480,10 @@ impl Scheduler {
                         due_end,
                         priority: d.priority,
                         requirements: d.requirements.clone(),
-                        checklist: d.checklist.clone(),
+                        checklist: checklist_ids
+                            .get(d.checklist as usize)
+                            .copied()
+                            .unwrap_or(0),
                         status: TaskStatus::Open,
                         created_at: now,
                         updated_at: now,
@@ -475,16 +498,59 @@ impl Scheduler {
         occ.status = OccurrenceStatus::Done;
         occ.finished_at = Some(self.clock.now());
         self.store.write(|w| w.put_occurrence(&occ))?;
-        tracing::info!(duty = duty.id, at = %at, targets = occ.targets, created = occ.tasks_created, existing = occ.tasks_existing, "occurrence done");
+        tracing::info!(
+            duty = duty.id,
+            at = %at,
+            targets = occ.targets,
+            created = occ.tasks_created,
+            existing = occ.tasks_existing,
+            gather_ms = gather_time.as_millis() as u64,
+            plan_ms = plan_time.as_millis() as u64,
+            persist_ms = persist_started.elapsed().as_millis() as u64,
+            "occurrence done"
+        );
         Ok(occ)
     }
 
-    /// The targets of a duty on `today`, with each target's key and community.
-    fn targets(
+    /// Calls the plugin's `plan` on the targets in batches of `PLAN_BATCH`, so that no single
+    /// call needs more than its memory cap and deadline however big the county; the drafts'
+    /// target indices are made absolute again.
+    fn plan_in_batches(
         &self,
         duty: &Duty,
-        today: chrono::NaiveDate,
-    ) -> Result<(Vec<pm::Target>, Vec<(TaskTarget, String)>), RegistryError> {
+        occurrence: &pm::Occurrence,
+        targets: &[pm::Target],
+    ) -> Result<pm::PlanOutput, crate::plugins::runtime::CallError> {
+        if targets.is_empty() {
+            return Ok(self.plugins.plan(&duty.plugin, occurrence, targets)?.0);
+        }
+        let mut merged = pm::PlanOutput::default();
+        for (b, batch) in targets.chunks(PLAN_BATCH).enumerate() {
+            let offset = (b * PLAN_BATCH) as u32;
+            let (part, _logs) = self.plugins.plan(&duty.plugin, occurrence, batch)?;
+            // Each batch lists its own checklists; keep one copy of each.
+            let global: Vec<u32> = part
+                .checklists
+                .into_iter()
+                .map(|c| match merged.checklists.iter().position(|m| *m == c) {
+                    Some(i) => i as u32,
+                    None => {
+                        merged.checklists.push(c);
+                        (merged.checklists.len() - 1) as u32
+                    }
+                })
+                .collect();
+            for mut d in part.drafts {
+                d.target += offset;
+                d.checklist = global.get(d.checklist as usize).copied().unwrap_or(0);
+                merged.drafts.push(d);
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The targets of a duty on `today`, with each target's key and community.
+    fn targets(&self, duty: &Duty, today: chrono::NaiveDate) -> Result<Targets, RegistryError> {
         let action = self
             .plugins
             .description(&duty.plugin)
@@ -511,24 +577,19 @@ impl Scheduler {
                         .map(|c| c.as_str().to_owned())
                         .collect()
                 };
-                let page = self.store.read(|r| {
-                    r.persons_in_regions(
-                        std::slice::from_ref(&community_prefix),
-                        None,
-                        usize::MAX,
-                        |p| {
-                            p.active
-                                && grid.is_none_or(|g| p.grid.as_deref() == Some(g))
-                                && p.categories
-                                    .iter()
-                                    .any(|c| categories.iter().any(|x| x == c.as_str()))
-                                && duty.selector.needs.iter().all(|n| p.needs.contains(n))
-                        },
-                    )
+                let people = self.store.read(|r| {
+                    r.persons_under_as(&community_prefix, |p: &crate::registry::PersonFacts| {
+                        p.active
+                            && grid.is_none_or(|g| p.grid.as_deref() == Some(g))
+                            && p.categories
+                                .iter()
+                                .any(|c| categories.iter().any(|x| x == c.as_str()))
+                            && duty.selector.needs.iter().all(|n| p.needs.contains(n))
+                    })
                 })?;
-                for p in page.items {
+                for p in people {
                     keys.push((TaskTarget::Person { id: p.id }, p.community.clone()));
-                    targets.push(pm::Target::Person(pm::PersonTarget::from_person(&p, today)));
+                    targets.push(pm::Target::Person(pm::PersonTarget::from_facts(&p, today)));
                 }
             }
             TargetKind::Community => {
@@ -580,6 +641,7 @@ impl Scheduler {
             }
         }
         let mut next_wake: Option<DateTime<Utc>> = None;
+        let mut updates = Vec::new();
         for duty in self.store.read(|r| r.all_duties())? {
             let Ok((expr, tz)) = parse_schedule(&duty) else {
                 continue;
@@ -612,19 +674,32 @@ impl Scheduler {
             let next_fire = expr.next_after(now, tz);
             if fires.last().is_some() || duty.next_fire != next_fire {
                 let last = fires.last().copied().or(duty.last_fire);
-                self.store.write(|w| {
-                    // Re-read: the duty may have changed while occurrences ran.
-                    if let Some(mut current) = w.duty(duty.id)? {
-                        if current.cron == duty.cron && current.time_zone == duty.time_zone {
-                            current.last_fire = last;
-                            current.next_fire = next_fire;
-                            w.put_duty(&current)?;
-                        }
-                    }
-                    Ok::<_, StoreError>(())
-                })?;
+                updates.push((
+                    duty.id,
+                    duty.cron.clone(),
+                    duty.time_zone.clone(),
+                    last,
+                    next_fire,
+                ));
             }
             next_wake = earliest(next_wake, next_fire);
+        }
+        // One transaction for every duty whose schedule state moved.
+        if !updates.is_empty() {
+            self.store.write(|w| {
+                for (id, cron, time_zone, last, next) in &updates {
+                    // Re-read: the duty may have changed while occurrences ran.
+                    if let Some(mut current) = w.duty(*id)?
+                        && current.cron == *cron
+                        && current.time_zone == *time_zone
+                    {
+                        current.last_fire = *last;
+                        current.next_fire = *next;
+                        w.put_duty(&current)?;
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })?;
         }
         self.mark_overdue(now)?;
         let due = self

@@ -17,7 +17,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::plugins::model::{ChecklistItem, Names, Priority, Requirements};
+use crate::plugins::model::{Names, Priority, Requirements};
 
 pub use engine::Scheduler;
 
@@ -211,7 +211,8 @@ pub struct Task {
     pub due_end: DateTime<FixedOffset>,
     pub priority: Priority,
     pub requirements: Requirements,
-    pub checklist: Vec<ChecklistItem>,
+    /// Id of the checklist the visit report must answer (`GET /v1/tasks/{id}` shows it).
+    pub checklist: u64,
     pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -65,5 +65,7 @@ pub(super) const TASKS_BY_COMMUNITY: TableDefinition<(&str, u64), ()> =
 /// Open tasks by due end: (Unix seconds, task id)
 pub(super) const TASKS_OPEN_BY_DUE: TableDefinition<(i64, u64), ()> =
     TableDefinition::new("tasks_open_by_due");
+/// Checklist id → the checklist's items (tasks refer to one by id)
+pub(super) const CHECKLISTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checklists");
 /// Event sequence number → event (the outbox notifications deliver from)
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");

@@ -181,6 +181,16 @@ macro_rules! getters {
             Ok(out)
         }
 
+        pub fn checklist(
+            &self,
+            id: u64,
+        ) -> Result<Option<Vec<crate::plugins::model::ChecklistItem>>, StoreError> {
+            let t = self.txn.open_table(CHECKLISTS)?;
+            t.get(id)?
+                .map(|v| decode("checklists", id, v.value()))
+                .transpose()
+        }
+
         pub fn task(&self, id: u64) -> Result<Option<Task>, StoreError> {
             let t = self.txn.open_table(TASKS)?;
             t.get(id)?
@@ -331,6 +341,28 @@ impl ReadTx {
         collect_page(&persons, "persons", ids, limit, keep, |p: &Person| {
             format!("{}~{}", p.community, p.id)
         })
+    }
+
+    /// Every person whose community starts with `prefix`, decoded as `T` — a projection of
+    /// `Person` (fields `T` does not name are skipped, which is much cheaper than a full
+    /// record when planning over a county).
+    pub fn persons_under_as<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        keep: impl FnMut(&T) -> bool,
+    ) -> Result<Vec<T>, StoreError> {
+        let index = self.txn.open_table(PERSONS_BY_COMMUNITY)?;
+        let end = format!("{prefix}~");
+        let ids = index
+            .range((prefix, 0)..(end.as_str(), 0))?
+            .map(|row| row.map(|(k, _)| k.value().1));
+        let persons = self.txn.open_table(PERSONS)?;
+        Ok(
+            collect_page(&persons, "persons", ids, usize::MAX, keep, |_: &T| {
+                String::new()
+            })?
+            .items,
+        )
     }
 
     /// Persons in a category, in id order.
@@ -536,6 +568,7 @@ impl WriteTx {
         self.txn.open_table(TASKS_BY_COMMUNITY)?;
         self.txn.open_table(TASKS_OPEN_BY_DUE)?;
         self.txn.open_table(EVENTS)?;
+        self.txn.open_table(CHECKLISTS)?;
         let mut meta = self.txn.open_table(META)?;
         meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
         Ok(())
@@ -565,6 +598,16 @@ impl WriteTx {
     pub fn put_token<T: Serialize>(&mut self, hash: &str, record: &T) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(TOKENS)?;
         t.insert(hash, encode(record).as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_checklist(
+        &mut self,
+        id: u64,
+        items: &[crate::plugins::model::ChecklistItem],
+    ) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(CHECKLISTS)?;
+        t.insert(id, encode(&items).as_slice())?;
         Ok(())
     }
 

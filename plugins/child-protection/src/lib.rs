@@ -97,7 +97,7 @@ impl Plugin for ChildProtection {
         }
     }
 
-    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Vec<TaskDraft>, String> {
+    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Plan, String> {
         let c: Config = config::get()?;
         if occurrence.action != "monthly-visit" {
             return Err(format!("unknown action {:?}", occurrence.action));
@@ -136,7 +136,7 @@ impl Plugin for ChildProtection {
                     Priority::High
                 },
                 requirements: requirements.clone(),
-                checklist: checklist(),
+                checklist: 0,
             })
             .collect();
         log::info(&format!(
@@ -144,7 +144,7 @@ impl Plugin for ChildProtection {
             drafts.len(),
             targets.len()
         ));
-        Ok(drafts)
+        Ok(Plan::with_checklist(checklist(), drafts))
     }
 
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
@@ -227,11 +227,12 @@ mod tests {
 
     #[test]
     fn children_are_visited_with_cleared_visitors_and_never_by_one_volunteer_alone() {
-        let drafts = Harness::new()
+        let plan = Harness::new()
             .plan::<ChildProtection>(testing::occurrence("monthly-visit", AT), children())
             .unwrap();
+        let drafts = &plan.drafts;
         assert_eq!(drafts.iter().map(|d| d.target).collect::<Vec<_>>(), [0, 1]);
-        for d in &drafts {
+        for d in drafts {
             assert_eq!(d.requirements.clearances, ["safeguarding"]);
             assert_eq!(
                 (d.requirements.team_size, d.requirements.roles.as_slice()),
@@ -240,15 +241,20 @@ mod tests {
         }
         assert_eq!(drafts[1].priority, Priority::High);
         let pairs = Harness::new().config(r#"{"with_child_director": false}"#);
-        let drafts = pairs
+        let plan = pairs
             .plan::<ChildProtection>(testing::occurrence("monthly-visit", AT), children())
             .unwrap();
+        let drafts = &plan.drafts;
         assert!(
             drafts
                 .iter()
                 .all(|d| d.requirements.team_size == 2 && d.requirements.roles.is_empty())
         );
-        let ids: Vec<&str> = drafts[0].checklist.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<&str> = plan
+            .checklist_of(&drafts[0])
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
         for needed in [
             "guardian_present",
             "guardian_now",
@@ -277,7 +283,7 @@ mod tests {
     fn review(changes: &[(&'static str, &'static str)], reached: bool) -> ReviewOutcome {
         let h = Harness::new();
         let target = children().remove(0);
-        let drafts = h
+        let plan = h
             .plan::<ChildProtection>(
                 testing::occurrence("monthly-visit", AT),
                 vec![target.clone()],
@@ -290,7 +296,7 @@ mod tests {
             .collect();
         answers.extend_from_slice(changes);
         let report = testing::report("2026-12-06T10:00:00+08:00", 45, reached, &answers);
-        h.review::<ChildProtection>(testing::task_from(&drafts[0], target), report)
+        h.review::<ChildProtection>(testing::task_from(&plan, 0, target), report)
             .unwrap()
     }
 

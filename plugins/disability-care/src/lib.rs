@@ -104,7 +104,7 @@ impl Plugin for DisabilityCare {
         }
     }
 
-    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Vec<TaskDraft>, String> {
+    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Plan, String> {
         let c: Config = config::get()?;
         let at = time::parse(&occurrence.scheduled_at)?;
         let weekly = match occurrence.action.as_str() {
@@ -163,7 +163,7 @@ impl Plugin for DisabilityCare {
                     Priority::Normal
                 },
                 requirements: req,
-                checklist: checklist(weekly),
+                checklist: 0,
             });
         }
         log::info(&format!(
@@ -172,7 +172,7 @@ impl Plugin for DisabilityCare {
             drafts.len(),
             targets.len()
         ));
-        Ok(drafts)
+        Ok(Plan::with_checklist(checklist(weekly), drafts))
     }
 
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
@@ -259,9 +259,10 @@ mod tests {
 
     #[test]
     fn severe_disabilities_get_weekly_sessions_by_need() {
-        let drafts = Harness::new()
+        let plan = Harness::new()
             .plan::<DisabilityCare>(testing::occurrence("weekly-care", AT), people())
             .unwrap();
+        let drafts = &plan.drafts;
         assert_eq!(
             drafts
                 .iter()
@@ -278,20 +279,26 @@ mod tests {
         );
         assert_eq!(drafts[1].requirements.languages, ["手语"]);
         assert_eq!(drafts[0].due_end, "2026-12-14T09:00:00+08:00");
-        assert!(drafts[0].checklist.iter().any(|c| c.id == "device_needed"));
+        assert!(
+            plan.checklist_of(&drafts[0])
+                .iter()
+                .any(|c| c.id == "device_needed")
+        );
     }
 
     #[test]
     fn others_get_a_monthly_visit() {
-        let drafts = Harness::new()
+        let plan = Harness::new()
             .plan::<DisabilityCare>(testing::occurrence("monthly-visit", AT), people())
             .unwrap();
+        let drafts = &plan.drafts;
         assert_eq!(drafts.iter().map(|d| d.target).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(drafts[1].requirements.languages, ["手语"]);
         let wider = Harness::new().config(r#"{"severe_up_to_grade": 3}"#);
-        let drafts = wider
+        let plan = wider
             .plan::<DisabilityCare>(testing::occurrence("monthly-visit", AT), people())
             .unwrap();
+        let drafts = &plan.drafts;
         assert_eq!(drafts.iter().map(|d| d.target).collect::<Vec<_>>(), [3]);
     }
 
@@ -303,11 +310,11 @@ mod tests {
     ) -> ReviewOutcome {
         let h = Harness::new();
         let t = people().remove(target);
-        let drafts = h
+        let plan = h
             .plan::<DisabilityCare>(testing::occurrence(action, AT), vec![t.clone()])
             .unwrap();
         let report = testing::report("2026-12-09T10:00:00+08:00", 60, reached, answers);
-        h.review::<DisabilityCare>(testing::task_from(&drafts[0], t), report)
+        h.review::<DisabilityCare>(testing::task_from(&plan, 0, t), report)
             .unwrap()
     }
 

@@ -150,7 +150,7 @@ impl Plugin for ElderlyVisit {
         }
     }
 
-    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Vec<TaskDraft>, String> {
+    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Plan, String> {
         let c: Config = config::get()?;
         let at = time::parse(&occurrence.scheduled_at)?;
         let start = time::format(at);
@@ -200,7 +200,7 @@ impl Plugin for ElderlyVisit {
                     max_distance_km: Some(c.max_distance_km),
                     ..Requirements::default()
                 },
-                checklist: checklist.clone(),
+                checklist: 0,
             });
         }
         log::info(&format!(
@@ -208,7 +208,7 @@ impl Plugin for ElderlyVisit {
             drafts.len(),
             targets.len()
         ));
-        Ok(drafts)
+        Ok(Plan::with_checklist(checklist, drafts))
     }
 
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
@@ -340,9 +340,10 @@ mod tests {
 
     #[test]
     fn every_elder_gets_a_monthly_visit_due_by_the_end_of_the_month() {
-        let drafts = Harness::new()
+        let plan = Harness::new()
             .plan::<ElderlyVisit>(testing::occurrence("monthly-visit", AT), elders())
             .unwrap();
+        let drafts = &plan.drafts;
         assert_eq!(
             drafts.iter().map(|d| d.target).collect::<Vec<_>>(),
             [0, 1, 2]
@@ -354,7 +355,11 @@ mod tests {
         );
         assert_eq!(drafts[0].priority, Priority::High);
         assert_eq!(drafts[1].priority, Priority::Normal);
-        let ids: Vec<&str> = drafts[0].checklist.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<&str> = plan
+            .checklist_of(&drafts[0])
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
         for needed in [
             "living_conditions",
             "health",
@@ -373,16 +378,18 @@ mod tests {
     #[test]
     fn weekly_checks_go_to_elders_alone_over_80_and_disabled_elders() {
         let h = Harness::new();
-        let drafts = h
+        let plan = h
             .plan::<ElderlyVisit>(testing::occurrence("weekly-check", AT), elders())
             .unwrap();
+        let drafts = &plan.drafts;
         assert_eq!(drafts.iter().map(|d| d.target).collect::<Vec<_>>(), [0, 2]);
         assert_eq!(drafts[0].due_end, "2026-12-04T09:00:00+08:00");
         let stricter =
             Harness::new().config(r#"{"weekly_check_age": 90, "weekly_check_disabled": false}"#);
-        let drafts = stricter
+        let plan = stricter
             .plan::<ElderlyVisit>(testing::occurrence("weekly-check", AT), elders())
             .unwrap();
+        let drafts = &plan.drafts;
         assert!(drafts.is_empty());
         assert!(
             Harness::new()
@@ -405,13 +412,13 @@ mod tests {
     ) -> ReviewOutcome {
         let h = harness();
         let target = elders().remove(0);
-        let drafts = h
+        let plan = h
             .plan::<ElderlyVisit>(
                 testing::occurrence("monthly-visit", AT),
                 vec![target.clone()],
             )
             .unwrap();
-        let task = testing::task_from(&drafts[0], target);
+        let task = testing::task_from(&plan, 0, target);
         h.review::<ElderlyVisit>(task, testing::report(visited_at, minutes, reached, answers))
             .unwrap()
     }

@@ -104,7 +104,7 @@ impl Plugin for EmergencyDrill {
         }
     }
 
-    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Vec<TaskDraft>, String> {
+    fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Plan, String> {
         let c: Config = config::get()?;
         let title = match occurrence.action.as_str() {
             "quarterly-drill" => Names::new("社区应急演练", "Community emergency drill"),
@@ -135,7 +135,7 @@ impl Plugin for EmergencyDrill {
                     roles: vec!["disaster-information-officer".into()],
                     ..Requirements::default()
                 },
-                checklist: checklist(),
+                checklist: 0,
             })
             .collect();
         log::info(&format!(
@@ -143,7 +143,7 @@ impl Plugin for EmergencyDrill {
             drafts.len(),
             targets.len()
         ));
-        Ok(drafts)
+        Ok(Plan::with_checklist(checklist(), drafts))
     }
 
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
@@ -229,9 +229,10 @@ mod tests {
             testing::community("620802001002", None),
             testing::person(1, 80, &["special_difficulty_elder"]).target(),
         ];
-        let drafts = Harness::new()
+        let plan = Harness::new()
             .plan::<EmergencyDrill>(testing::occurrence("quarterly-drill", AT), targets)
             .unwrap();
+        let drafts = &plan.drafts;
         assert_eq!(
             drafts
                 .iter()
@@ -252,11 +253,11 @@ mod tests {
     fn review(answers: &[(&str, &str)]) -> ReviewOutcome {
         let h = Harness::new();
         let t = testing::community("620802101001", Some(800));
-        let drafts = h
+        let plan = h
             .plan::<EmergencyDrill>(testing::occurrence("quarterly-drill", AT), vec![t.clone()])
             .unwrap();
         let report = testing::report("2026-12-20T10:00:00+08:00", 120, true, answers);
-        h.review::<EmergencyDrill>(testing::task_from(&drafts[0], t), report)
+        h.review::<EmergencyDrill>(testing::task_from(&plan, 0, t), report)
             .unwrap()
     }
 
