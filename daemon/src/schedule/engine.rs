@@ -14,6 +14,7 @@ use super::*;
 use crate::clock::SharedClock;
 use crate::plugins::catalog::Catalog;
 use crate::plugins::model::{self as pm, TargetKind};
+use crate::plugins::runtime::CallError;
 use crate::registry::service::{Guard, RegistryError, from_json, merge_patch};
 use crate::registry::{Invalid, RegionCode, RegionLevel};
 use crate::store::{Store, StoreError};
@@ -391,43 +392,137 @@ impl Scheduler {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             time_zone: tz.name().to_owned(),
         };
-        let (planned, plan_time) =
-            crate::plugins::runtime::timed(|| self.plan_in_batches(duty, &plan_occ, &targets));
-        let drafts = match planned {
-            Ok(drafts) => drafts,
-            Err(e) => {
-                occ.status = OccurrenceStatus::Failed;
-                occ.error = Some(e.to_string());
-                occ.finished_at = Some(self.clock.now());
-                tracing::warn!(duty = duty.id, error = %e, "occurrence failed");
-                self.store.write(|w| {
-                    w.put_occurrence(&occ)?;
-                    w.push_event(Event {
-                        seq: 0,
-                        kind: "occurrence.failed".into(),
-                        at: self.clock.now(),
-                        task: None,
-                        duty: Some(duty.id),
-                        community: None,
-                        detail: e.to_string(),
-                    })?;
-                    Ok::<_, StoreError>(())
-                })?;
-                return Ok(occ);
-            }
-        };
-        drop(targets);
-        let pm::PlanOutput { checklists, drafts } = drafts;
-        occ.planned = drafts.len() as u64;
+        // Plan batch k+1 (on a planner thread) while batch k is written.
         let persist_started = std::time::Instant::now();
-        // The occurrence's checklists, stored once; tasks refer to them by id.
-        let checklist_ids: Vec<u64> = self.store.write(|w| {
-            let first = w.reserve_ids("checklist", checklists.len() as u64)?;
-            for (i, c) in checklists.iter().enumerate() {
-                w.put_checklist(first + i as u64, c)?;
+        let mut plan_time = std::time::Duration::ZERO;
+        let mut stored: Vec<(Vec<pm::ChecklistItem>, u64)> = Vec::new();
+        let failure = std::thread::scope(|scope| -> Result<Option<CallError>, RegistryError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let (plugins, plan_occ, targets, plugin) =
+                (&self.plugins, &plan_occ, &targets, &duty.plugin);
+            scope.spawn(move || {
+                let batches: Vec<&[pm::Target]> = if targets.is_empty() {
+                    vec![&targets[..]]
+                } else {
+                    targets.chunks(PLAN_BATCH).collect()
+                };
+                for (b, batch) in batches.into_iter().enumerate() {
+                    let (result, took) =
+                        crate::plugins::runtime::timed(|| plugins.plan(plugin, plan_occ, batch));
+                    let failed = result.is_err();
+                    if tx
+                        .send((b * PLAN_BATCH, result.map(|(p, _logs)| p), took))
+                        .is_err()
+                        || failed
+                    {
+                        break;
+                    }
+                }
+            });
+            for (offset, result, took) in rx {
+                plan_time += took;
+                let part = match result {
+                    Ok(part) => part,
+                    Err(e) => return Ok(Some(e)),
+                };
+                occ.planned += part.drafts.len() as u64;
+                let ids = self.store_checklists(&mut stored, part.checklists)?;
+                self.persist(
+                    duty,
+                    at,
+                    tz,
+                    now,
+                    &keys,
+                    offset,
+                    &part.drafts,
+                    &ids,
+                    &mut occ,
+                )?;
             }
-            Ok::<_, StoreError>((0..checklists.len() as u64).map(|i| first + i).collect())
+            Ok(None)
         })?;
+        if let Some(e) = failure {
+            occ.status = OccurrenceStatus::Failed;
+            occ.error = Some(e.to_string());
+            occ.finished_at = Some(self.clock.now());
+            tracing::warn!(duty = duty.id, error = %e, "occurrence failed");
+            self.store.write(|w| {
+                w.put_occurrence(&occ)?;
+                w.push_event(Event {
+                    seq: 0,
+                    kind: "occurrence.failed".into(),
+                    at: self.clock.now(),
+                    task: None,
+                    duty: Some(duty.id),
+                    community: None,
+                    detail: e.to_string(),
+                })?;
+                Ok::<_, StoreError>(())
+            })?;
+            return Ok(occ);
+        }
+        occ.status = OccurrenceStatus::Done;
+        occ.finished_at = Some(self.clock.now());
+        self.store.write(|w| w.put_occurrence(&occ))?;
+        tracing::info!(
+            duty = duty.id,
+            at = %at,
+            targets = occ.targets,
+            created = occ.tasks_created,
+            existing = occ.tasks_existing,
+            gather_ms = gather_time.as_millis() as u64,
+            plan_ms = plan_time.as_millis() as u64,
+            persist_ms = persist_started.elapsed().as_millis() as u64,
+            "occurrence done"
+        );
+        Ok(occ)
+    }
+
+    /// Stores the checklists of one plan batch that are not stored yet for this occurrence;
+    /// returns the id of each, by the batch's indices.
+    fn store_checklists(
+        &self,
+        stored: &mut Vec<(Vec<pm::ChecklistItem>, u64)>,
+        checklists: Vec<Vec<pm::ChecklistItem>>,
+    ) -> Result<Vec<u64>, RegistryError> {
+        let fresh: Vec<&Vec<pm::ChecklistItem>> = checklists
+            .iter()
+            .filter(|c| !stored.iter().any(|(s, _)| s == *c))
+            .collect();
+        if !fresh.is_empty() {
+            let first = self.store.write(|w| {
+                let first = w.reserve_ids("checklist", fresh.len() as u64)?;
+                for (i, c) in fresh.iter().enumerate() {
+                    w.put_checklist(first + i as u64, c)?;
+                }
+                Ok::<_, StoreError>(first)
+            })?;
+            for (i, c) in fresh.into_iter().enumerate() {
+                stored.push((c.clone(), first + i as u64));
+            }
+        }
+        Ok(checklists
+            .iter()
+            .map(|c| stored.iter().find(|(s, _)| s == c).map_or(0, |(_, id)| *id))
+            .collect())
+    }
+
+    /// Writes the tasks of one plan batch (targets indexed from `offset`) in transactions of
+    /// `chunk_size()`, each creating only the tasks whose key is not there yet.
+    #[allow(clippy::too_many_arguments)]
+    fn persist(
+        &self,
+        duty: &Duty,
+        at: DateTime<Utc>,
+        tz: Tz,
+        now: DateTime<Utc>,
+        keys: &[(TaskTarget, String)],
+        offset: usize,
+        drafts: &[pm::TaskDraft],
+        checklist_ids: &[u64],
+        occ: &mut Occurrence,
+    ) -> Result<(), RegistryError> {
+        let ts = at.timestamp();
         let due_override = duty
             .due_window_days
             .map(|d| chrono::Duration::days(i64::from(d)));
@@ -437,7 +532,7 @@ impl Scheduler {
                 {
                     let tasks = w.task_writer()?;
                     for d in chunk {
-                        let Some((target, community)) = keys.get(d.target as usize) else {
+                        let Some((target, community)) = keys.get(offset + d.target as usize) else {
                             continue;
                         };
                         let key = format!("{}/{}", target_key(target), d.kind);
@@ -451,7 +546,7 @@ impl Scheduler {
                     }
                 }
                 if fresh.is_empty() {
-                    w.put_occurrence(&occ)?;
+                    w.put_occurrence(occ)?;
                     return Ok::<_, StoreError>(());
                 }
                 let first = w.reserve_ids("task", fresh.len() as u64)?;
@@ -491,62 +586,11 @@ impl Scheduler {
                     occ.tasks_created += 1;
                 }
                 drop(tasks);
-                w.put_occurrence(&occ)?;
+                w.put_occurrence(occ)?;
                 Ok(())
             })?;
         }
-        occ.status = OccurrenceStatus::Done;
-        occ.finished_at = Some(self.clock.now());
-        self.store.write(|w| w.put_occurrence(&occ))?;
-        tracing::info!(
-            duty = duty.id,
-            at = %at,
-            targets = occ.targets,
-            created = occ.tasks_created,
-            existing = occ.tasks_existing,
-            gather_ms = gather_time.as_millis() as u64,
-            plan_ms = plan_time.as_millis() as u64,
-            persist_ms = persist_started.elapsed().as_millis() as u64,
-            "occurrence done"
-        );
-        Ok(occ)
-    }
-
-    /// Calls the plugin's `plan` on the targets in batches of `PLAN_BATCH`, so that no single
-    /// call needs more than its memory cap and deadline however big the county; the drafts'
-    /// target indices are made absolute again.
-    fn plan_in_batches(
-        &self,
-        duty: &Duty,
-        occurrence: &pm::Occurrence,
-        targets: &[pm::Target],
-    ) -> Result<pm::PlanOutput, crate::plugins::runtime::CallError> {
-        if targets.is_empty() {
-            return Ok(self.plugins.plan(&duty.plugin, occurrence, targets)?.0);
-        }
-        let mut merged = pm::PlanOutput::default();
-        for (b, batch) in targets.chunks(PLAN_BATCH).enumerate() {
-            let offset = (b * PLAN_BATCH) as u32;
-            let (part, _logs) = self.plugins.plan(&duty.plugin, occurrence, batch)?;
-            // Each batch lists its own checklists; keep one copy of each.
-            let global: Vec<u32> = part
-                .checklists
-                .into_iter()
-                .map(|c| match merged.checklists.iter().position(|m| *m == c) {
-                    Some(i) => i as u32,
-                    None => {
-                        merged.checklists.push(c);
-                        (merged.checklists.len() - 1) as u32
-                    }
-                })
-                .collect();
-            for mut d in part.drafts {
-                d.target += offset;
-                d.checklist = global.get(d.checklist as usize).copied().unwrap_or(0);
-                merged.drafts.push(d);
-            }
-        }
-        Ok(merged)
+        Ok(())
     }
 
     /// The targets of a duty on `today`, with each target's key and community.
