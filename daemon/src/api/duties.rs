@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::{Caller, Scope};
 use super::problem::{ApiError, Body, Problem};
-use super::registry::Page;
+use super::registry::{Page, bad_cursor, id_cursor, region_cursor};
+use super::{AppState, blocking};
 use crate::registry::FieldError;
 use crate::registry::service::Guard;
 use crate::schedule::{Duty, DutyInput, Event, Occurrence, Task, TaskStatus};
@@ -27,14 +27,6 @@ fn manager(caller: &Caller) -> Result<Option<String>, ApiError> {
             "only an administrator or a bureau manages duties",
         )),
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
 }
 
 #[utoipa::path(get, path = "/v1/duties", tag = "duties", responses((status = 200, body = Vec<Duty>)))]
@@ -158,9 +150,7 @@ pub async fn list_occurrences(
     st.scheduler.get(id, &caller)?;
     let before = match q.cursor.as_deref() {
         None => i64::MAX,
-        Some(c) => c
-            .parse()
-            .map_err(|_| bad("cursor", "is not a cursor this list gave out"))?,
+        Some(c) => c.parse().map_err(|_| bad_cursor())?,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
     let page = st.store.read(|r| r.occurrences_of(id, before, limit))?;
@@ -251,27 +241,12 @@ pub async fn list_tasks(
     };
     let page = match (q.duty, caller.person_prefixes()) {
         (Some(duty), _) => {
-            let after = q.cursor.as_deref().map_or(Ok(0), |c| {
-                c.parse()
-                    .map_err(|_| bad("cursor", "is not a cursor this list gave out"))
-            })?;
+            let after = id_cursor(q.cursor.as_deref())?;
             st.store
                 .read(|r| r.tasks_of_duty(duty, after, limit, keep))?
         }
         (None, Some(prefixes)) => {
-            let after = match q.cursor.as_deref() {
-                None => None,
-                Some(c) => {
-                    let (code, id) = c
-                        .split_once('~')
-                        .ok_or_else(|| bad("cursor", "is not a cursor this list gave out"))?;
-                    Some((
-                        code.to_owned(),
-                        id.parse::<u64>()
-                            .map_err(|_| bad("cursor", "is not a cursor this list gave out"))?,
-                    ))
-                }
-            };
+            let after = region_cursor(q.cursor.as_deref())?;
             let mut prefixes = prefixes;
             prefixes.sort();
             st.store.read(|r| {
@@ -284,10 +259,7 @@ pub async fn list_tasks(
             })?
         }
         (None, None) => {
-            let after = q.cursor.as_deref().map_or(Ok(0), |c| {
-                c.parse()
-                    .map_err(|_| bad("cursor", "is not a cursor this list gave out"))
-            })?;
+            let after = id_cursor(q.cursor.as_deref())?;
             st.store.read(|r| r.tasks(after, limit, keep))?
         }
     };

@@ -30,6 +30,15 @@ use auth::{Caller, Scope, Tokens};
 use metrics::Metrics;
 use problem::ApiError;
 
+/// Runs blocking work (a store write, a plugin call) off the async executor.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {

@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::{Caller, Scope};
 use super::problem::{ApiError, Body, Problem};
+use super::{AppState, blocking};
 use crate::plugins::catalog::{Actor, CatalogError, PluginStatus};
 use crate::plugins::host::LogLine;
 use crate::plugins::model::{
@@ -85,14 +85,6 @@ fn viewer(caller: &Caller) -> Result<Option<String>, ApiError> {
         Scope::Bureau(code) => Ok(Some(code.clone())),
         Scope::Volunteer(_) => Err(ApiError::forbidden("a volunteer token cannot list plugins")),
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::{Caller, Scope};
 use super::problem::{ApiError, Body, Problem};
+use super::{AppState, blocking};
 use crate::registry::import::{self, ImportOptions, ImportReport};
 use crate::registry::service::{self, Guard};
 use crate::registry::*;
@@ -47,14 +47,24 @@ fn limit(l: Option<u32>) -> Result<usize, ApiError> {
     }
 }
 
-fn bad_cursor() -> ApiError {
+pub(super) fn bad_cursor() -> ApiError {
     ApiError::invalid(vec![FieldError {
         field: "cursor".into(),
         message: "is not a cursor this list gave out; start again without it".into(),
     }])
 }
 
-fn id_cursor(c: Option<&str>) -> Result<u64, ApiError> {
+/// Parses a `community~id` cursor of a region-ordered list.
+pub(super) fn region_cursor(c: Option<&str>) -> Result<Option<(String, u64)>, ApiError> {
+    let Some(c) = c else { return Ok(None) };
+    let (code, id) = c.split_once('~').ok_or_else(bad_cursor)?;
+    Ok(Some((
+        code.to_owned(),
+        id.parse().map_err(|_| bad_cursor())?,
+    )))
+}
+
+pub(super) fn id_cursor(c: Option<&str>) -> Result<u64, ApiError> {
     c.map_or(Ok(0), |c| c.parse().map_err(|_| bad_cursor()))
 }
 
@@ -66,15 +76,6 @@ fn no_lists_for_volunteers(caller: &Caller) -> Result<(), ApiError> {
     } else {
         Ok(())
     }
-}
-
-/// Runs a blocking store write off the async executor.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
 }
 
 // ----------------------------------------------------------------------------------- regions
@@ -354,16 +355,7 @@ pub async fn list_persons(
     let page = st.store.read(|r| match (prefixes, q.category) {
         (Some(mut prefixes), _) => {
             prefixes.sort();
-            let after = match q.cursor.as_deref() {
-                None => None,
-                Some(c) => {
-                    let (code, id) = c.split_once('~').ok_or_else(bad_cursor)?;
-                    Some((
-                        code.to_owned(),
-                        id.parse::<u64>().map_err(|_| bad_cursor())?,
-                    ))
-                }
-            };
+            let after = region_cursor(q.cursor.as_deref())?;
             Ok::<_, ApiError>(r.persons_in_regions(
                 &prefixes,
                 after.as_ref().map(|(c, i)| (c.as_str(), *i)),

@@ -313,16 +313,22 @@ impl ReadTx {
         self.page_by_id(VOLUNTEERS, "volunteers", after, limit, keep)
     }
 
-    /// Persons whose community code starts with one of `prefixes` (sorted, non-overlapping),
-    /// in (community, id) order, after the cursor `community~id`.
-    pub fn persons_in_regions(
+    /// Records of `records` whose key in `index` ((community, id)) starts with one of
+    /// `prefixes` (sorted, non-overlapping), in (community, id) order, after the cursor
+    /// `(community, id)`; `cursor` renders a record's cursor.
+    #[allow(clippy::too_many_arguments)]
+    fn page_in_regions<T: DeserializeOwned>(
         &self,
+        index: redb::TableDefinition<'static, (&'static str, u64), ()>,
+        records: redb::TableDefinition<'static, u64, &'static [u8]>,
+        name: &'static str,
         prefixes: &[String],
         after: Option<(&str, u64)>,
         limit: usize,
-        keep: impl FnMut(&Person) -> bool,
-    ) -> Result<Page<Person>, StoreError> {
-        let index = self.txn.open_table(PERSONS_BY_COMMUNITY)?;
+        keep: impl FnMut(&T) -> bool,
+        cursor: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, StoreError> {
+        let index = self.txn.open_table(index)?;
         let mut ranges = Vec::new();
         for prefix in prefixes {
             let end = format!("{prefix}~");
@@ -337,10 +343,29 @@ impl ReadTx {
             .into_iter()
             .flatten()
             .map(|row| row.map(|(k, _)| k.value().1));
-        let persons = self.txn.open_table(PERSONS)?;
-        collect_page(&persons, "persons", ids, limit, keep, |p: &Person| {
-            format!("{}~{}", p.community, p.id)
-        })
+        let table = self.txn.open_table(records)?;
+        collect_page(&table, name, ids, limit, keep, cursor)
+    }
+
+    /// Persons whose community code starts with one of `prefixes` (sorted, non-overlapping),
+    /// in (community, id) order, after the cursor `community~id`.
+    pub fn persons_in_regions(
+        &self,
+        prefixes: &[String],
+        after: Option<(&str, u64)>,
+        limit: usize,
+        keep: impl FnMut(&Person) -> bool,
+    ) -> Result<Page<Person>, StoreError> {
+        self.page_in_regions(
+            PERSONS_BY_COMMUNITY,
+            PERSONS,
+            "persons",
+            prefixes,
+            after,
+            limit,
+            keep,
+            |p: &Person| format!("{}~{}", p.community, p.id),
+        )
     }
 
     /// Every person whose community starts with `prefix`, decoded as `T` — a projection of
@@ -448,25 +473,16 @@ impl ReadTx {
         limit: usize,
         keep: impl FnMut(&Task) -> bool,
     ) -> Result<Page<Task>, StoreError> {
-        let index = self.txn.open_table(TASKS_BY_COMMUNITY)?;
-        let mut ranges = Vec::new();
-        for prefix in prefixes {
-            let end = format!("{prefix}~");
-            let lower = match after {
-                Some((code, _)) if code >= end.as_str() => continue,
-                Some((code, id)) if code >= prefix.as_str() => (code, id.saturating_add(1)),
-                _ => (prefix.as_str(), 0),
-            };
-            ranges.push(index.range(lower..(end.as_str(), 0))?);
-        }
-        let ids = ranges
-            .into_iter()
-            .flatten()
-            .map(|row| row.map(|(k, _)| k.value().1));
-        let tasks = self.txn.open_table(TASKS)?;
-        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
-            format!("{}~{}", t.community, t.id)
-        })
+        self.page_in_regions(
+            TASKS_BY_COMMUNITY,
+            TASKS,
+            "tasks",
+            prefixes,
+            after,
+            limit,
+            keep,
+            |t: &Task| format!("{}~{}", t.community, t.id),
+        )
     }
 
     /// Every task, in id order.
