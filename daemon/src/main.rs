@@ -282,8 +282,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
+    init_logging_at(format, "info");
+}
+
+/// Logging with a default level; `RUST_LOG` overrides it.
+fn init_logging_at(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -490,7 +495,8 @@ fn demo(
     volunteers: usize,
     no_serve: bool,
 ) -> Result<(), Failure> {
-    init_logging(LogFormat::Pretty);
+    // The demo narrates on stderr itself; logs stay quiet unless RUST_LOG asks.
+    init_logging_at(LogFormat::Pretty, "warn");
     let store = open_store(&data.join("linli.redb"), true)?;
     let clock = clock::system();
     let now = clock.now();
