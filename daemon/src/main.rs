@@ -95,6 +95,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenAction {
+    /// List tokens: id, scope, label, created, revoked (the tokens themselves are not stored).
+    List {
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Revoke a token by the id `token list` shows.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        place: Place,
+    },
     /// Create a token and print it (it is shown only once).
     Create {
         /// admin, bureau:<region-code>, station:<id> or volunteer:<id>
@@ -355,6 +366,44 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("  plugin_dir          {}", cfg.plugin_dir.display());
             println!("  log_format          {:?}", cfg.log_format);
             println!("  shutdown_grace_secs {}", cfg.shutdown_grace_secs);
+            Ok(())
+        }
+        Command::Token {
+            action: TokenAction::List { place },
+        } => {
+            let store = open_store(&place.database()?, false)?;
+            let tokens = auth::list_tokens(&store).map_err(|e| Failure::Runtime(e.into()))?;
+            println!(
+                "{:<14} {:<24} {:<22} {:<22} label",
+                "id", "scope", "created", "revoked"
+            );
+            for t in tokens {
+                println!(
+                    "{:<14} {:<24} {:<22} {:<22} {}",
+                    t.id,
+                    t.scope,
+                    t.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    t.revoked_at.map_or("-".to_owned(), |r| r
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string()),
+                    t.label.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Token {
+            action: TokenAction::Revoke { id, place },
+        } => {
+            let store = open_store(&place.database()?, false)?;
+            let t =
+                auth::revoke_token(&store, &id, clock::SystemClock.now()).map_err(|e| match e {
+                    auth::TokenError::Scope(m) => Failure::Usage(m),
+                    other => Failure::Runtime(other.into()),
+                })?;
+            println!(
+                "revoked {} ({}); a running daemon stops accepting it within 30 seconds",
+                t.id, t.scope
+            );
             Ok(())
         }
         Command::Token {

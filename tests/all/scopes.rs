@@ -151,3 +151,35 @@ async fn missing_or_unknown_tokens_are_refused() {
     assert_eq!(r.body["scope"], "admin");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_stops_working() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let s = d.token(&format!("station:{}", w.stations[0])).await;
+    assert_eq!(d.get("/v1/persons", &s).await.status, StatusCode::OK);
+    let list = d.get("/v1/tokens", &d.admin).await;
+    let scope = format!("station:{}", w.stations[0]);
+    let entry = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["scope"] == scope.as_str())
+        .unwrap();
+    let id = entry["id"].as_str().unwrap().to_owned();
+    let r = d.delete(&format!("/v1/tokens/{id}"), &d.admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.body["revoked_at"].is_string());
+    assert_eq!(
+        d.get("/v1/persons", &s).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        d.get("/v1/tokens", &s).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = d.delete("/v1/tokens/12", &d.admin).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    d.stop().await;
+}

@@ -72,6 +72,73 @@ pub struct TokenRecord {
     #[serde(default)]
     pub label: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Set when the token was revoked; it no longer authenticates.
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A token as listed: its id (the first 12 hex digits of its hash), never the token itself.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    pub scope: String,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Lists every token (newest first).
+pub fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
+    let mut out: Vec<TokenInfo> = store
+        .read(|r| r.all_tokens::<TokenRecord>())?
+        .into_iter()
+        .map(|(h, r)| TokenInfo {
+            id: h.chars().take(12).collect(),
+            scope: r.scope,
+            label: r.label,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        })
+        .collect();
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(out)
+}
+
+/// Revokes the token whose id (hash prefix, at least 8 hex digits) is `id`.
+pub fn revoke_token(store: &Store, id: &str, now: DateTime<Utc>) -> Result<TokenInfo, TokenError> {
+    if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(TokenError::Scope(
+            "a token id is at least 8 hex digits, as `token list` shows it".into(),
+        ));
+    }
+    store.write(|w| {
+        let matches: Vec<(String, TokenRecord)> = w
+            .all_tokens::<TokenRecord>()?
+            .into_iter()
+            .filter(|(h, _)| h.starts_with(&id.to_ascii_lowercase()))
+            .collect();
+        let (hash, mut record) = match matches.len() {
+            1 => matches
+                .into_iter()
+                .next()
+                .ok_or_else(|| TokenError::Scope(format!("no token {id}")))?,
+            0 => return Err(TokenError::Scope(format!("no token has id {id}"))),
+            n => {
+                return Err(TokenError::Scope(format!(
+                    "{n} tokens start with {id}: give more digits"
+                )));
+            }
+        };
+        record.revoked_at.get_or_insert(now);
+        w.put_token(&hash, &record)?;
+        Ok(TokenInfo {
+            id: hash.chars().take(12).collect(),
+            scope: record.scope,
+            label: record.label,
+            created_at: record.created_at,
+            revoked_at: record.revoked_at,
+        })
+    })
 }
 
 pub fn hash(token: &str) -> String {
@@ -126,6 +193,7 @@ pub fn create_token(
                 scope: scope.to_string(),
                 label,
                 created_at: now,
+                revoked_at: None,
             },
         )?;
         Ok(())
@@ -133,27 +201,48 @@ pub fn create_token(
     Ok(token)
 }
 
-/// Token look-ups, cached: tokens are only ever added, so a cached scope stays right.
+/// How long a looked-up token is trusted before the store is asked again (a revocation made
+/// by another process, such as `linlid token revoke`, takes effect within this time).
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Token look-ups, cached for `CACHE_FOR`.
 #[derive(Clone, Default)]
 pub struct Tokens {
-    cache: Arc<RwLock<HashMap<String, Scope>>>,
+    cache: Arc<RwLock<HashMap<String, (Scope, std::time::Instant)>>>,
 }
 
 impl Tokens {
     pub fn scope_of(&self, store: &Store, token: &str) -> Result<Option<Scope>, StoreError> {
         let h = hash(token);
-        if let Some(s) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(&h) {
+        if let Some((s, at)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(&h)
+            && at.elapsed() < CACHE_FOR
+        {
             return Ok(Some(s.clone()));
         }
         let record: Option<TokenRecord> = store.read(|r| r.token(&h))?;
-        let Some(scope) = record.and_then(|r| r.scope.parse::<Scope>().ok()) else {
+        let Some(scope) = record
+            .filter(|r| r.revoked_at.is_none())
+            .and_then(|r| r.scope.parse::<Scope>().ok())
+        else {
+            self.cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&h);
             return Ok(None);
         };
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(h, scope.clone());
+            .insert(h, (scope.clone(), std::time::Instant::now()));
         Ok(Some(scope))
+    }
+
+    /// Forgets every cached look-up (after a revocation in this process).
+    pub fn forget(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 

@@ -137,7 +137,8 @@ impl FromRequestParts<AppState> for Caller {
         registry::update_person, registry::deactivate_person, registry::reactivate_person,
         registry::list_volunteers, registry::create_volunteer, registry::get_volunteer,
         registry::update_volunteer, registry::deactivate_volunteer,
-        registry::create_token, registry::import_csv, healthz, whoami,
+        registry::create_token, registry::list_tokens, registry::revoke_token,
+        registry::import_csv, healthz, whoami,
         plugins::list_plugins, plugins::deploy_plugin, plugins::get_plugin,
         plugins::rollback_plugin, plugins::configure_plugin, plugins::resume_plugin,
         plugins::plan_dry_run, plugins::review_dry_run,
@@ -253,7 +254,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(update_volunteer)
                 .delete(deactivate_volunteer),
         )
-        .route("/tokens", post(create_token))
+        .route("/tokens", post(create_token).get(list_tokens))
+        .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/imports/{kind}", post(import_csv))
         .route("/me", get(whoami))
         .route(

@@ -647,6 +647,46 @@ pub async fn create_token(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    description = "Every token (admin only): id, scope, label, created, revoked. Tokens themselves are never shown again.",
+    responses((status = 200, body = Vec<super::auth::TokenInfo>), (status = 403, body = Problem)))]
+pub async fn list_tokens(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<super::auth::TokenInfo>>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden("only an administrator lists tokens"));
+    }
+    Ok(Json(super::auth::list_tokens(&st.store)?))
+}
+
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+    description = "Revokes a token by its id (admin only); it stops authenticating at once.",
+    responses((status = 200, body = super::auth::TokenInfo), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<super::auth::TokenInfo>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden("only an administrator revokes tokens"));
+    }
+    let now = st.clock.now();
+    let tokens = st.tokens.clone();
+    let info = blocking(move || {
+        super::auth::revoke_token(&st.store, &id, now).map_err(|e| match e {
+            super::auth::TokenError::Scope(m) => ApiError::invalid(vec![FieldError {
+                field: "id".into(),
+                message: m,
+            }]),
+            super::auth::TokenError::Store(s) => s.into(),
+        })
+    })
+    .await?;
+    tokens.forget();
+    Ok(Json(info))
+}
+
 // ----------------------------------------------------------------------------------- imports
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -204,6 +204,17 @@ macro_rules! getters {
             Ok(t.first()?.map(|(k, _)| k.value().0))
         }
 
+        /// Every token record with its hash.
+        pub fn all_tokens<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>, StoreError> {
+            let t = self.txn.open_table(TOKENS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.push((k.value().to_owned(), decode("tokens", "(hash)", v.value())?));
+            }
+            Ok(out)
+        }
+
         pub fn token<T: DeserializeOwned>(&self, hash: &str) -> Result<Option<T>, StoreError> {
             let t = self.txn.open_table(TOKENS)?;
             t.get(hash)?
