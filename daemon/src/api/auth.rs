@@ -100,7 +100,7 @@ pub fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
             revoked_at: r.revoked_at,
         })
         .collect();
-    out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    out.sort_by_key(|t| std::cmp::Reverse(t.created_at));
     Ok(out)
 }
 
