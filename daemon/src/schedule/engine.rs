@@ -526,6 +526,8 @@ impl Scheduler {
         let due_override = duty
             .due_window_days
             .map(|d| chrono::Duration::days(i64::from(d)));
+        let epoch = at.fixed_offset();
+        let mut window = (String::new(), String::new(), epoch, epoch);
         for chunk in drafts.chunks(chunk_size()) {
             self.store.write(|w| {
                 let mut fresh = Vec::new();
@@ -552,14 +554,19 @@ impl Scheduler {
                 let first = w.reserve_ids("task", fresh.len() as u64)?;
                 let mut tasks = w.task_writer()?;
                 for (i, (key, target, community, d)) in fresh.into_iter().enumerate() {
-                    let parse = |s: &str| {
-                        DateTime::parse_from_rfc3339(s).unwrap_or_else(|_| at.fixed_offset())
-                    };
-                    let due_start = parse(&d.due_start);
-                    let due_end = match due_override {
-                        Some(w) => (at + w).with_timezone(&tz).fixed_offset().max(due_start),
-                        None => parse(&d.due_end),
-                    };
+                    // Most drafts share one due window: parse each distinct one once.
+                    if window.0 != d.due_start || window.1 != d.due_end {
+                        let parse = |s: &str| {
+                            DateTime::parse_from_rfc3339(s).unwrap_or_else(|_| at.fixed_offset())
+                        };
+                        let start = parse(&d.due_start);
+                        let end = match due_override {
+                            Some(w) => (at + w).with_timezone(&tz).fixed_offset().max(start),
+                            None => parse(&d.due_end),
+                        };
+                        window = (d.due_start.clone(), d.due_end.clone(), start, end);
+                    }
+                    let (due_start, due_end) = (window.2, window.3);
                     tasks.create(&Task {
                         id: first + i as u64,
                         duty: duty.id,
