@@ -26,7 +26,7 @@ fn chunk_size() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(20_000)
+        .unwrap_or(5000)
 }
 /// Targets per `plan` call; the interface lets the host split an occurrence's targets.
 pub const PLAN_BATCH: usize = 5000;
@@ -531,6 +531,8 @@ impl Scheduler {
         for chunk in drafts.chunks(chunk_size()) {
             self.store.write(|w| {
                 let mut fresh = Vec::new();
+                // Keys taken in this chunk (a plugin may repeat a target and kind).
+                let mut taken = std::collections::HashSet::new();
                 {
                     let tasks = w.task_writer()?;
                     for d in chunk {
@@ -539,7 +541,7 @@ impl Scheduler {
                         };
                         let key = format!("{}/{}", target_key(target), d.kind);
                         if tasks.existing(duty.id, ts, &key)?.is_some()
-                            || fresh.iter().any(|(k, _, _, _)| *k == key)
+                            || !taken.insert(key.clone())
                         {
                             occ.tasks_existing += 1;
                             continue;
