@@ -75,6 +75,38 @@ impl Names {
     }
 }
 
+impl ReviewOutcome {
+    /// Follow-up the station must act on the same day.
+    pub fn urgent(reason: impl Into<String>) -> ReviewOutcome {
+        ReviewOutcome::FollowUp(FollowUp {
+            severity: Severity::Urgent,
+            reason: reason.into(),
+        })
+    }
+
+    /// Follow-up within the week.
+    pub fn routine(reason: impl Into<String>) -> ReviewOutcome {
+        ReviewOutcome::FollowUp(FollowUp {
+            severity: Severity::Routine,
+            reason: reason.into(),
+        })
+    }
+
+    /// Accepted when there are no `reasons`; otherwise a follow-up of `severity` giving them
+    /// all, joined by "; ".
+    pub fn unless<S: AsRef<str>>(severity: Severity, reasons: &[S]) -> ReviewOutcome {
+        if reasons.is_empty() {
+            return ReviewOutcome::Accepted;
+        }
+        let reason = reasons
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join("; ");
+        ReviewOutcome::FollowUp(FollowUp { severity, reason })
+    }
+}
+
 impl Plan {
     /// A plan whose drafts all use one checklist (index 0).
     pub fn with_checklist(checklist: Vec<ChecklistItem>, drafts: Vec<TaskDraft>) -> Plan {

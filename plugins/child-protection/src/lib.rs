@@ -149,7 +149,7 @@ impl Plugin for ChildProtection {
 
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
         if !report.reached {
-            return Ok(urgent(
+            return Ok(ReviewOutcome::urgent(
                 "the child could not be reached: find the child and their carer today",
             ));
         }
@@ -168,10 +168,13 @@ impl Plugin for ChildProtection {
             signs.push("no one is caring for the child");
         }
         if !signs.is_empty() {
-            return Ok(urgent(&format!("{}: {MANDATORY}", signs.join(", "))));
+            return Ok(ReviewOutcome::urgent(format!(
+                "{}: {MANDATORY}",
+                signs.join(", ")
+            )));
         }
         if report.no("child_seen") {
-            return Ok(urgent(
+            return Ok(ReviewOutcome::urgent(
                 "the child was not seen in person: see the child today",
             ));
         }
@@ -188,22 +191,8 @@ impl Plugin for ChildProtection {
         if report.answer("mood") == Some("distressed") {
             routine.push("the child is distressed: arrange psychological support");
         }
-        Ok(if routine.is_empty() {
-            ReviewOutcome::Accepted
-        } else {
-            ReviewOutcome::FollowUp(FollowUp {
-                severity: Severity::Routine,
-                reason: routine.join("; "),
-            })
-        })
+        Ok(ReviewOutcome::unless(Severity::Routine, &routine))
     }
-}
-
-fn urgent(reason: &str) -> ReviewOutcome {
-    ReviewOutcome::FollowUp(FollowUp {
-        severity: Severity::Urgent,
-        reason: reason.into(),
-    })
 }
 
 export_plugin!(ChildProtection);

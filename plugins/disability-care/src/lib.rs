@@ -218,14 +218,7 @@ impl Plugin for DisabilityCare {
         if report.no("home_accessible") {
             reasons.push("the home needs accessibility adaptation".to_owned());
         }
-        Ok(if reasons.is_empty() {
-            ReviewOutcome::Accepted
-        } else {
-            ReviewOutcome::FollowUp(FollowUp {
-                severity,
-                reason: reasons.join("; "),
-            })
-        })
+        Ok(ReviewOutcome::unless(severity, &reasons))
     }
 }
 

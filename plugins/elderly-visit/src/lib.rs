@@ -214,7 +214,7 @@ impl Plugin for ElderlyVisit {
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
         let c: Config = config::get()?;
         if !report.reached {
-            return Ok(urgent(
+            return Ok(ReviewOutcome::urgent(
                 "the elder could not be reached: find them today (phone, neighbours, grid worker)",
             ));
         }
@@ -240,7 +240,7 @@ impl Plugin for ElderlyVisit {
             danger.push("unsafe gas supply");
         }
         if !danger.is_empty() {
-            return Ok(urgent(&format!(
+            return Ok(ReviewOutcome::urgent(format!(
                 "the elder is in danger: {}",
                 danger.join(", ")
             )));
@@ -267,22 +267,8 @@ impl Plugin for ElderlyVisit {
         {
             routine.push("poor living conditions or hygiene: arrange home care".into());
         }
-        Ok(if routine.is_empty() {
-            ReviewOutcome::Accepted
-        } else {
-            ReviewOutcome::FollowUp(FollowUp {
-                severity: Severity::Routine,
-                reason: routine.join("; "),
-            })
-        })
+        Ok(ReviewOutcome::unless(Severity::Routine, &routine))
     }
-}
-
-fn urgent(reason: &str) -> ReviewOutcome {
-    ReviewOutcome::FollowUp(FollowUp {
-        severity: Severity::Urgent,
-        reason: reason.into(),
-    })
 }
 
 /// A visit before the task opened, in the future, or of an implausible length.

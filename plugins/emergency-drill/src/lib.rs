@@ -200,14 +200,7 @@ impl Plugin for EmergencyDrill {
             urgent.extend(routine);
             (Severity::Urgent, urgent)
         };
-        Ok(if reasons.is_empty() {
-            ReviewOutcome::Accepted
-        } else {
-            ReviewOutcome::FollowUp(FollowUp {
-                severity,
-                reason: reasons.join("; "),
-            })
-        })
+        Ok(ReviewOutcome::unless(severity, &reasons))
     }
 }
 
