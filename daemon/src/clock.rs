@@ -19,6 +19,7 @@ pub type SharedClock = Arc<dyn Clock>;
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // The one place the wall clock is read.
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

@@ -44,7 +44,7 @@ fn check_config_points_at_the_mistake() {
 fn seeded_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("linli.redb"), OpenOptions::default()).unwrap();
-    let now = chrono::Utc::now();
+    let now = linli::clock::Clock::now(&linli::clock::SystemClock);
     for (code, name) in [
         ("620800000000", "平凉市"),
         ("620802000000", "崆峒区"),

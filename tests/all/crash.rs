@@ -87,7 +87,7 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
     let data = dir.path().join("data");
     let token = {
         let store = Store::open(&data.join("linli.redb"), OpenOptions::default()).unwrap();
-        let now = chrono::Utc::now();
+        let now = linli::clock::Clock::now(&linli::clock::SystemClock);
         let csv = dir.path().join("persons.csv");
         linli::demo::bench_fixture(&store, &csv, 24_000, now).unwrap();
         let opts = ImportOptions {

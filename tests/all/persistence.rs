@@ -72,7 +72,7 @@ fn a_damaged_database_is_refused() {
     let path = dir.path().join("linli.redb");
     {
         let store = open(&path).unwrap();
-        let now = chrono::Utc::now();
+        let now = linli::clock::Clock::now(&linli::clock::SystemClock);
         linli::demo::seed(
             &store,
             now,
