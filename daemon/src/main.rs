@@ -494,8 +494,7 @@ fn import_file(store: &Store, kind: Kind, file: &Path, skip_invalid: bool) -> Re
         guard: &Everything,
         now: clock::SystemClock.now(),
     };
-    let open = || std::fs::File::open(file).map(std::io::BufReader::new);
-    let report = import::import(store, open, &opts, &mut |done| {
+    let report = import::import_file(store, file, &opts, &mut |done| {
         if let Some(b) = &bar {
             b.set_position(done);
         }
@@ -682,13 +681,8 @@ fn bench_import(rows: usize, dir: Option<PathBuf>) -> Result<(), Failure> {
         guard: &Everything,
         now,
     };
-    let report = import::import(
-        &store,
-        || std::fs::File::open(&csv_path).map(std::io::BufReader::new),
-        &opts,
-        &mut |_| {},
-    )
-    .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let report = import::import_file(&store, &csv_path, &opts, &mut |_| {})
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     let secs = started.elapsed().as_secs_f64();
     if report.error_count > 0 {
         return Err(Failure::Runtime(anyhow::anyhow!(
@@ -992,13 +986,8 @@ fn bench_state(dir: Option<PathBuf>, rows: usize) -> Result<(PathBuf, AppState),
         guard: &Everything,
         now,
     };
-    import::import(
-        &store,
-        || std::fs::File::open(&csv).map(std::io::BufReader::new),
-        &opts,
-        &mut |_| {},
-    )
-    .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    import::import_file(&store, &csv, &opts, &mut |_| {})
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     let state = AppState::new(store, clock::system())
         .context("starting")
         .map_err(Failure::Runtime)?;

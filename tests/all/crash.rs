@@ -96,13 +96,7 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
             guard: &Everything,
             now,
         };
-        let report = import::import(
-            &store,
-            || std::fs::File::open(&csv).map(std::io::BufReader::new),
-            &opts,
-            &mut |_| {},
-        )
-        .unwrap();
+        let report = import::import_file(&store, &csv, &opts, &mut |_| {}).unwrap();
         assert_eq!(report.imported, 24_000);
         create_token(&store, &Scope::Admin, None, now).unwrap()
     };

@@ -592,6 +592,17 @@ pub struct TokenCreated {
     pub scope: String,
 }
 
+/// Maps a token error to a problem naming `field`.
+fn token_error(field: &'static str) -> impl Fn(super::auth::TokenError) -> ApiError {
+    move |e| match e {
+        super::auth::TokenError::Scope(message) => ApiError::invalid(vec![FieldError {
+            field: field.into(),
+            message,
+        }]),
+        super::auth::TokenError::Store(s) => s.into(),
+    }
+}
+
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenRequest,
     description = "An admin creates any token; a bureau creates tokens for its own region, stations and volunteers.",
     responses((status = 201, body = TokenCreated), (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -629,13 +640,7 @@ pub async fn create_token(
     }
     let now = st.clock.now();
     let token = blocking(move || {
-        super::auth::create_token(&st.store, &scope, req.label, now).map_err(|e| match e {
-            super::auth::TokenError::Scope(m) => ApiError::invalid(vec![FieldError {
-                field: "scope".into(),
-                message: m,
-            }]),
-            super::auth::TokenError::Store(s) => s.into(),
-        })
+        super::auth::create_token(&st.store, &scope, req.label, now).map_err(token_error("scope"))
     })
     .await?;
     Ok((
@@ -673,16 +678,9 @@ pub async fn revoke_token(
     }
     let now = st.clock.now();
     let tokens = st.tokens.clone();
-    let info = blocking(move || {
-        super::auth::revoke_token(&st.store, &id, now).map_err(|e| match e {
-            super::auth::TokenError::Scope(m) => ApiError::invalid(vec![FieldError {
-                field: "id".into(),
-                message: m,
-            }]),
-            super::auth::TokenError::Store(s) => s.into(),
-        })
-    })
-    .await?;
+    let info =
+        blocking(move || super::auth::revoke_token(&st.store, &id, now).map_err(token_error("id")))
+            .await?;
     tokens.forget();
     Ok(Json(info))
 }

@@ -668,6 +668,21 @@ pub fn import<R: Read>(
     Ok(report)
 }
 
+/// Imports a CSV file from disk (read twice: check, then write).
+pub fn import_file(
+    store: &Store,
+    path: &std::path::Path,
+    opts: &ImportOptions<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    import(
+        store,
+        || std::fs::File::open(path).map(std::io::BufReader::new),
+        opts,
+        progress,
+    )
+}
+
 fn rid_key(rid: &str) -> [u8; 18] {
     let mut key = [0u8; 18];
     for (k, b) in key.iter_mut().zip(rid.bytes()) {
