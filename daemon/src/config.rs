@@ -40,6 +40,56 @@ pub struct Config {
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// What the plugin host admits and how it compiles (`[plugins]`).
+    #[serde(default)]
+    pub plugins: PluginHostConfig,
+}
+
+/// The plugin host's limits (`[plugins]` in the config file). The defaults admit plugins built
+/// with real interpreters (CPython through componentize-py, JavaScript through jco), and refuse
+/// compile bombs before any compiling starts.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginHostConfig {
+    /// Largest component file accepted (upload or plugin folder), in MiB.
+    pub max_component_mib: u64,
+    /// Most functions a component may define, over all its core modules.
+    pub max_functions: u64,
+    /// Most code a component may hold, over all its core modules, in MiB.
+    pub max_code_mib: u64,
+    /// Largest single function, in KiB of code.
+    pub max_function_kib: u64,
+    /// Most core modules a component may hold.
+    pub max_modules: u64,
+    /// Seconds one compile may take before it is stopped (compiles run one at a time, in a child
+    /// process).
+    pub compile_timeout_secs: u64,
+    /// Address space a compile may use, in MiB.
+    pub compile_memory_mib: u64,
+    /// Calls one plugin may have running at once; more answer "busy, retry".
+    pub max_concurrent_calls: u32,
+    /// Versions kept per plugin (the live one and the one before it are always kept).
+    pub keep_versions: usize,
+    /// Log lines one plugin may write to the daemon's log per minute (the rest are counted and
+    /// summarised).
+    pub log_lines_per_minute: u32,
+}
+
+impl Default for PluginHostConfig {
+    fn default() -> Self {
+        Self {
+            max_component_mib: 64,
+            max_functions: 50_000,
+            max_code_mib: 32,
+            max_function_kib: 4096,
+            max_modules: 64,
+            compile_timeout_secs: 180,
+            compile_memory_mib: 4096,
+            max_concurrent_calls: 32,
+            keep_versions: 5,
+            log_lines_per_minute: 120,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -67,6 +117,7 @@ impl Default for Config {
             plugin_dir: default_plugin_dir(),
             log_format: LogFormat::default(),
             shutdown_grace_secs: default_grace(),
+            plugins: PluginHostConfig::default(),
         }
     }
 }
@@ -130,6 +181,40 @@ impl Config {
                 "shutdown_grace_secs must be at most 3600".to_owned(),
             ));
         }
+        let p = &config.plugins;
+        let checks: [(&str, bool, &str); 5] = [
+            (
+                "compile_timeout_secs",
+                (10..=3600).contains(&p.compile_timeout_secs),
+                "must be 10 to 3600",
+            ),
+            (
+                "compile_memory_mib",
+                p.compile_memory_mib >= 256,
+                "must be at least 256",
+            ),
+            (
+                "max_concurrent_calls",
+                p.max_concurrent_calls >= 1,
+                "must be at least 1",
+            ),
+            (
+                "keep_versions",
+                p.keep_versions >= 2,
+                "must be at least 2 (the live version and the one before it)",
+            ),
+            (
+                "max_component_mib",
+                (1..=1024).contains(&p.max_component_mib),
+                "must be 1 to 1024",
+            ),
+        ];
+        if let Some((key, _, rule)) = checks.iter().find(|(_, ok, _)| !ok) {
+            return Err(invalid(
+                key_offset(text, key),
+                format!("plugins.{key} {rule}"),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
@@ -190,6 +275,21 @@ mod tests {
             Ok(_) => String::from("ok"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn plugin_limits_are_checked() {
+        let e = err("[plugins]\nmax_functions = 10\nkeep_versions = 1\n");
+        assert!(
+            e.starts_with("linli.toml:3:1: plugins.keep_versions must be at least 2"),
+            "{e}"
+        );
+        let e = err("[plugins]\nmax_fns = 10\n");
+        assert!(
+            e.starts_with("linli.toml:2:1: unknown field `max_fns`"),
+            "{e}"
+        );
+        assert_eq!(err("[plugins]\nmax_functions = 100000\n"), "ok");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Layout (see ARCHITECTURE.md):
 //! - `config`   — TOML configuration, errors located by file, line and column.
 //! - `clock`    — the only source of the current time.
+//! - `cron`     — cron expressions (POSIX and extended) and their next fire times; pure.
 //! - `store`    — redb tables; the only code that touches the database.
 //! - `registry` — regions, stations, people in care, volunteers: types, rules, import.
 //! - `api`      — HTTP routes, authentication and scopes, OpenAPI, metrics.
@@ -13,6 +14,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod cron;
 pub mod demo;
 pub mod plugins;
 pub mod registry;

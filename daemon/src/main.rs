@@ -17,7 +17,7 @@ use linli::api::AppState;
 use linli::api::auth::{self, Scope};
 use linli::clock::{self, Clock};
 use linli::config::{Config, LogFormat};
-use linli::plugins::runtime::{Limits, Runtime};
+use linli::plugins::runtime::{Compiler, Limits, Runtime};
 use linli::registry::import::{self, ImportOptions, Kind};
 use linli::registry::service::Everything;
 use linli::store::{OpenError, OpenOptions, Store};
@@ -90,6 +90,13 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: Bench,
+    },
+    /// (Internal) compile a plugin component read on stdin into an artifact on stdout, within
+    /// an address-space limit: the daemon runs this in a child process for every compile.
+    #[command(hide = true)]
+    CompilePlugin {
+        #[arg(long, default_value_t = 4096)]
+        memory_mib: u64,
     },
 }
 
@@ -320,6 +327,17 @@ fn open_store(path: &Path, check_integrity: bool) -> Result<Store, Failure> {
     .map_err(Failure::Database)
 }
 
+/// The daemon compiles plugins in a child process of this very binary.
+fn compiler() -> Compiler {
+    match std::env::current_exe() {
+        Ok(exe) => Compiler::Child(exe),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find linlid's own path; compiling plugins in-process");
+            Compiler::InProcess
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -334,9 +352,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let cfg = Config::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
             init_logging(cfg.log_format);
             let store = open_store(&cfg.database_path(), true)?;
-            let state = AppState::with_time_zone(store, clock::system(), cfg.tz())
-                .context("starting")
-                .map_err(Failure::Runtime)?;
+            let state = AppState::with_plugin_host(
+                store,
+                clock::system(),
+                cfg.tz(),
+                &cfg.plugins,
+                compiler(),
+            )
+            .context("starting")
+            .map_err(Failure::Runtime)?;
             let mut opts = linli::server::ServeOptions::new(cfg.shutdown_grace());
             opts.plugin_dir = Some(cfg.plugin_dir.clone());
             runtime()?.block_on(async move {
@@ -357,6 +381,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             volunteers,
             no_serve,
         } => demo(data, listen, persons, volunteers, no_serve),
+        Command::CompilePlugin { memory_mib } => {
+            linli::plugins::compile::child_main(memory_mib).map_err(Failure::Rejected)
+        }
         Command::CheckConfig { file } => {
             let cfg = Config::load(&file).map_err(|e| Failure::Usage(e.to_string()))?;
             println!("{}: ok", file.display());
@@ -366,6 +393,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("  plugin_dir          {}", cfg.plugin_dir.display());
             println!("  log_format          {:?}", cfg.log_format);
             println!("  shutdown_grace_secs {}", cfg.shutdown_grace_secs);
+            let p = &cfg.plugins;
+            println!(
+                "  plugins             components ≤ {} MiB, ≤ {} functions, ≤ {} MiB of code, \
+                 functions ≤ {} KiB, ≤ {} modules; compile ≤ {} s and {} MiB; \
+                 {} calls at once per plugin; {} versions kept; {} log lines a minute",
+                p.max_component_mib,
+                p.max_functions,
+                p.max_code_mib,
+                p.max_function_kib,
+                p.max_modules,
+                p.compile_timeout_secs,
+                p.compile_memory_mib,
+                p.max_concurrent_calls,
+                p.keep_versions,
+                p.log_lines_per_minute
+            );
             Ok(())
         }
         Command::Token {
@@ -576,16 +619,29 @@ fn demo(
     } else {
         eprintln!("using the demo county already in {}", data.display());
     }
-    let state = AppState::new(store.clone(), clock)
-        .context("starting")
-        .map_err(Failure::Runtime)?;
+    let state = AppState::with_plugin_host(
+        store.clone(),
+        clock,
+        chrono_tz::Asia::Shanghai,
+        &Default::default(),
+        compiler(),
+    )
+    .context("starting")
+    .map_err(Failure::Runtime)?;
     let actor = linli::plugins::catalog::Actor {
         label: "demo".into(),
         bureau: None,
     };
     for (name, bytes) in linli::plugins::SHIPPED {
         match state.plugins.deploy(bytes, &actor) {
-            Ok(s) => eprintln!("  plugin {} {} deployed", s.id, s.active_version),
+            Ok(d) if d.changed => eprintln!(
+                "  plugin {} {} deployed",
+                d.status.id, d.status.active_version
+            ),
+            Ok(d) => eprintln!(
+                "  plugin {} {} already deployed",
+                d.status.id, d.status.active_version
+            ),
             Err(e) => eprintln!("  plugin {name} refused: {e}"),
         }
     }
@@ -738,7 +794,9 @@ fn load_plugin(
 }
 
 fn plugin_command(action: PluginAction) -> Result<(), Failure> {
-    let rt = Runtime::new(clock::system()).map_err(|e| Failure::Runtime(e.into()))?;
+    // The same checks and the same child-process compile as a deployment.
+    let rt = Runtime::with_config(clock::system(), &Default::default(), compiler())
+        .map_err(|e| Failure::Runtime(e.into()))?;
     match action {
         PluginAction::Shipped { out } => {
             std::fs::create_dir_all(&out)

@@ -55,6 +55,7 @@ pub async fn run(
     let scheduler = opts
         .scheduler
         .then(|| tokio::spawn(state.scheduler.clone().run(stop_rx.clone())));
+    let state_plugins = state.plugins.clone();
     let app = api::router(state);
     let mut server = tokio::spawn({
         let mut rx = stop_rx.clone();
@@ -75,6 +76,9 @@ pub async fn run(
         "shutting down: draining requests"
     );
     let _ = stop_tx.send(true);
+    // Plugin calls and compiles in flight stop now, so nothing below waits on a plugin.
+    let plugins = state_plugins.clone();
+    let _ = tokio::task::spawn_blocking(move || plugins.shutdown()).await;
     if let Some(w) = watcher {
         let _ = tokio::time::timeout(grace, w).await;
     }

@@ -190,7 +190,7 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
     let planned = occurrence["planned"].as_u64().unwrap();
     assert!(
         written_at_kill < planned,
-        "killed after {written_at_kill} of {planned}"
+        "killed after {written_at_kill} of {planned}: {occurrence}"
     );
     assert_eq!(occurrence["targets"].as_u64(), Some(planned));
 

@@ -13,5 +13,6 @@ mod duties;
 mod import;
 mod persistence;
 mod plugins;
+mod sandbox;
 mod scopes;
 mod shipped;

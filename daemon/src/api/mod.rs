@@ -22,9 +22,10 @@ use utoipa::OpenApi;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
+use crate::config::PluginHostConfig;
 use crate::plugins::catalog::Catalog;
 use crate::plugins::folder::Rejected;
-use crate::plugins::runtime::Runtime;
+use crate::plugins::runtime::{Compiler, Runtime};
 use crate::store::Store;
 use auth::{Caller, Scope, Tokens};
 use metrics::Metrics;
@@ -73,8 +74,25 @@ impl AppState {
         clock: SharedClock,
         zone: chrono_tz::Tz,
     ) -> Result<Self, StartError> {
-        let runtime = Arc::new(Runtime::new(clock.clone())?);
-        let plugins = Arc::new(Catalog::open(runtime, store.clone(), clock.clone())?);
+        Self::with_plugin_host(
+            store,
+            clock,
+            zone,
+            &PluginHostConfig::default(),
+            Compiler::InProcess,
+        )
+    }
+
+    /// As `with_time_zone`, with the plugin host's limits and where it compiles.
+    pub fn with_plugin_host(
+        store: Store,
+        clock: SharedClock,
+        zone: chrono_tz::Tz,
+        host: &PluginHostConfig,
+        compiler: Compiler,
+    ) -> Result<Self, StartError> {
+        let runtime = Arc::new(Runtime::with_config(clock.clone(), host, compiler)?);
+        let plugins = Catalog::open(runtime, store.clone(), clock.clone())?;
         let scheduler = Arc::new(crate::schedule::Scheduler::new(
             store.clone(),
             plugins.clone(),
@@ -224,6 +242,16 @@ async fn fallback() -> ApiError {
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     use registry::*;
+    // A plugin upload may be as large as the host admits a component to be.
+    let upload_limit = usize::try_from(
+        state
+            .plugins
+            .runtime()
+            .settings()
+            .max_component_mib
+            .saturating_mul(1 << 20),
+    )
+    .unwrap_or(usize::MAX);
     let v1 = Router::new()
         .route("/regions", get(list_regions).post(create_region))
         .route(
@@ -260,7 +288,9 @@ pub fn router(state: AppState) -> Router {
         .route("/me", get(whoami))
         .route(
             "/plugins",
-            get(plugins::list_plugins).post(plugins::deploy_plugin),
+            get(plugins::list_plugins)
+                .post(plugins::deploy_plugin)
+                .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
         )
         .route(
             "/plugins/{id}",

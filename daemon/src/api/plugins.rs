@@ -57,6 +57,9 @@ impl From<CallError> for ApiError {
                 "plugin-error",
                 e.to_string(),
             ),
+            CallError::Busy(_) | CallError::Shutdown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+            }
             _ => ApiError::new(StatusCode::BAD_GATEWAY, "plugin-failed", e.to_string()),
         }
     }
@@ -118,7 +121,9 @@ pub async fn list_plugins(
 
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins",
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "A wasm32-wasip2 component built with linli-sdk"),
-    responses((status = 201, body = PluginStatus), (status = 403, body = Problem),
+    description = "Deploys a component. Uploading exactly what is stored already (same id, version and content) changes nothing and answers 200.",
+    responses((status = 201, body = PluginStatus), (status = 200, body = PluginStatus, description = "Already deployed: nothing changed"), (status = 403, body = Problem),
+        (status = 413, description = "Larger than plugins.max_component_mib"),
         (status = 409, body = Problem, description = "This version is already deployed with different content"),
         (status = 422, body = Problem, description = "Refused: not a component, wrong interface version, or describe failed")))]
 pub async fn deploy_plugin(
@@ -127,8 +132,13 @@ pub async fn deploy_plugin(
     body: Bytes,
 ) -> Result<(StatusCode, Json<PluginStatus>), ApiError> {
     let actor = actor(&caller)?;
-    let status = blocking(move || Ok(st.plugins.deploy(&body, &actor)?)).await?;
-    Ok((StatusCode::CREATED, Json(status)))
+    let deployed = blocking(move || Ok(st.plugins.deploy(&body, &actor)?)).await?;
+    let status = if deployed.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(deployed.status)))
 }
 
 fn visible(caller: &Caller, status: PluginStatus) -> Result<PluginStatus, ApiError> {
@@ -226,7 +236,8 @@ pub struct PlanResponse {
 
 #[utoipa::path(post, path = "/v1/plugins/{id}/plan", tag = "plugins", request_body = PlanRequest,
     description = "Runs the live version's `plan` on the given targets and returns the drafts; nothing is stored.",
-    responses((status = 200, body = PlanResponse), (status = 409, body = Problem), (status = 502, body = Problem)))]
+    responses((status = 200, body = PlanResponse), (status = 409, body = Problem), (status = 502, body = Problem),
+        (status = 503, body = Problem, description = "The host is busy (or stopping): retry after the Retry-After seconds")))]
 pub async fn plan_dry_run(
     State(st): State<AppState>,
     caller: Caller,
@@ -261,7 +272,8 @@ pub struct ReviewResponse {
 
 #[utoipa::path(post, path = "/v1/plugins/{id}/review", tag = "plugins", request_body = ReviewRequest,
     description = "Runs the live version's `review`; nothing is stored.",
-    responses((status = 200, body = ReviewResponse), (status = 409, body = Problem), (status = 502, body = Problem)))]
+    responses((status = 200, body = ReviewResponse), (status = 409, body = Problem), (status = 502, body = Problem),
+        (status = 503, body = Problem, description = "The host is busy (or stopping): retry after the Retry-After seconds")))]
 pub async fn review_dry_run(
     State(st): State<AppState>,
     caller: Caller,

@@ -1,18 +1,28 @@
-//! Deployed plugins. Every uploaded version is kept in the store; one version per plugin is
-//! live. A new version is checked completely before it replaces anything, and calls already
-//! running keep the version they started with (they hold an `Arc` of it), so a hot
-//! replacement loses no call. A plugin that fails `quarantine_after` calls in a row is
-//! quarantined — it says why — until a new version is deployed or someone resumes it.
+//! Deployed plugins. Uploaded versions are kept in the store (the newest `keep_versions`, and
+//! always the live one and the one before it); one version per plugin is live. A new version is
+//! checked completely before it replaces anything, and calls already running keep the version
+//! they started with (they hold an `Arc` of it), so a hot replacement loses no call. Compiled
+//! artifacts are cached by component hash, so a restart or rollback compiles nothing.
+//!
+//! Start-up never waits on a plugin: `open` returns at once and a loader thread the catalog owns
+//! brings each live version up; a call to a plugin still loading waits for it. Compiling and
+//! `describe` run outside any lock that management of another plugin needs.
+//!
+//! A plugin whose calls keep faulting (3 in a row, or 5 of its last 10 judged calls) is
+//! quarantined — it says why — until a new version is deployed or someone resumes it. Its own
+//! polite errors and the host's "busy" are not faults and are not judged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::checks;
 use super::host::LogLine;
 use super::model::{
     Description, Occurrence, PlanOutput, ReviewOutcome, Target, TaskInfo, VisitReport,
@@ -55,6 +65,9 @@ pub struct PluginRecord {
     pub limits: Limits,
     #[serde(default)]
     pub quarantine: Option<Quarantine>,
+    /// The version that was live before the current one: the rollback target, always kept.
+    #[serde(default)]
+    pub previous_version: Option<String>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -74,7 +87,8 @@ pub struct CallStats {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PluginStatus {
     pub id: String,
-    /// `active`, `quarantined`, or `unavailable` (its live version could not be loaded).
+    /// `active`, `loading` (the daemon is starting), `quarantined`, or `unavailable` (its
+    /// live version could not be loaded).
     pub status: String,
     /// Why it is quarantined or unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,34 +131,60 @@ pub enum CatalogError {
     Store(#[from] StoreError),
 }
 
+/// What a deploy did.
+#[derive(Debug)]
+pub struct Deployed {
+    pub status: PluginStatus,
+    /// False when exactly this component (id, version and hash) was already stored: nothing
+    /// changed, not even which version is live or a quarantine.
+    pub changed: bool,
+}
+
 struct Live {
-    loaded: Loaded,
+    loaded: Arc<Loaded>,
     config: String,
     limits: Limits,
 }
 
+/// Where an entry's live version stands.
+enum State {
+    /// The loader thread has not reached it yet.
+    Loading,
+    Live(Arc<Live>),
+    /// Its live version could not be loaded; why.
+    Unavailable(String),
+}
+
+/// Judged calls remembered per plugin for the quarantine rule.
+const JUDGED: usize = 10;
+
 struct Entry {
-    live: Option<Arc<Live>>,
-    /// Why the live version could not be loaded at start-up.
-    unavailable: Option<String>,
-    failures_in_a_row: AtomicU32,
+    state: State,
+    /// Recent judged calls, newest last: true for a fault.
+    recent: Mutex<VecDeque<bool>>,
+    in_flight: AtomicU32,
     quarantine: Mutex<Option<Quarantine>>,
     stats: Mutex<CallStats>,
 }
 
 impl Entry {
-    fn new(
-        live: Option<Live>,
-        unavailable: Option<String>,
-        quarantine: Option<Quarantine>,
-    ) -> Self {
+    fn new(state: State, quarantine: Option<Quarantine>) -> Self {
         Entry {
-            live: live.map(Arc::new),
-            unavailable,
-            failures_in_a_row: AtomicU32::new(0),
+            state,
+            recent: Mutex::new(VecDeque::with_capacity(JUDGED)),
+            in_flight: AtomicU32::new(0),
             quarantine: Mutex::new(quarantine),
             stats: Mutex::new(CallStats::default()),
         }
+    }
+}
+
+/// Counts a call in flight on an entry.
+struct Running<'a>(&'a AtomicU32);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -154,64 +194,229 @@ pub struct Catalog {
     store: Store,
     clock: SharedClock,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
-    /// Serialises deployments so two uploads of one plugin cannot interleave.
-    deploying: Mutex<()>,
-    quarantine_after: u32,
+    /// Signalled whenever the loader finishes an entry.
+    loaded: (Mutex<()>, Condvar),
+    /// The thread that loads the deployed plugins at start-up.
+    loader: Mutex<Option<JoinHandle<()>>>,
+    /// One lock per plugin id: two changes of one plugin cannot interleave, while changes of
+    /// different plugins never wait for each other.
+    changing: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Drops the oldest versions beyond `keep` (at least 2), never the live one or the rollback
+/// target; returns what was dropped.
+pub fn prune_versions(record: &mut PluginRecord, keep: usize) -> Vec<VersionRecord> {
+    let keep = keep.max(2);
+    let mut dropped = Vec::new();
+    while record.versions.len() > keep {
+        let protected = |v: &VersionRecord| {
+            v.version == record.active_version
+                || record.previous_version.as_deref() == Some(v.version.as_str())
+        };
+        let Some(i) = record.versions.iter().position(|v| !protected(v)) else {
+            break;
+        };
+        dropped.push(record.versions.remove(i));
+    }
+    dropped
+}
+
+/// The quarantine rule over recent judged calls (newest last): the last three faulted, or half
+/// of the last ten did.
+fn should_quarantine(recent: &VecDeque<bool>) -> bool {
+    let faults = recent.iter().filter(|f| **f).count();
+    let last_three = recent.len() >= 3 && recent.iter().rev().take(3).all(|f| *f);
+    last_three || faults * 2 >= JUDGED
+}
+
 impl Catalog {
-    /// Loads every deployed plugin's live version. A version that no longer loads is marked
-    /// unavailable (with the reason) rather than stopping the daemon.
+    /// Opens the catalog without waiting for any plugin: every deployed plugin starts as
+    /// `loading`, and a loader thread (owned by the catalog, stopped by `shutdown`) brings up
+    /// each live version from its cached artifact, compiling only what is not cached. A version
+    /// that no longer loads is marked unavailable, with the reason.
     pub fn open(
         runtime: Arc<Runtime>,
         store: Store,
         clock: SharedClock,
-    ) -> Result<Catalog, StoreError> {
+    ) -> Result<Arc<Catalog>, StoreError> {
         let records: Vec<PluginRecord> = store.read(|r| r.all_plugins())?;
-        let mut entries = HashMap::new();
-        for rec in records {
-            let bytes = store.read(|r| r.plugin_wasm(&rec.id, &rec.active_version))?;
-            let entry = match bytes.map(|b| runtime.load(&b, &rec.limits)) {
-                Some(Ok(loaded)) => Entry::new(
-                    Some(Live {
-                        loaded,
-                        config: rec.config.to_string(),
-                        limits: rec.limits,
-                    }),
-                    None,
-                    rec.quarantine.clone(),
-                ),
-                Some(Err(e)) => {
-                    tracing::error!(plugin = %rec.id, error = %e, "deployed plugin no longer loads");
-                    Entry::new(None, Some(e.to_string()), rec.quarantine.clone())
-                }
-                None => Entry::new(
-                    None,
-                    Some("its component is missing from the store".into()),
-                    None,
-                ),
-            };
-            entries.insert(rec.id.clone(), Arc::new(entry));
-        }
-        Ok(Catalog {
+        let entries = records
+            .iter()
+            .map(|rec| {
+                (
+                    rec.id.clone(),
+                    Arc::new(Entry::new(State::Loading, rec.quarantine.clone())),
+                )
+            })
+            .collect();
+        let catalog = Arc::new(Catalog {
             runtime,
             store,
             clock,
             entries: RwLock::new(entries),
-            deploying: Mutex::new(()),
-            quarantine_after: 3,
-        })
+            loaded: (Mutex::new(()), Condvar::new()),
+            loader: Mutex::new(None),
+            changing: Mutex::new(HashMap::new()),
+        });
+        if !records.is_empty() {
+            let weak = Arc::downgrade(&catalog);
+            let ids: Vec<String> = records.into_iter().map(|r| r.id).collect();
+            let handle = std::thread::Builder::new()
+                .name("linli-plugin-load".into())
+                .spawn(move || {
+                    for id in ids {
+                        let Some(catalog) = weak.upgrade() else {
+                            return;
+                        };
+                        catalog.load_at_start(&id);
+                    }
+                });
+            match handle {
+                Ok(h) => *lock(&catalog.loader) = Some(h),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the plugin loader; loading in line");
+                    for id in catalog.ids() {
+                        catalog.load_at_start(&id);
+                    }
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Brings one deployed plugin up at start-up (unless a deploy already replaced it).
+    fn load_at_start(&self, id: &str) {
+        let guard = self.change_lock(id);
+        let _held = lock(&guard);
+        let still_loading = self
+            .entry(id)
+            .is_some_and(|e| matches!(e.state, State::Loading));
+        if still_loading {
+            let state = match self.record(id) {
+                Ok(rec) => match self.load_version(&rec, &rec.active_version) {
+                    Ok(loaded) => State::Live(Arc::new(Live {
+                        loaded,
+                        config: rec.config.to_string(),
+                        limits: rec.limits,
+                    })),
+                    Err(e) => {
+                        tracing::error!(plugin = %id, error = %e, "deployed plugin no longer loads");
+                        State::Unavailable(e.to_string())
+                    }
+                },
+                Err(e) => State::Unavailable(e.to_string()),
+            };
+            self.replace_state(id, state, None);
+        }
+        let _g = lock(&self.loaded.0);
+        self.loaded.1.notify_all();
+    }
+
+    /// Stops the loader and every plugin call and compile in flight; the daemon is stopping.
+    pub fn shutdown(&self) {
+        self.runtime.shutdown();
+        let loader = lock(&self.loader).take();
+        if let Some(h) = loader {
+            let _ = h.join();
+        }
+        let _g = lock(&self.loaded.0);
+        self.loaded.1.notify_all();
+    }
+
+    fn change_lock(&self, id: &str) -> Arc<Mutex<()>> {
+        lock(&self.changing)
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Loads a stored version: from its cached artifact when there is one, else compiled (and
+    /// then cached). The component must still describe itself as the id and version it was
+    /// deployed as.
+    fn load_version(&self, rec: &PluginRecord, version: &str) -> Result<Arc<Loaded>, CatalogError> {
+        let stored = rec
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| CatalogError::NoSuchVersion {
+                id: rec.id.clone(),
+                version: version.to_owned(),
+            })?;
+        let bytes = self
+            .store
+            .read(|r| r.plugin_wasm(&rec.id, version))?
+            .ok_or_else(|| {
+                CatalogError::Invalid(format!(
+                    "the component of {} {version} is missing from the store",
+                    rec.id
+                ))
+            })?;
+        let loaded = self.load_bytes(&bytes, &stored.sha256, &rec.limits)?;
+        let d = &loaded.description;
+        if d.id != rec.id || d.version != version {
+            return Err(CatalogError::Refused(LoadError::InvalidDescription(
+                format!(
+                    "it now describes itself as {} {}, but was deployed as {} {version}: a plugin's \
+                 describe must always give the same id and version",
+                    d.id, d.version, rec.id
+                ),
+            )));
+        }
+        Ok(Arc::new(loaded))
+    }
+
+    /// Compiles (or takes from the cache) and checks a component.
+    fn load_bytes(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        limits: &Limits,
+    ) -> Result<Loaded, CatalogError> {
+        let key = self.runtime.engine_key().to_owned();
+        let cached = self.store.read(|r| r.plugin_compiled(sha256, &key))?;
+        if let Some(artifact) = cached {
+            match self.runtime.from_artifact(&artifact) {
+                Ok(component) => {
+                    return Ok(self.runtime.finish(
+                        component,
+                        sha256.to_owned(),
+                        bytes.len(),
+                        limits,
+                    )?);
+                }
+                Err(e) => {
+                    tracing::warn!(sha256, error = %e, "cached plugin artifact unusable; compiling again")
+                }
+            }
+        }
+        let compiled = self.runtime.compile(bytes)?;
+        let loaded =
+            self.runtime
+                .finish(compiled.component, sha256.to_owned(), bytes.len(), limits)?;
+        self.store
+            .write(|w| w.put_plugin_compiled(sha256, &key, &compiled.artifact))?;
+        Ok(loaded)
     }
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }
 
-    fn record(&self, id: &str) -> Result<PluginRecord, CatalogError> {
+    /// The stored record of a plugin.
+    pub fn record(&self, id: &str) -> Result<PluginRecord, CatalogError> {
         self.store
             .read(|r| r.plugin::<PluginRecord>(id))?
             .ok_or_else(|| CatalogError::NotFound(id.to_owned()))
@@ -238,32 +443,34 @@ impl Catalog {
         }
     }
 
-    /// Checks and deploys a component; it becomes the live version of its plugin.
-    pub fn deploy(&self, bytes: &[u8], actor: &Actor) -> Result<PluginStatus, CatalogError> {
-        let _guard = lock(&self.deploying);
-        let limits_of = |id: &str| -> Result<Option<PluginRecord>, CatalogError> {
-            Ok(self.store.read(|r| r.plugin::<PluginRecord>(id))?)
-        };
-        // Check with default limits first, so the id is known; then honour stored limits.
-        let loaded = self.runtime.load(bytes, &Limits::default())?;
+    /// Checks and deploys a component; it becomes the live version of its plugin. Deploying
+    /// exactly what is stored already (same id, version and hash) changes nothing.
+    pub fn deploy(&self, bytes: &[u8], actor: &Actor) -> Result<Deployed, CatalogError> {
+        let sha256 = Runtime::sha256(bytes);
+        // Compile and describe before taking any lock: the id is not known until then.
+        let loaded = self.load_bytes(bytes, &sha256, &Limits::default())?;
         let id = loaded.description.id.clone();
         let version = loaded.description.version.clone();
-        let existing = limits_of(&id)?;
+        let guard = self.change_lock(&id);
+        let _held = lock(&guard);
+        let existing = self.store.read(|r| r.plugin::<PluginRecord>(&id))?;
         if let Some(rec) = &existing {
             Self::may_change(actor, &rec.owner, &id)?;
-            if rec
-                .versions
-                .iter()
-                .any(|v| v.version == version && v.sha256 != loaded.sha256)
-            {
-                return Err(CatalogError::VersionConflict { id, version });
+            if let Some(v) = rec.versions.iter().find(|v| v.version == version) {
+                if v.sha256 != sha256 {
+                    return Err(CatalogError::VersionConflict { id, version });
+                }
+                return Ok(Deployed {
+                    status: self.status(&id)?,
+                    changed: false,
+                });
             }
         }
         let now = self.clock.now();
         let version_record = VersionRecord {
             version: version.clone(),
-            sha256: loaded.sha256.clone(),
-            size: loaded.size,
+            sha256: sha256.clone(),
+            size: bytes.len(),
             uploaded_at: now,
             uploaded_by: actor.label.clone(),
             description: loaded.description.clone(),
@@ -276,57 +483,74 @@ impl Catalog {
             config: empty_object(),
             limits: Limits::default(),
             quarantine: None,
+            previous_version: None,
         });
-        if !record.versions.iter().any(|v| v.version == version) {
-            record.versions.push(version_record);
+        if !record.versions.is_empty() {
+            record.previous_version = Some(record.active_version.clone());
         }
+        record.versions.push(version_record);
         record.active_version = version.clone();
         record.quarantine = None;
+        let pruned = prune_versions(&mut record, self.runtime.settings().keep_versions);
         self.store.write(|w| {
             w.put_plugin_wasm(&id, &version, bytes)?;
+            for old in &pruned {
+                w.delete_plugin_wasm(&id, &old.version)?;
+                if !record.versions.iter().any(|v| v.sha256 == old.sha256) {
+                    w.delete_plugin_compiled(&old.sha256)?;
+                }
+            }
             w.put_plugin(&id, &record)
         })?;
         let live = Live {
-            loaded,
+            loaded: Arc::new(loaded),
             config: record.config.to_string(),
             limits: record.limits,
         };
-        self.swap(&id, live, None);
-        tracing::info!(plugin = %id, %version, by = %actor.label, "plugin deployed");
-        self.status(&id)
+        self.replace_state(&id, State::Live(Arc::new(live)), Some(None));
+        tracing::info!(plugin = %id, %version, by = %actor.label, pruned = pruned.len(), "plugin deployed");
+        Ok(Deployed {
+            status: self.status(&id)?,
+            changed: true,
+        })
     }
 
-    /// Makes `live` the live version; calls in flight keep theirs.
-    fn swap(&self, id: &str, live: Live, quarantine: Option<Quarantine>) {
+    /// Makes `state` the entry's; calls in flight keep their version. Statistics carry over.
+    /// `reset` replaces the quarantine and forgets the judged calls (a new live version);
+    /// without it both carry over.
+    fn replace_state(&self, id: &str, state: State, reset: Option<Option<Quarantine>>) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let stats = entries
-            .get(id)
-            .map(|e| lock(&e.stats).clone())
-            .unwrap_or_default();
-        let entry = Entry::new(Some(live), None, quarantine);
-        *lock(&entry.stats) = stats;
+        let old = entries.get(id).cloned();
+        let quarantine = match (&reset, &old) {
+            (Some(q), _) => q.clone(),
+            (None, Some(e)) => lock(&e.quarantine).clone(),
+            (None, None) => None,
+        };
+        let entry = Entry::new(state, quarantine);
+        if let Some(old) = old {
+            *lock(&entry.stats) = lock(&old.stats).clone();
+            if reset.is_none() {
+                *lock(&entry.recent) = lock(&old.recent).clone();
+            }
+        }
         entries.insert(id.to_owned(), Arc::new(entry));
     }
 
-    /// Makes an earlier version live again.
+    /// Makes an earlier version live again (from its cached artifact when there is one).
     pub fn rollback(
         &self,
         id: &str,
         version: &str,
         actor: &Actor,
     ) -> Result<PluginStatus, CatalogError> {
-        let _guard = lock(&self.deploying);
+        let guard = self.change_lock(id);
+        let _held = lock(&guard);
         let mut record = self.record(id)?;
         Self::may_change(actor, &record.owner, id)?;
-        let bytes = self
-            .store
-            .read(|r| r.plugin_wasm(id, version))?
-            .filter(|_| record.versions.iter().any(|v| v.version == version))
-            .ok_or_else(|| CatalogError::NoSuchVersion {
-                id: id.to_owned(),
-                version: version.to_owned(),
-            })?;
-        let loaded = self.runtime.load(&bytes, &record.limits)?;
+        let loaded = self.load_version(&record, version)?;
+        if record.active_version != version {
+            record.previous_version = Some(record.active_version.clone());
+        }
         record.active_version = version.to_owned();
         record.quarantine = None;
         self.store.write(|w| w.put_plugin(id, &record))?;
@@ -335,12 +559,13 @@ impl Catalog {
             config: record.config.to_string(),
             limits: record.limits,
         };
-        self.swap(id, live, None);
+        self.replace_state(id, State::Live(Arc::new(live)), Some(None));
         tracing::info!(plugin = %id, %version, by = %actor.label, "plugin rolled back");
         self.status(id)
     }
 
-    /// Replaces the plugin's configuration and limits (either may be left as is).
+    /// Replaces the plugin's configuration and limits (either may be left as is). Nothing is
+    /// compiled: the live version stays, with the new settings.
     pub fn configure(
         &self,
         id: &str,
@@ -348,40 +573,51 @@ impl Catalog {
         limits: Option<Limits>,
         actor: &Actor,
     ) -> Result<PluginStatus, CatalogError> {
-        let _guard = lock(&self.deploying);
+        let guard = self.change_lock(id);
+        let _held = lock(&guard);
         let mut record = self.record(id)?;
         Self::may_change(actor, &record.owner, id)?;
         if let Some(c) = config {
             if !c.is_object() {
                 return Err(CatalogError::Invalid("config must be a JSON object".into()));
             }
+            if c.to_string().len() > 256 * 1024 {
+                return Err(CatalogError::Invalid(
+                    "config is larger than 256 KiB".into(),
+                ));
+            }
             record.config = c;
         }
         if let Some(l) = limits {
             if !(10..=60_000).contains(&l.deadline_ms)
                 || !((1 << 20)..=(256 << 20)).contains(&l.memory_bytes)
+                || !(1..=1000).contains(&l.drafts_per_target)
+                || !(1024..=(256 << 20)).contains(&l.output_bytes)
             {
                 return Err(CatalogError::Invalid(
-                    "limits: deadline_ms must be 10..60000 and memory_bytes 1 MiB..256 MiB".into(),
+                    "limits: deadline_ms must be 10..60000, memory_bytes 1 MiB..256 MiB, \
+                     drafts_per_target 1..1000 and output_bytes 1 KiB..256 MiB"
+                        .into(),
                 ));
             }
             record.limits = l;
         }
+        let loaded = match self.entry(id).map(|e| match &e.state {
+            State::Live(live) => Some(live.loaded.clone()),
+            _ => None,
+        }) {
+            Some(Some(loaded)) => loaded,
+            _ => self.load_version(&record, &record.active_version.clone())?,
+        };
         self.store.write(|w| w.put_plugin(id, &record))?;
-        let bytes = self
-            .store
-            .read(|r| r.plugin_wasm(id, &record.active_version))?
-            .ok_or_else(|| CatalogError::NotFound(id.to_owned()))?;
-        let loaded = self.runtime.load(&bytes, &record.limits)?;
-        let quarantine = record.quarantine.clone();
-        self.swap(
+        self.replace_state(
             id,
-            Live {
+            State::Live(Arc::new(Live {
                 loaded,
                 config: record.config.to_string(),
                 limits: record.limits,
-            },
-            quarantine,
+            })),
+            None,
         );
         self.status(id)
     }
@@ -394,7 +630,7 @@ impl Catalog {
         self.store.write(|w| w.put_plugin(id, &record))?;
         if let Some(e) = self.entry(id) {
             *lock(&e.quarantine) = None;
-            e.failures_in_a_row.store(0, Ordering::Relaxed);
+            lock(&e.recent).clear();
         }
         self.status(id)
     }
@@ -407,27 +643,45 @@ impl Catalog {
             .cloned()
     }
 
+    /// The live version of `id`, waiting while the loader has not reached it yet.
+    fn live(&self, id: &str) -> Result<(Arc<Entry>, Arc<Live>), CallError> {
+        let patience = self.patience();
+        let mut waited = Duration::ZERO;
+        loop {
+            let entry = self
+                .entry(id)
+                .ok_or_else(|| CallError::Quarantined(format!("plugin {id} is not deployed")))?;
+            if let Some(q) = lock(&entry.quarantine).as_ref() {
+                return Err(CallError::Quarantined(q.reason.clone()));
+            }
+            match &entry.state {
+                State::Live(live) => return Ok((entry.clone(), live.clone())),
+                State::Unavailable(why) => return Err(CallError::Quarantined(why.clone())),
+                State::Loading if waited >= patience => {
+                    return Err(CallError::Busy(format!("plugin {id} is still loading")));
+                }
+                State::Loading => waited += self.wait_for_loader(),
+            }
+        }
+    }
+
     /// Runs `f` on the live version, counting the outcome towards metrics and quarantine.
     fn with_live<R>(
         &self,
         id: &str,
         f: impl FnOnce(&Runtime, &Live) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        let entry = self
-            .entry(id)
-            .ok_or_else(|| CallError::Quarantined(format!("plugin {id} is not deployed")))?;
-        if let Some(q) = lock(&entry.quarantine).as_ref() {
-            return Err(CallError::Quarantined(q.reason.clone()));
+        let (entry, live) = self.live(id)?;
+        let cap = self.runtime.settings().max_concurrent_calls;
+        if entry.in_flight.fetch_add(1, Ordering::SeqCst) >= cap {
+            entry.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(CallError::Busy(format!(
+                "plugin {id} already has {cap} calls running (plugins.max_concurrent_calls)"
+            )));
         }
-        let live = entry.live.clone().ok_or_else(|| {
-            CallError::Quarantined(
-                entry
-                    .unavailable
-                    .clone()
-                    .unwrap_or_else(|| "unavailable".into()),
-            )
-        })?;
+        let running = Running(&entry.in_flight);
         let (result, took) = super::runtime::timed(|| f(&self.runtime, &live));
+        drop(running);
         self.count(id, &entry, &result, took);
         result
     }
@@ -441,30 +695,44 @@ impl Catalog {
                 *stats.failures.entry(kind.to_owned()).or_default() += 1;
             }
         }
-        match result.as_ref().err().and_then(|e| e.kind().map(|_| e)) {
-            None => entry.failures_in_a_row.store(0, Ordering::Relaxed),
-            Some(err) => {
-                let n = entry.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(plugin = %id, failures_in_a_row = n, error = %err, "plugin call failed");
-                if n >= self.quarantine_after {
-                    let q = Quarantine {
-                        reason: format!("{n} calls failed in a row; the last: {err}"),
-                        since: self.clock.now(),
-                    };
-                    tracing::error!(plugin = %id, reason = %q.reason, "plugin quarantined");
-                    *lock(&entry.quarantine) = Some(q.clone());
-                    let persisted = self.store.write(|w| {
-                        if let Some(mut rec) = w.plugin::<PluginRecord>(id)? {
-                            rec.quarantine = Some(q);
-                            w.put_plugin(id, &rec)?;
-                        }
-                        Ok::<_, StoreError>(())
-                    });
-                    if let Err(e) = persisted {
-                        tracing::error!(plugin = %id, error = %e, "could not record the quarantine");
-                    }
-                }
+        let fault = match result {
+            Ok(_) => false,
+            Err(e) if e.kind().is_some() => true,
+            // Polite errors, busy and shutdown say nothing of the plugin's health.
+            Err(_) => return,
+        };
+        let quarantine = {
+            let mut recent = lock(&entry.recent);
+            if recent.len() == JUDGED {
+                recent.pop_front();
             }
+            recent.push_back(fault);
+            fault && should_quarantine(&recent)
+        };
+        let Err(err) = result else { return };
+        tracing::warn!(plugin = %id, error = %err, "plugin call failed");
+        if !quarantine {
+            return;
+        }
+        let faults = lock(&entry.recent).iter().filter(|f| **f).count();
+        let q = Quarantine {
+            reason: checks::cap_text(
+                format!("{faults} of its last calls failed; the last: {err}"),
+                checks::MAX_ERROR_TEXT,
+            ),
+            since: self.clock.now(),
+        };
+        tracing::error!(plugin = %id, reason = %q.reason, "plugin quarantined");
+        *lock(&entry.quarantine) = Some(q.clone());
+        let persisted = self.store.write(|w| {
+            if let Some(mut rec) = w.plugin::<PluginRecord>(id)? {
+                rec.quarantine = Some(q);
+                w.put_plugin(id, &rec)?;
+            }
+            Ok::<_, StoreError>(())
+        });
+        if let Err(e) = persisted {
+            tracing::error!(plugin = %id, error = %e, "could not record the quarantine");
         }
     }
 
@@ -498,12 +766,31 @@ impl Catalog {
         })
     }
 
-    /// The description of the live version.
+    /// The description of the live version (waiting while it is still loading).
     pub fn description(&self, id: &str) -> Option<Description> {
-        self.entry(id)?
-            .live
-            .as_ref()
-            .map(|l| l.loaded.description.clone())
+        let patience = self.patience();
+        let mut waited = Duration::ZERO;
+        loop {
+            match &self.entry(id)?.state {
+                State::Live(l) => return Some(l.loaded.description.clone()),
+                State::Loading if waited < patience => waited += self.wait_for_loader(),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The longest a load can take: a compile and a describe.
+    fn patience(&self) -> Duration {
+        Duration::from_secs(self.runtime.settings().compile_timeout_secs + 120)
+    }
+
+    /// Waits (a short while) for the loader to finish another entry; returns how long it waited
+    /// at most.
+    fn wait_for_loader(&self) -> Duration {
+        let step = Duration::from_millis(200);
+        let g = lock(&self.loaded.0);
+        let _ = self.loaded.1.wait_timeout(g, step);
+        step
     }
 
     pub fn status(&self, id: &str) -> Result<PluginStatus, CatalogError> {
@@ -514,19 +801,24 @@ impl Catalog {
     fn status_of(&self, record: PluginRecord) -> PluginStatus {
         let entry = self.entry(&record.id);
         let quarantine = entry.as_ref().and_then(|e| lock(&e.quarantine).clone());
-        let unavailable = entry.as_ref().and_then(|e| e.unavailable.clone());
-        let (status, reason) = match (&quarantine, &unavailable) {
-            (Some(q), _) => ("quarantined", Some(q.reason.clone())),
-            (None, Some(u)) => ("unavailable", Some(u.clone())),
-            (None, None) => ("active", None),
+        let (status, reason, description) = match (&quarantine, entry.as_ref().map(|e| &e.state)) {
+            (Some(q), state) => (
+                "quarantined",
+                Some(q.reason.clone()),
+                match state {
+                    Some(State::Live(l)) => Some(l.loaded.description.clone()),
+                    _ => None,
+                },
+            ),
+            (None, Some(State::Live(l))) => ("active", None, Some(l.loaded.description.clone())),
+            (None, Some(State::Unavailable(why))) => ("unavailable", Some(why.clone()), None),
+            (None, Some(State::Loading) | None) => ("loading", None, None),
         };
         PluginStatus {
             id: record.id.clone(),
             status: status.to_owned(),
             reason,
-            description: entry
-                .as_ref()
-                .and_then(|e| e.live.as_ref().map(|l| l.loaded.description.clone())),
+            description,
             stats: entry.map(|e| lock(&e.stats).clone()).unwrap_or_default(),
             active_version: record.active_version,
             owner: record.owner,

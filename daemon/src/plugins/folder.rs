@@ -1,5 +1,7 @@
 //! Picks up `.wasm` files dropped into the plugin folder: every `interval`, a file that is new
 //! or changed (size or modification time) is deployed as if an administrator had uploaded it.
+//! A file whose component is stored already changes nothing, so a restart (which sees every
+//! file as new) neither undoes a rollback nor lifts a quarantine, and compiles nothing.
 //! Files that are refused are remembered with the reason, for `GET /v1/plugins`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,6 +57,18 @@ pub fn scan(
             continue;
         }
         seen.insert(path.clone(), sig);
+        let max = catalog.runtime().settings().max_component_mib;
+        if meta.len() > max.saturating_mul(1 << 20) {
+            rejected.set(
+                &path,
+                Some(format!(
+                    "the file is {} bytes; this daemon accepts at most {max} MiB \
+                     (plugins.max_component_mib)",
+                    meta.len()
+                )),
+            );
+            continue;
+        }
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
@@ -70,10 +84,12 @@ pub fn scan(
             bureau: None,
         };
         match catalog.deploy(&bytes, &actor) {
-            Ok(status) => {
-                deployed += 1;
+            Ok(done) => {
                 rejected.set(&path, None);
-                tracing::info!(file = %path.display(), plugin = %status.id, version = %status.active_version, "plugin picked up from the folder");
+                if done.changed {
+                    deployed += 1;
+                    tracing::info!(file = %path.display(), plugin = %done.status.id, version = %done.status.active_version, "plugin picked up from the folder");
+                }
             }
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "plugin file refused");

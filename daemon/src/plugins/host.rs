@@ -1,5 +1,13 @@
 //! The host side of the WIT world: bindings generated once here from `sdk/wit/`, the per-call
-//! store data, and the two host imports (logging, the plugin's configuration).
+//! store data, and the two host imports (logging, the plugin's configuration). Exports are called
+//! asynchronously, so that a call parked in a host function (a WASI sleep) still ends at its
+//! deadline.
+//!
+//! Never: a plugin's log text reaches the daemon's log unescaped or beyond its budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result as WtResult};
@@ -11,6 +19,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../sdk/wit",
         world: "action-plugin",
+        exports: { default: async },
     });
 }
 
@@ -66,8 +75,10 @@ pub struct CallState {
     pub table: ResourceTable,
     pub memory: MemoryCap,
     pub config: String,
-    pub logs: Vec<LogLine>,
+    pub log: CallLog,
+    pub budgets: LogBudgets,
     pub stderr: MemoryOutputPipe,
+    /// The plugin's id, or a prefix of the component's hash while it is being checked.
     pub plugin: String,
 }
 
@@ -80,8 +91,80 @@ impl WasiView for CallState {
     }
 }
 
+/// Lines and bytes of a call's log returned to its caller (dry runs show them).
 const MAX_LOG_LINES: usize = 200;
+const MAX_LOG_BYTES: usize = 64 * 1024;
 const MAX_LOG_LINE: usize = 2000;
+/// Lines one call may write to the daemon's log, whatever the plugin's budget.
+const MAX_DAEMON_LINES_PER_CALL: u32 = 50;
+
+/// Each plugin's allowance of lines in the daemon's log: a bucket of `per_minute` lines that
+/// refills continuously. Shared by every call of the plugin, so parallel calls cannot multiply it.
+#[derive(Clone)]
+pub struct LogBudgets {
+    per_minute: u32,
+    buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+}
+
+impl LogBudgets {
+    pub fn new(per_minute: u32) -> Self {
+        LogBudgets {
+            per_minute,
+            buckets: Arc::default(),
+        }
+    }
+
+    /// Takes one line from `plugin`'s bucket; false when it is empty.
+    fn take(&self, plugin: &str) -> bool {
+        let cap = f64::from(self.per_minute);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (level, at) = buckets.entry(plugin.to_owned()).or_insert((cap, now));
+        let refill = now.duration_since(*at).as_secs_f64() * cap / 60.0;
+        *level = (*level + refill).min(cap);
+        *at = now;
+        if *level >= 1.0 {
+            *level -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Escapes control characters (newlines, carriage returns, escape sequences), so a plugin's
+/// message is one line and cannot forge another.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A call's log: what is kept for the caller and what was dropped.
+#[derive(Default)]
+pub struct CallLog {
+    pub lines: Vec<LogLine>,
+    bytes: usize,
+    written: u32,
+    pub dropped_from_daemon_log: u64,
+    pub dropped_from_reply: u64,
+}
+
+impl CallState {
+    /// Writes the one summary line of what this call's budget kept out of the daemon's log.
+    pub fn summarise_log(&self) {
+        let dropped = self.log.dropped_from_daemon_log;
+        if dropped > 0 {
+            tracing::warn!(plugin = %self.plugin, dropped, "plugin log lines dropped (over its log budget)");
+        }
+    }
+}
 
 impl bindings::linli::plugin::host::Host for CallState {
     fn log(&mut self, level: Level, message: String) {
@@ -91,18 +174,29 @@ impl bindings::linli::plugin::host::Host for CallState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        let message: String = message.chars().take(MAX_LOG_LINE).collect();
-        match level {
-            "error" => tracing::error!(plugin = %self.plugin, "{message}"),
-            "warn" => tracing::warn!(plugin = %self.plugin, "{message}"),
-            "info" => tracing::info!(plugin = %self.plugin, "{message}"),
-            _ => tracing::debug!(plugin = %self.plugin, "{message}"),
+        let cut: String = message.chars().take(MAX_LOG_LINE).collect();
+        let message = escape_controls(&cut);
+        drop(cut);
+        let log = &mut self.log;
+        if log.written < MAX_DAEMON_LINES_PER_CALL && self.budgets.take(&self.plugin) {
+            log.written += 1;
+            match level {
+                "error" => tracing::error!(plugin = %self.plugin, "{message}"),
+                "warn" => tracing::warn!(plugin = %self.plugin, "{message}"),
+                "info" => tracing::info!(plugin = %self.plugin, "{message}"),
+                _ => tracing::debug!(plugin = %self.plugin, "{message}"),
+            }
+        } else {
+            log.dropped_from_daemon_log += 1;
         }
-        if self.logs.len() < MAX_LOG_LINES {
-            self.logs.push(LogLine {
+        if log.lines.len() < MAX_LOG_LINES && log.bytes + message.len() <= MAX_LOG_BYTES {
+            log.bytes += message.len();
+            log.lines.push(LogLine {
                 level: level.to_owned(),
                 message,
             });
+        } else {
+            log.dropped_from_reply += 1;
         }
     }
 
@@ -115,7 +209,7 @@ impl wit::Host for CallState {}
 
 /// Adds the host imports and a locked-down WASI to a linker.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> WtResult<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     ActionPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

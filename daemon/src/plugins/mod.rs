@@ -1,7 +1,9 @@
 //! Action plugins: WebAssembly components implementing `linli:plugin` (sdk/wit/).
 //!
-//! - `host`    — the generated bindings and the host imports (logging, configuration).
-//! - `runtime` — engine, limits, loading and checking, one fresh store per call.
+//! - `host`    — the generated bindings and the host imports (logging with budgets, configuration).
+//! - `runtime` — engine, limits, loading, one fresh store per call, deadlines that hold.
+//! - `checks`  — what the host accepts: component size and shape, describe, drafts, reviews.
+//! - `compile` — compiling in a child process with memory and time limits.
 //! - `model`   — the interface's data as the API serves it.
 //! - `catalog` — deployed plugins: versions kept in the store, hot replacement, rollback,
 //!   quarantine, metrics.
@@ -10,6 +12,8 @@
 //! Never: a plugin sees files, network, environment or the clock beyond what `runtime` gives it.
 
 pub mod catalog;
+pub mod checks;
+pub mod compile;
 pub mod folder;
 pub mod host;
 pub mod model;

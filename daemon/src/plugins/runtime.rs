@@ -1,25 +1,37 @@
-//! The wasmtime engine and everything a single plugin call needs: compile and check a
-//! component once (`Runtime::load` → `Loaded`, holding an `InstancePre`), then per call a fresh
-//! store with a memory cap, an epoch deadline, captured stderr and a WASI with no files,
-//! network, environment or arguments, and a wall clock frozen at the host's time.
+//! The wasmtime engine and everything a single plugin call needs: check a component's size and
+//! shape, compile it (one at a time, in a child process for the daemon), link and check it once
+//! (`Runtime::load` → `Loaded`, holding an `InstancePre`), then per call a fresh store with a
+//! memory cap, a deadline that holds whatever the plugin does, captured stderr and a WASI with no
+//! files, network, environment or arguments, and a wall clock frozen at the host's time.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig,
+    Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
 
-use super::host::{self, ActionPlugin, ActionPluginPre, CallState, LogLine, MemoryCap};
+use super::checks::{self, ComponentLimits};
+use super::compile;
+use super::host::{
+    self, ActionPlugin, ActionPluginPre, CallLog, CallState, LogBudgets, LogLine, MemoryCap,
+};
 use super::model::{
     ChecklistItem, Description, Occurrence, PlanOutput, ReviewOutcome, Target, TaskDraft, TaskInfo,
     VisitReport,
 };
 use crate::clock::SharedClock;
+use crate::config::PluginHostConfig;
 
 /// Epoch tick; deadlines are counted in ticks.
 const TICK: Duration = Duration::from_millis(5);
@@ -60,6 +72,8 @@ pub enum LoadError {
     CoreModule,
     #[error("cannot compile the component: {0}")]
     Compile(String),
+    #[error("refused before compiling: {0}")]
+    TooLarge(String),
     #[error(
         "built for interface {found}, but this linlid implements {supported}: rebuild the plugin \
          with a linli-sdk for {supported}, or upgrade linlid"
@@ -75,24 +89,35 @@ pub enum LoadError {
     InvalidDescription(String),
 }
 
-/// Why a call failed. Every kind but `Plugin` counts towards quarantine.
+/// Why a call failed. `kind` says which count against the plugin (towards quarantine).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
     #[error("deadline of {0} ms exceeded (the plugin was stopped)")]
     Deadline(u64),
     #[error("memory limit of {0} MiB exceeded (the plugin was stopped)")]
     Memory(usize),
+    #[error(
+        "the plugin overflowed its stack (deep or unbounded recursion){}",
+        stderr_suffix(.stderr)
+    )]
+    StackOverflow { stderr: String },
     #[error("the plugin trapped: {message}{}", stderr_suffix(.stderr))]
     Trap { message: String, stderr: String },
     #[error("the plugin's output was refused: {0}")]
     BadOutput(String),
     #[error("the plugin could not be instantiated: {0}")]
     Instantiate(String),
-    /// The plugin answered with an error of its own (not a fault of the plugin).
+    /// The plugin answered with an error of its own.
     #[error("the plugin reported: {0}")]
     Plugin(String),
     #[error("the plugin is quarantined: {0}")]
     Quarantined(String),
+    /// The host has no room for the call now (not the plugin's fault): retry shortly.
+    #[error("busy: {0}; retry shortly")]
+    Busy(String),
+    /// The daemon is shutting down; the call was stopped.
+    #[error("the daemon is shutting down; the call was stopped")]
+    Shutdown,
 }
 
 fn stderr_suffix(s: &str) -> String {
@@ -104,16 +129,27 @@ fn stderr_suffix(s: &str) -> String {
 }
 
 impl CallError {
-    /// The label of this failure in metrics; `None` for answers that are not failures.
+    /// The label of this failure in metrics and for quarantine: faults of the plugin. `None`
+    /// for answers that are not the plugin's fault (busy, shutdown, quarantined) and for
+    /// the plugin's own polite errors.
     pub fn kind(&self) -> Option<&'static str> {
         match self {
             CallError::Deadline(_) => Some("deadline"),
             CallError::Memory(_) => Some("memory"),
+            CallError::StackOverflow { .. } => Some("stack_overflow"),
             CallError::Trap { .. } => Some("trap"),
             CallError::BadOutput(_) => Some("bad_output"),
             CallError::Instantiate(_) => Some("instantiate"),
-            CallError::Plugin(_) | CallError::Quarantined(_) => None,
+            CallError::Plugin(_)
+            | CallError::Quarantined(_)
+            | CallError::Busy(_)
+            | CallError::Shutdown => None,
         }
+    }
+
+    /// Whether the call may succeed if repeated later (the host was busy or stopping).
+    pub fn retryable(&self) -> bool {
+        matches!(self, CallError::Busy(_) | CallError::Shutdown)
     }
 }
 
@@ -162,6 +198,43 @@ impl Drop for Ticker {
     }
 }
 
+/// Cancels calls and compiles in flight when the daemon stops.
+#[derive(Default)]
+struct Stopping {
+    set: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stopping {
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        let notified = self.notify.notified();
+        if self.is_set() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Where components are compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Compiler {
+    /// In this process (CLI checks and tests of small components).
+    InProcess,
+    /// In a child process (`EXE compile-plugin`) with an address-space limit and a deadline,
+    /// which hands back a precompiled artifact. What `linlid serve` and `linlid demo` use.
+    Child(PathBuf),
+}
+
+/// A compiled component, and its artifact for the cache.
+pub struct Compiled {
+    pub component: Component,
+    pub artifact: Vec<u8>,
+}
+
 /// The engine, the linker and the epoch ticker; one per daemon.
 pub struct Runtime {
     engine: Engine,
@@ -169,6 +242,55 @@ pub struct Runtime {
     clock: SharedClock,
     pooling: bool,
     ticker: Ticker,
+    settings: PluginHostConfig,
+    component_limits: ComponentLimits,
+    compiler: Compiler,
+    /// Compiles run one at a time.
+    compiling: Mutex<()>,
+    stopping: Stopping,
+    budgets: LogBudgets,
+    engine_key: String,
+    /// Components compiled since start (cache hits are not compiles).
+    compiles: AtomicU64,
+    /// Drives the timers of calls (deadlines, a plugin's WASI sleeps) whatever thread calls:
+    /// one worker thread of its own, so a call made from any context — a blocking thread, a
+    /// plain thread, even an async task — never depends on the caller's executor.
+    timers: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.timers.take() {
+            // Never blocks, so dropping the engine inside an async context is safe.
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Wakes a thread parked in `block_on`.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future to completion on this thread, parking between polls. Unlike a tokio
+/// `block_on` it may be called from anywhere, inside an async task included.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,17 +319,23 @@ impl HostMonotonicClock for FrozenMonotonic {
     }
 }
 
-fn config(pooling: bool) -> Config {
+/// Instances (and so calls) the pooling allocator holds at once, over all plugins.
+const INSTANCE_SLOTS: u32 = 256;
+
+/// The engine's configuration. The compile child builds its engine from the same function, so
+/// its artifacts load here.
+pub fn engine_config(pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.parallel_compilation(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256);
+        pool.total_component_instances(INSTANCE_SLOTS);
         pool.total_core_instances(1024);
         pool.total_memories(512);
         pool.total_tables(512);
+        pool.total_stacks(INSTANCE_SLOTS);
         pool.max_memory_size(256 << 20);
         // Keep the pages a call touched resident and reset only the dirty ones (PAGEMAP_SCAN,
         // Linux 6.7+; elsewhere the first bytes are memset): no page faults, no madvise.
@@ -219,22 +347,64 @@ fn config(pooling: bool) -> Config {
     c
 }
 
+/// A stable key for "artifacts of this engine load in that engine": a hash of wasmtime's
+/// compatibility hash.
+fn engine_key(engine: &Engine) -> String {
+    struct Sha(Sha256);
+    impl Hasher for Sha {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut h = Sha(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    hex(&h.0.finalize()[..16])
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What one call's work ended in, before it is named as a `CallError`.
+enum Failed {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
 impl Runtime {
+    /// Starts the engine with the default limits, compiling in this process.
+    pub fn new(clock: SharedClock) -> Result<Runtime, EngineError> {
+        Self::with_config(clock, &PluginHostConfig::default(), Compiler::InProcess)
+    }
+
     /// Starts the engine: the pooling allocator where the machine allows it, on-demand
     /// allocation otherwise.
-    pub fn new(clock: SharedClock) -> Result<Runtime, EngineError> {
-        let (engine, pooling) = match Engine::new(&config(true)) {
+    pub fn with_config(
+        clock: SharedClock,
+        settings: &PluginHostConfig,
+        compiler: Compiler,
+    ) -> Result<Runtime, EngineError> {
+        let (engine, pooling) = match Engine::new(&engine_config(true)) {
             Ok(e) => (e, true),
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
                 (
-                    Engine::new(&config(false)).map_err(|e| EngineError(e.to_string()))?,
+                    Engine::new(&engine_config(false)).map_err(|e| EngineError(e.to_string()))?,
                     false,
                 )
             }
         };
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(|e| EngineError(e.to_string()))?;
+        let timers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("linli-plugin-timer")
+            .enable_all()
+            .build()
+            .map_err(|e| EngineError(format!("cannot start the plugin timer thread: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
         let thread = {
@@ -255,6 +425,7 @@ impl Runtime {
                 .map_err(|e| EngineError(e.to_string()))?
         };
         Ok(Runtime {
+            engine_key: engine_key(&engine),
             engine,
             linker,
             clock,
@@ -264,6 +435,14 @@ impl Runtime {
                 active,
                 thread: Some(thread),
             },
+            component_limits: ComponentLimits::from_config(settings),
+            settings: settings.clone(),
+            compiler,
+            compiling: Mutex::new(()),
+            stopping: Stopping::default(),
+            budgets: LogBudgets::new(settings.log_lines_per_minute),
+            compiles: AtomicU64::new(0),
+            timers: Some(timers),
         })
     }
 
@@ -272,16 +451,104 @@ impl Runtime {
         self.pooling
     }
 
-    /// Checks and compiles a component: WebAssembly, a component, the right interface version,
-    /// links, and `describe` answers validly within `limits`.
-    pub fn load(&self, bytes: &[u8], limits: &Limits) -> Result<Loaded, LoadError> {
+    /// The limits this host was started with.
+    pub fn settings(&self) -> &PluginHostConfig {
+        &self.settings
+    }
+
+    /// Calls running now, over all plugins.
+    pub fn calls_in_flight(&self) -> usize {
+        self.ticker.active.load(Ordering::SeqCst)
+    }
+
+    /// Components compiled since the engine started.
+    pub fn compiles(&self) -> u64 {
+        self.compiles.load(Ordering::SeqCst)
+    }
+
+    /// Artifacts compiled under this key load in this engine.
+    pub fn engine_key(&self) -> &str {
+        &self.engine_key
+    }
+
+    /// Stops every call and compile in flight (they fail with `CallError::Shutdown` or a
+    /// refusal), and refuses new ones. Called when the daemon shuts down.
+    pub fn shutdown(&self) {
+        self.stopping.set.store(true, Ordering::SeqCst);
+        self.stopping.notify.notify_waiters();
+    }
+
+    /// The SHA-256 of a component, as stored.
+    pub fn sha256(bytes: &[u8]) -> String {
+        hex(&Sha256::digest(bytes))
+    }
+
+    /// Checks a component's size and shape, then compiles it (one compile at a time).
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
         match bytes.get(..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule),
             Some([0, b'a', b's', b'm', ..]) => {}
             _ => return Err(LoadError::NotWasm),
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        checks::inspect(bytes, &self.component_limits).map_err(|r| match r {
+            checks::Refusal::Malformed(m) => LoadError::Compile(m),
+            checks::Refusal::Beyond(m) => LoadError::TooLarge(m),
+        })?;
+        let _one_at_a_time = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stopping.is_set() {
+            return Err(LoadError::Compile("the daemon is shutting down".into()));
+        }
+        self.compiles.fetch_add(1, Ordering::SeqCst);
+        match &self.compiler {
+            Compiler::InProcess => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                let artifact = component
+                    .serialize()
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                Ok(Compiled {
+                    component,
+                    artifact,
+                })
+            }
+            Compiler::Child(exe) => {
+                let artifact = compile::in_child(
+                    exe,
+                    bytes,
+                    Duration::from_secs(self.settings.compile_timeout_secs),
+                    self.settings.compile_memory_mib,
+                    &|| self.stopping.is_set(),
+                )
+                .map_err(LoadError::Compile)?;
+                let component = self.from_artifact(&artifact)?;
+                Ok(Compiled {
+                    component,
+                    artifact,
+                })
+            }
+        }
+    }
+
+    /// Loads an artifact this daemon's compiler made (from a compile child or the cache).
+    pub fn from_artifact(&self, artifact: &[u8]) -> Result<Component, LoadError> {
+        compile::deserialize(&self.engine, artifact).map_err(LoadError::Compile)
+    }
+
+    /// Checks and compiles a component: WebAssembly, a component within the size limits, the
+    /// right interface version, links, and `describe` answers validly within `limits`.
+    pub fn load(&self, bytes: &[u8], limits: &Limits) -> Result<Loaded, LoadError> {
+        let compiled = self.compile(bytes)?;
+        self.finish(compiled.component, Self::sha256(bytes), bytes.len(), limits)
+    }
+
+    /// Links a compiled component and checks its interface and its `describe`.
+    pub fn finish(
+        &self,
+        component: Component,
+        sha256: String,
+        size: usize,
+        limits: &Limits,
+    ) -> Result<Loaded, LoadError> {
         self.check_interface(&component)?;
         let pre = self
             .linker
@@ -290,7 +557,7 @@ impl Runtime {
         let pre = ActionPluginPre::new(pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
         let mut loaded = Loaded {
             description: Description {
-                id: String::new(),
+                id: format!("sha256:{}", sha256.get(..12).unwrap_or_default()),
                 version: String::new(),
                 names: super::model::Names {
                     zh: String::new(),
@@ -298,17 +565,14 @@ impl Runtime {
                 },
                 actions: Vec::new(),
             },
-            sha256: Sha256::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-            size: bytes.len(),
+            sha256,
+            size,
             pre,
         };
         let description = self
             .describe(&loaded, "{}", limits)
             .map_err(LoadError::Describe)?;
-        validate_description(&description).map_err(LoadError::InvalidDescription)?;
+        checks::description(&description).map_err(LoadError::InvalidDescription)?;
         loaded.description = description;
         Ok(loaded)
     }
@@ -329,30 +593,39 @@ impl Runtime {
             .collect();
         if let Some(other) = names.iter().find(|n| ours(n) && version(n) != supported) {
             return Err(LoadError::WrongInterface {
-                found: version(other),
+                found: checks::cap_text(version(other), 200),
                 supported: supported.to_owned(),
             });
         }
         if !names.iter().any(|n| n.starts_with("linli:plugin/action@")) {
-            return Err(LoadError::NotAPlugin(format!(
-                "its exports are: {}",
-                ty.exports(&self.engine)
-                    .map(|(n, _)| n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            return Err(LoadError::NotAPlugin(checks::cap_text(
+                format!(
+                    "its exports are: {}",
+                    ty.exports(&self.engine)
+                        .map(|(n, _)| n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                1000,
             )));
         }
         Ok(())
     }
 
-    /// Runs `f` against a fresh instance in a fresh store, within `limits`.
+    /// Runs `f` against a fresh instance in a fresh store, within `limits`. The call ends by
+    /// its deadline whatever the plugin does — computing (the epoch callback interrupts it) or
+    /// parked in a host call such as a WASI sleep (the deadline drops the call) — and at once
+    /// when the daemon shuts down.
     fn call<R>(
         &self,
         loaded: &Loaded,
         config: &str,
         limits: &Limits,
-        f: impl FnOnce(&mut Store<CallState>, &ActionPlugin) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &ActionPlugin) -> wasmtime::Result<R>,
     ) -> Result<(R, Vec<LogLine>), CallError> {
+        if self.stopping.is_set() {
+            return Err(CallError::Shutdown);
+        }
         let _in_flight = self.ticker.enter();
         let stderr = MemoryOutputPipe::new(16 * 1024);
         let since_epoch = self
@@ -373,42 +646,70 @@ impl Runtime {
                 hit: false,
             },
             config: config.to_owned(),
-            logs: Vec::new(),
+            log: CallLog::default(),
+            budgets: self.budgets.clone(),
             stderr: stderr.clone(),
             plugin: loaded.description.id.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        store.set_epoch_deadline(limits.deadline_ms.div_ceil(TICK.as_millis() as u64) + 1);
-        store.epoch_deadline_trap();
-        let classify = |store: &Store<CallState>, e: wasmtime::Error| {
-            if store.data().memory.hit {
-                CallError::Memory(limits.memory_bytes >> 20)
-            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                CallError::Deadline(limits.deadline_ms)
+        let deadline = Duration::from_millis(limits.deadline_ms);
+        let started = Instant::now();
+        // Each epoch tick yields to the executor (so the deadline and shutdown are noticed),
+        // and past the deadline interrupts the plugin with a trap.
+        store.epoch_deadline_callback(move |_| {
+            Ok(if started.elapsed() >= deadline {
+                UpdateDeadline::Interrupt
             } else {
-                let text = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
-                let tail: String = text
-                    .chars()
-                    .rev()
-                    .take(2000)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                CallError::Trap {
-                    message: e.root_cause().to_string(),
-                    stderr: tail,
-                }
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store.set_epoch_deadline(1);
+        enum Stop {
+            Deadline,
+            Shutdown,
+        }
+        // The timers' runtime is entered so that deadlines and a plugin's sleeps register with
+        // it; the call itself runs on this thread.
+        let _timers = self.timers.as_ref().map(|rt| rt.enter());
+        let outcome = block_on(async {
+            let work = async {
+                let instance = loaded
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(Failed::Instantiate)?;
+                f(&mut store, &instance).await.map_err(Failed::Call)
+            };
+            tokio::select! {
+                biased;
+                () = self.stopping.wait() => Err(Stop::Shutdown),
+                r = tokio::time::timeout(deadline, work) => r.map_err(|_| Stop::Deadline),
             }
+        });
+        store.data().summarise_log();
+        let result = match outcome {
+            Ok(Ok(out)) => out,
+            Err(Stop::Deadline) => return Err(CallError::Deadline(limits.deadline_ms)),
+            Err(Stop::Shutdown) => return Err(CallError::Shutdown),
+            Ok(Err(Failed::Instantiate(e))) => {
+                return Err(if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+                    CallError::Busy(format!(
+                        "all {INSTANCE_SLOTS} plugin instance slots are in use"
+                    ))
+                } else if store.data().memory.hit {
+                    CallError::Memory(limits.memory_bytes >> 20)
+                } else {
+                    CallError::Instantiate(checks::cap_text(
+                        format!("{e:#}"),
+                        checks::MAX_ERROR_TEXT,
+                    ))
+                });
+            }
+            Ok(Err(Failed::Call(e))) => return Err(classify(&store, e, limits)),
         };
-        let instance = match loaded.pre.instantiate(&mut store) {
-            Ok(i) => i,
-            Err(e) if store.data().memory.hit => return Err(classify(&store, e)),
-            Err(e) => return Err(CallError::Instantiate(format!("{e:#}"))),
-        };
-        let out = f(&mut store, &instance).map_err(|e| classify(&store, e))?;
-        Ok((out, std::mem::take(&mut store.data_mut().logs)))
+        let logs = std::mem::take(&mut store.data_mut().log.lines);
+        Ok((result, logs))
     }
 
     pub fn describe(
@@ -417,16 +718,24 @@ impl Runtime {
         config: &str,
         limits: &Limits,
     ) -> Result<Description, CallError> {
-        let (info, _) = self.call(loaded, config, limits, |store, p| {
-            p.linli_plugin_action().call_describe(store)
+        let (info, _) = self.call(loaded, config, limits, async |store, p| {
+            p.linli_plugin_action().call_describe(store).await
         })?;
         let description: Description = info.into();
         let size = description.id.len()
             + description.version.len()
+            + description.names.zh.len()
+            + description.names.en.len()
             + description
                 .actions
                 .iter()
-                .map(|a| a.id.len() + a.names.zh.len() + a.names.en.len() + a.default_cron.len())
+                .map(|a| {
+                    a.id.len()
+                        + a.names.zh.len()
+                        + a.names.en.len()
+                        + a.default_cron.len()
+                        + a.categories.iter().map(String::len).sum::<usize>()
+                })
                 .sum::<usize>();
         if size > 64 * 1024 || description.actions.len() > 64 {
             return Err(CallError::BadOutput(format!(
@@ -446,19 +755,23 @@ impl Runtime {
         occurrence: &Occurrence,
         targets: &[Target],
     ) -> Result<(PlanOutput, Vec<LogLine>), CallError> {
+        let scheduled_at =
+            chrono::DateTime::parse_from_rfc3339(&occurrence.scheduled_at).map_err(|_| {
+                CallError::Plugin(format!(
+                    "the occurrence's scheduled_at {:?} is not an RFC 3339 instant",
+                    occurrence.scheduled_at
+                ))
+            })?;
         let occ = occurrence.into();
         let wit_targets: Vec<_> = targets.iter().map(Into::into).collect();
-        let (answer, logs) = self.call(loaded, config, limits, |store, p| {
-            p.linli_plugin_action().call_plan(store, &occ, &wit_targets)
+        let (answer, logs) = self.call(loaded, config, limits, async |store, p| {
+            p.linli_plugin_action()
+                .call_plan(store, &occ, &wit_targets)
+                .await
         })?;
         drop(wit_targets);
-        let answer = answer.map_err(CallError::Plugin)?;
+        let answer = answer.map_err(plugin_error)?;
         let drafts = answer.drafts;
-        let checklists: Vec<Vec<ChecklistItem>> = answer
-            .checklists
-            .into_iter()
-            .map(|c| c.into_iter().map(Into::into).collect())
-            .collect();
         let cap = targets
             .len()
             .saturating_mul(limits.drafts_per_target as usize)
@@ -470,19 +783,32 @@ impl Runtime {
                 targets.len()
             )));
         }
-        if checklists.len() > 1000 {
+        if answer.checklists.len() > 1000 {
             return Err(CallError::BadOutput(format!(
                 "plan returned {} checklists (at most 1,000)",
-                checklists.len()
+                answer.checklists.len()
             )));
         }
+        let checklists: Vec<Vec<ChecklistItem>> = answer
+            .checklists
+            .into_iter()
+            .map(|c| c.into_iter().map(Into::into).collect())
+            .collect();
+        for (i, c) in checklists.iter().enumerate() {
+            checks::checklist(c)
+                .map_err(|m| CallError::BadOutput(format!("checklist {i}: {m}")))?;
+        }
         let mut bytes: usize = checklists.iter().flatten().map(checklist_item_bytes).sum();
+        let bounds = checks::PlanBounds {
+            targets: targets.len(),
+            scheduled_at,
+        };
         let mut out = Vec::with_capacity(drafts.len());
-        let mut window_checked = (String::new(), String::new());
+        let mut window_checked = None;
         for (i, d) in drafts.into_iter().enumerate() {
             let d: TaskDraft = d.into();
             bytes += draft_bytes(&d);
-            check_draft(&d, targets.len(), checklists.len(), &mut window_checked)
+            checks::draft(&d, &bounds, checklists.len(), &mut window_checked)
                 .map_err(|m| CallError::BadOutput(format!("draft {i}: {m}")))?;
             out.push(d);
         }
@@ -510,21 +836,59 @@ impl Runtime {
         report: &VisitReport,
     ) -> Result<(ReviewOutcome, Vec<LogLine>), CallError> {
         let (t, r) = (task.into(), report.into());
-        let (answer, logs) = self.call(loaded, config, limits, |store, p| {
-            p.linli_plugin_action().call_review(store, &t, &r)
+        let (answer, logs) = self.call(loaded, config, limits, async |store, p| {
+            p.linli_plugin_action().call_review(store, &t, &r).await
         })?;
-        let outcome: ReviewOutcome = answer.map_err(CallError::Plugin)?.into();
-        let size = match &outcome {
-            ReviewOutcome::Accepted => 0,
-            ReviewOutcome::FollowUp { reason, .. } => reason.len(),
-            ReviewOutcome::Rejected { reasons } => reasons.iter().map(String::len).sum(),
-        };
-        if size > 64 * 1024 {
-            return Err(CallError::BadOutput(format!(
-                "review returned {size} bytes of reasons (at most 64 KiB)"
-            )));
-        }
+        let outcome: ReviewOutcome = answer.map_err(plugin_error)?.into();
+        checks::review(&outcome).map_err(CallError::BadOutput)?;
         Ok((outcome, logs))
+    }
+}
+
+/// A plugin's own error, its text capped before anything stores or returns it.
+fn plugin_error(text: String) -> CallError {
+    CallError::Plugin(checks::cap_text(text, checks::MAX_ERROR_TEXT))
+}
+
+/// Names a failed call: the memory cap, the deadline, a stack overflow, or another trap with the
+/// tail of the plugin's stderr (where a Rust panic's message lands).
+fn classify(store: &Store<CallState>, e: wasmtime::Error, limits: &Limits) -> CallError {
+    if store.data().memory.hit {
+        return CallError::Memory(limits.memory_bytes >> 20);
+    }
+    let trap = e.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::Interrupt) {
+        return CallError::Deadline(limits.deadline_ms);
+    }
+    let text = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let stderr = host::escape_controls(&tail).replace("\\n", "\n");
+    // A Rust plugin keeps its stack in linear memory: when it overflows, the stack pointer
+    // wraps and the next access is out of bounds, deep inside a run of one recursing function.
+    let recursing = || {
+        e.downcast_ref::<wasmtime::WasmBacktrace>()
+            .is_some_and(|bt| {
+                let frames = bt.frames();
+                let mut counts: HashMap<u32, usize> = HashMap::new();
+                for f in frames {
+                    *counts.entry(f.func_index()).or_default() += 1;
+                }
+                frames.len() >= 16 && counts.values().any(|&n| n * 2 >= frames.len())
+            })
+    };
+    if trap == Some(Trap::StackOverflow) || (trap == Some(Trap::MemoryOutOfBounds) && recursing()) {
+        return CallError::StackOverflow { stderr };
+    }
+    CallError::Trap {
+        message: checks::cap_text(e.root_cause().to_string(), 1000),
+        stderr,
     }
 }
 
@@ -550,92 +914,6 @@ fn checklist_item_bytes(c: &ChecklistItem) -> usize {
         + c.question.zh.len()
         + c.question.en.len()
         + c.choices.iter().map(String::len).sum::<usize>()
-}
-
-/// Checks one draft; `last_window` remembers the last due window found valid, since most
-/// drafts of an occurrence share it.
-fn check_draft(
-    d: &TaskDraft,
-    targets: usize,
-    checklists: usize,
-    last_window: &mut (String, String),
-) -> Result<(), String> {
-    if d.target as usize >= targets {
-        return Err(format!(
-            "target index {} is out of range (there are {targets} targets)",
-            d.target
-        ));
-    }
-    if d.checklist as usize >= checklists {
-        return Err(format!(
-            "checklist index {} is out of range (there are {checklists} checklists)",
-            d.checklist
-        ));
-    }
-    if last_window.0 != d.due_start || last_window.1 != d.due_end {
-        let parse = |s: &str| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|_| format!("{s:?} is not an RFC 3339 instant"))
-        };
-        if parse(&d.due_start)? > parse(&d.due_end)? {
-            return Err("due_start is after due_end".to_owned());
-        }
-        *last_window = (d.due_start.clone(), d.due_end.clone());
-    }
-    if d.requirements.team_size == 0 {
-        return Err("team_size must be at least 1".to_owned());
-    }
-    if d.kind.is_empty() {
-        return Err("kind is empty".to_owned());
-    }
-    Ok(())
-}
-
-fn is_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.as_bytes()[0].is_ascii_lowercase()
-}
-
-fn validate_description(d: &Description) -> Result<(), String> {
-    if !is_id(&d.id) {
-        return Err(format!(
-            "plugin id {:?} must be lower-case letters, digits and dashes",
-            d.id
-        ));
-    }
-    let semver = d.version.split('.').count() == 3
-        && d.version
-            .split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if !semver {
-        return Err(format!("version {:?} must be MAJOR.MINOR.PATCH", d.version));
-    }
-    if d.names.zh.trim().is_empty() || d.names.en.trim().is_empty() {
-        return Err("the plugin needs a Chinese and an English name".to_owned());
-    }
-    if d.actions.is_empty() {
-        return Err("the plugin offers no actions".to_owned());
-    }
-    let mut seen = std::collections::HashSet::new();
-    for a in &d.actions {
-        if !is_id(&a.id) || !seen.insert(a.id.as_str()) {
-            return Err(format!(
-                "action id {:?} is not a unique lower-case id",
-                a.id
-            ));
-        }
-        let fields = a.default_cron.split_whitespace().count();
-        if !(5..=7).contains(&fields) {
-            return Err(format!(
-                "action {}: default_cron {:?} is not a cron expression",
-                a.id, a.default_cron
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Times a closure; for metrics.

@@ -441,6 +441,11 @@ impl Scheduler {
             }
             Ok(None)
         })?;
+        if let Some(CallError::Shutdown) = failure {
+            // Not a failure: the occurrence stays pending and the next start finishes it.
+            tracing::info!(duty = duty.id, at = %at, "occurrence interrupted by shutdown");
+            return Ok(occ);
+        }
         if let Some(e) = failure {
             occ.status = OccurrenceStatus::Failed;
             occ.error = Some(e.to_string());

@@ -10,7 +10,8 @@
 //! task for one target in one occurrence. Re-running either after a crash finds the key and
 //! creates nothing twice.
 
-pub mod cron;
+/// Cron expressions are domain-level (plugins check their default crons with them too).
+pub use crate::cron;
 pub mod engine;
 
 use chrono::{DateTime, FixedOffset, Utc};

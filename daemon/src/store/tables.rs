@@ -42,6 +42,9 @@ pub(super) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("p
 /// (plugin id, version) → the component's bytes; every deployed version is kept
 pub(super) const PLUGIN_WASM: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("plugin_wasm");
+/// (component SHA-256, engine key) → the precompiled artifact, so a restart compiles nothing
+pub(super) const PLUGIN_COMPILED: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("plugin_compiled");
 
 /// Duty id → duty
 pub(super) const DUTIES: TableDefinition<u64, &[u8]> = TableDefinition::new("duties");

@@ -147,6 +147,16 @@ macro_rules! getters {
             Ok(t.get((id, version))?.map(|v| v.value().to_vec()))
         }
 
+        /// A precompiled artifact of a component for an engine, if one was cached.
+        pub fn plugin_compiled(
+            &self,
+            sha256: &str,
+            engine: &str,
+        ) -> Result<Option<Vec<u8>>, StoreError> {
+            let t = self.txn.open_table(PLUGIN_COMPILED)?;
+            Ok(t.get((sha256, engine))?.map(|v| v.value().to_vec()))
+        }
+
         pub fn duty(&self, id: u64) -> Result<Option<Duty>, StoreError> {
             let t = self.txn.open_table(DUTIES)?;
             t.get(id)?
@@ -572,9 +582,46 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Forgets one stored version's bytes (retention).
+    pub fn delete_plugin_wasm(&mut self, id: &str, version: &str) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(PLUGIN_WASM)?;
+        t.remove((id, version))?;
+        Ok(())
+    }
+
+    pub fn put_plugin_compiled(
+        &mut self,
+        sha256: &str,
+        engine: &str,
+        artifact: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(PLUGIN_COMPILED)?;
+        t.insert((sha256, engine), artifact)?;
+        Ok(())
+    }
+
+    /// Forgets every cached artifact of a component.
+    pub fn delete_plugin_compiled(&mut self, sha256: &str) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(PLUGIN_COMPILED)?;
+        let mut keys: Vec<String> = Vec::new();
+        for row in t.range((sha256, "")..)? {
+            let (k, _) = row?;
+            let (sha, engine) = k.value();
+            if sha != sha256 {
+                break;
+            }
+            keys.push(engine.to_owned());
+        }
+        for engine in keys {
+            t.remove((sha256, engine.as_str()))?;
+        }
+        Ok(())
+    }
+
     /// Creates every table this build uses (idempotent), and records the schema version.
     pub(super) fn init_schema(&mut self) -> Result<(), StoreError> {
         self.txn.open_table(REGIONS)?;
+        self.txn.open_table(PLUGIN_COMPILED)?;
         self.txn.open_table(STATIONS)?;
         self.txn.open_table(PERSONS)?;
         self.txn.open_table(PERSONS_BY_COMMUNITY)?;

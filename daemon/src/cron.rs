@@ -13,9 +13,9 @@
 
 use std::str::FromStr;
 
+use ::cron::TimeUnitSpec;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
-use cron::TimeUnitSpec;
 
 /// Which grammar an expression used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub struct CronExpr {
     /// Day-of-month and day-of-week are OR-ed (POSIX, both restricted).
     days_or: bool,
     /// Extended expressions may restrict years.
-    years: Option<cron::Schedule>,
+    years: Option<::cron::Schedule>,
 }
 
 /// Why an expression was refused; names the field.
@@ -240,12 +240,12 @@ impl CronExpr {
             "day-of-week",
             "year",
         ];
-        let schedule = cron::Schedule::from_str(&f.join(" ")).map_err(|e| {
+        let schedule = ::cron::Schedule::from_str(&f.join(" ")).map_err(|e| {
             // Find the field at fault: the one that, replaced by `*`, makes the expression parse.
             let culprit = (0..f.len()).find(|&i| {
                 let mut g: Vec<&str> = f.to_vec();
                 g[i] = "*";
-                cron::Schedule::from_str(&g.join(" ")).is_ok()
+                ::cron::Schedule::from_str(&g.join(" ")).is_ok()
             });
             match culprit {
                 Some(i) => CronError {
