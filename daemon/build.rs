@@ -1,7 +1,8 @@
 //! Builds the shipped action plugins (`plugins/`, a wasm32-wasip2 workspace of its own) so the
 //! daemon can embed them: `linlid demo` deploys them, `linlid plugin shipped` writes them out.
-//! The build shares `target/wasm` with the tests. If the wasm32-wasip2 target is missing it is
-//! added with rustup.
+//! The build shares `target/wasm` with the tests (so the guest dependencies compile once), and
+//! copies the components into `OUT_DIR`. The wasm32-wasip2 target comes from
+//! `rust-toolchain.toml`, which rustup honours on any machine; this script never runs rustup.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,38 +73,27 @@ fn cargo() -> Command {
 }
 
 fn build(plugins: &Path, target_dir: &Path) -> Result<(), String> {
-    let run = || {
-        cargo()
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(plugins.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target_dir)
-            .output()
-            .map_err(|e| format!("cannot run cargo to build the shipped plugins: {e}"))
-    };
-    let out = run()?;
+    let out = cargo()
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(plugins.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the shipped plugins: {e}"))?;
     if out.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
-        let added = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .status();
-        if added.is_ok_and(|s| s.success()) {
-            let out = run()?;
-            if out.status.success() {
-                return Ok(());
-            }
-            return Err(first_lines(&String::from_utf8_lossy(&out.stderr)));
-        }
         return Err(
-            "the wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`".into(),
+            "the wasm32-wasip2 target is missing: rust-toolchain.toml asks rustup for it; \
+             run `rustup target add wasm32-wasip2` if your rustup did not add it"
+                .into(),
         );
     }
     Err(format!(

@@ -68,6 +68,9 @@ pub struct PluginHostConfig {
     pub compile_memory_mib: u64,
     /// Calls one plugin may have running at once; more answer "busy, retry".
     pub max_concurrent_calls: u32,
+    /// Plugin instances (so calls) the host holds at once over all plugins; each reserves
+    /// address space (not memory) for its linear memory.
+    pub instance_slots: u32,
     /// Versions kept per plugin (the live one and the one before it are always kept).
     pub keep_versions: usize,
     /// Log lines one plugin may write to the daemon's log per minute (the rest are counted and
@@ -86,6 +89,7 @@ impl Default for PluginHostConfig {
             compile_timeout_secs: 180,
             compile_memory_mib: 4096,
             max_concurrent_calls: 32,
+            instance_slots: 256,
             keep_versions: 5,
             log_lines_per_minute: 120,
         }
@@ -182,7 +186,12 @@ impl Config {
             ));
         }
         let p = &config.plugins;
-        let checks: [(&str, bool, &str); 5] = [
+        let checks: [(&str, bool, &str); 6] = [
+            (
+                "instance_slots",
+                (4..=4096).contains(&p.instance_slots),
+                "must be 4 to 4096",
+            ),
             (
                 "compile_timeout_secs",
                 (10..=3600).contains(&p.compile_timeout_secs),

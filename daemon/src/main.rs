@@ -363,16 +363,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(Failure::Runtime)?;
             let mut opts = linli::server::ServeOptions::new(cfg.shutdown_grace());
             opts.plugin_dir = Some(cfg.plugin_dir.clone());
-            runtime()?.block_on(async move {
+            let rt = runtime()?;
+            let grace = cfg.shutdown_grace();
+            let served = rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(cfg.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-                tracing::info!(address = %cfg.listen, data = %cfg.data_dir.display(), "linlid serving");
+                // The bound address: with port 0 the system picks one, and this line says which.
+                let address = listener.local_addr().unwrap_or(cfg.listen);
+                tracing::info!(%address, data = %cfg.data_dir.display(), "linlid serving");
                 linli::server::run(listener, state, linli::server::shutdown_signal(), opts)
                     .await
                     .context("server failed")?;
-                Ok(())
-            })
+                Ok::<_, Failure>(())
+            });
+            // Whatever still runs on a blocking thread gets the grace period, no more.
+            rt.shutdown_timeout(grace);
+            served
         }
         Command::Demo {
             data,
@@ -397,7 +404,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!(
                 "  plugins             components ≤ {} MiB, ≤ {} functions, ≤ {} MiB of code, \
                  functions ≤ {} KiB, ≤ {} modules; compile ≤ {} s and {} MiB; \
-                 {} calls at once per plugin; {} versions kept; {} log lines a minute",
+                 {} calls at once per plugin, {} instance slots; {} versions kept; \
+                 {} log lines a minute",
                 p.max_component_mib,
                 p.max_functions,
                 p.max_code_mib,
@@ -406,6 +414,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 p.compile_timeout_secs,
                 p.compile_memory_mib,
                 p.max_concurrent_calls,
+                p.instance_slots,
                 p.keep_versions,
                 p.log_lines_per_minute
             );

@@ -149,6 +149,48 @@ fn calls_beyond_a_plugins_share_are_busy_not_faults_and_shutdown_stops_the_rest(
 }
 
 #[test]
+fn a_full_instance_pool_is_busy_and_blamed_on_no_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = PluginHostConfig {
+        instance_slots: 4,
+        ..PluginHostConfig::default()
+    };
+    let cat = catalog_with(dir.path(), &settings, Compiler::InProcess);
+    if !cat.runtime().pooling() {
+        // Without the pooling allocator there are no slots to run out of.
+        return;
+    }
+    cat.deploy(&fixture("misbehave"), &admin()).unwrap();
+    cat.deploy(&fixture("steady"), &admin()).unwrap();
+    misbehaving(&cat, "sleep", 60_000);
+    let sleepers: Vec<_> = (0..4)
+        .map(|_| {
+            let cat = cat.clone();
+            std::thread::spawn(move || cat.plan("misbehave", &occurrence(), &targets(1)))
+        })
+        .collect();
+    while cat.runtime().instances_in_use() < 4 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match cat.plan("steady", &occurrence(), &targets(1)) {
+        Err(CallError::Busy(why)) => {
+            assert!(
+                why.contains("all 4 plugin instance slots are in use"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    cat.shutdown();
+    for s in sleepers {
+        assert_eq!(s.join().unwrap().map(|_| ()), Err(CallError::Shutdown));
+    }
+    let steady = cat.status("steady").unwrap();
+    assert_eq!(steady.status, "active");
+    assert!(steady.stats.failures.is_empty(), "{:?}", steady.stats);
+}
+
+#[test]
 fn every_bad_answer_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let cat = catalog_with(
@@ -585,4 +627,143 @@ fn a_deploy_refused_for_its_shape_names_the_limit() {
         }
         other => panic!("{:?}", other.map(|l| l.description.id)),
     }
+}
+
+/// A real `linlid serve`, killed and reaped if the test fails before it exits.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_the_daemon_within_its_grace_with_a_plugin_mid_call() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = {
+        let store = Store::open(&data.join("linli.redb"), OpenOptions::default()).unwrap();
+        linli::api::auth::create_token(
+            &store,
+            &linli::api::auth::Scope::Admin,
+            None,
+            linli::clock::system().now(),
+        )
+        .unwrap()
+    };
+    let config = dir.path().join("linli.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nplugin_dir = \"plugins\"\nlog_format = \"json\"\nshutdown_grace_secs = 3\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linlid"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let pid = child.id();
+    let mut daemon = Serving(child);
+    // The daemon logs the address it bound (port 0: the system's choice): no port race.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let address = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("linlid logged no address");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "linlid serving" {
+            break v["fields"]["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let url = format!("http://{address}");
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{url}/v1/plugins"))
+        .bearer_auth(&token)
+        .header("content-type", "application/wasm")
+        .body(fixture("misbehave"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .patch(format!("{url}/v1/plugins/misbehave"))
+        .bearer_auth(&token)
+        .json(&json!({"config": {"mode": "sleep"}, "limits": {"deadline_ms": 60000, "memory_bytes": 67108864, "drafts_per_target": 16, "output_bytes": 1048576}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let plan = json!({"occurrence": {"duty": "d", "action": "visit", "scheduled_at": "2026-12-01T09:00:00+08:00", "time_zone": "Asia/Shanghai"},
+        "targets": [{"type": "person", "id": 1, "community": "620802001001", "age": 81, "gender": "female"}]});
+    let sleeping = {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{url}/v1/plugins/misbehave/plan"))
+                .bearer_auth(&token)
+                .json(&plan)
+                .send()
+                .await
+        })
+    };
+    // Wait until the plugin is mid-call (a sleep of ten minutes, a deadline of one).
+    loop {
+        let status: serde_json::Value = client
+            .get(format!("{url}/v1/plugins/misbehave"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["stats"]["in_flight"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The daemon exits by itself, long before the plugin's deadline; the test only bounds
+    // the wait so a regression fails instead of hanging.
+    let exited = tokio::task::spawn_blocking(move || {
+        for _ in 0..3000 {
+            if let Some(status) = daemon.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    })
+    .await
+    .unwrap();
+    let status = exited.expect("linlid was still running 30 s after SIGTERM");
+    assert!(status.success(), "{status}");
+    // The in-flight request got an answer or a closed connection, never a hang.
+    match sleeping.await.unwrap() {
+        Ok(r) => assert_eq!(r.status(), 503),
+        Err(e) => assert!(!e.is_timeout(), "{e}"),
+    }
+    let _ = reader.join();
 }

@@ -154,6 +154,14 @@ pub fn render_plugins(out: &mut String, stats: &[(String, crate::plugins::catalo
             );
         }
     }
+    out.push_str("# HELP linli_plugin_calls_in_flight Calls running now in each plugin.\n# TYPE linli_plugin_calls_in_flight gauge\n");
+    for (id, s) in stats {
+        let _ = writeln!(
+            out,
+            "linli_plugin_calls_in_flight{{plugin=\"{id}\"}} {}",
+            s.in_flight
+        );
+    }
     out.push_str("# HELP linli_plugin_call_seconds_total Time spent in each plugin.\n# TYPE linli_plugin_call_seconds_total counter\n");
     for (id, s) in stats {
         let _ = writeln!(

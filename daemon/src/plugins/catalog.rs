@@ -81,6 +81,8 @@ pub struct CallStats {
     /// Failures by kind: deadline, memory, trap, bad_output, instantiate.
     pub failures: BTreeMap<String, u64>,
     pub seconds_total: f64,
+    /// Calls running now.
+    pub in_flight: u32,
 }
 
 /// A plugin's state as the API shows it.
@@ -176,6 +178,15 @@ impl Entry {
             quarantine: Mutex::new(quarantine),
             stats: Mutex::new(CallStats::default()),
         }
+    }
+}
+
+impl Entry {
+    /// The statistics with the calls running now.
+    fn stats_now(&self) -> CallStats {
+        let mut stats = lock(&self.stats).clone();
+        stats.in_flight = self.in_flight.load(Ordering::SeqCst);
+        stats
     }
 }
 
@@ -819,7 +830,7 @@ impl Catalog {
             status: status.to_owned(),
             reason,
             description,
-            stats: entry.map(|e| lock(&e.stats).clone()).unwrap_or_default(),
+            stats: entry.map(|e| e.stats_now()).unwrap_or_default(),
             active_version: record.active_version,
             owner: record.owner,
             versions: record.versions,
@@ -843,7 +854,7 @@ impl Catalog {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<(String, CallStats)> = entries
             .iter()
-            .map(|(id, e)| (id.clone(), lock(&e.stats).clone()))
+            .map(|(id, e)| (id.clone(), e.stats_now()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out

@@ -129,7 +129,7 @@ pub fn child_main(memory_mib: u64) -> Result<(), String> {
     std::io::stdin()
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read the component: {e}"))?;
-    let engine = Engine::new(&super::runtime::engine_config(false))
+    let engine = Engine::new(&super::runtime::engine_config(false, 1))
         .map_err(|e| format!("cannot start the engine: {e}"))?;
     let artifact = engine
         .precompile_component(&bytes)

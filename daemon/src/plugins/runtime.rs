@@ -319,23 +319,20 @@ impl HostMonotonicClock for FrozenMonotonic {
     }
 }
 
-/// Instances (and so calls) the pooling allocator holds at once, over all plugins.
-const INSTANCE_SLOTS: u32 = 256;
-
-/// The engine's configuration. The compile child builds its engine from the same function, so
-/// its artifacts load here.
-pub fn engine_config(pooling: bool) -> Config {
+/// The engine's configuration; `slots` instances at once when pooling. The compile child builds
+/// its engine from the same function, so its artifacts load here.
+pub fn engine_config(pooling: bool, slots: u32) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.parallel_compilation(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(INSTANCE_SLOTS);
-        pool.total_core_instances(1024);
-        pool.total_memories(512);
-        pool.total_tables(512);
-        pool.total_stacks(INSTANCE_SLOTS);
+        pool.total_component_instances(slots);
+        pool.total_core_instances(slots.saturating_mul(4));
+        pool.total_memories(slots.saturating_mul(2));
+        pool.total_tables(slots.saturating_mul(2));
+        pool.total_stacks(slots);
         pool.max_memory_size(256 << 20);
         // Keep the pages a call touched resident and reset only the dirty ones (PAGEMAP_SCAN,
         // Linux 6.7+; elsewhere the first bytes are memset): no page faults, no madvise.
@@ -387,12 +384,14 @@ impl Runtime {
         settings: &PluginHostConfig,
         compiler: Compiler,
     ) -> Result<Runtime, EngineError> {
-        let (engine, pooling) = match Engine::new(&engine_config(true)) {
+        let slots = settings.instance_slots;
+        let (engine, pooling) = match Engine::new(&engine_config(true, slots)) {
             Ok(e) => (e, true),
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
                 (
-                    Engine::new(&engine_config(false)).map_err(|e| EngineError(e.to_string()))?,
+                    Engine::new(&engine_config(false, slots))
+                        .map_err(|e| EngineError(e.to_string()))?,
                     false,
                 )
             }
@@ -459,6 +458,13 @@ impl Runtime {
     /// Calls running now, over all plugins.
     pub fn calls_in_flight(&self) -> usize {
         self.ticker.active.load(Ordering::SeqCst)
+    }
+
+    /// Plugin instances alive now (pooling allocator only; 0 otherwise).
+    pub fn instances_in_use(&self) -> u64 {
+        self.engine
+            .pooling_allocator_metrics()
+            .map_or(0, |m| m.component_instances())
     }
 
     /// Components compiled since the engine started.
@@ -695,7 +701,8 @@ impl Runtime {
             Ok(Err(Failed::Instantiate(e))) => {
                 return Err(if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
                     CallError::Busy(format!(
-                        "all {INSTANCE_SLOTS} plugin instance slots are in use"
+                        "all {} plugin instance slots are in use (plugins.instance_slots)",
+                        self.settings.instance_slots
                     ))
                 } else if store.data().memory.hit {
                     CallError::Memory(limits.memory_bytes >> 20)
