@@ -220,6 +220,13 @@ enum Bench {
         #[arg(long, default_value_t = 2000)]
         iterations: usize,
     },
+    /// Deploy a synthetic component of N empty functions (a compile bomb) the way the daemon
+    /// does: refused before compiling above plugins.max_functions, else compiled in a child
+    /// process. Reports the time and this process's memory after.
+    Bomb {
+        #[arg(long, default_value_t = 200_000)]
+        functions: usize,
+    },
     /// Generate N people in care as CSV, import them into a fresh database, report time and
     /// peak memory.
     Import {
@@ -501,6 +508,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     iterations,
                 },
         } => bench_plugin(&file, targets, iterations),
+        Command::Bench {
+            what: Bench::Bomb { functions },
+        } => bench_bomb(functions),
         Command::Plugin { action } => plugin_command(action),
         Command::Bench {
             what: Bench::Duty { targets, dir },
@@ -722,10 +732,55 @@ fn demo(
 }
 
 fn peak_rss_mib() -> Option<f64> {
+    proc_status_mib("VmHWM:")
+}
+
+fn rss_mib() -> Option<f64> {
+    proc_status_mib("VmRSS:")
+}
+
+fn proc_status_mib(key: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+fn bench_bomb(functions: usize) -> Result<(), Failure> {
+    let tmp = tempdir_for(None)?;
+    let store = open_store(&tmp.join("bomb.redb"), false)?;
+    let state = AppState::with_plugin_host(
+        store,
+        clock::system(),
+        chrono_tz::Asia::Shanghai,
+        &Default::default(),
+        compiler(),
+    )
+    .context("starting")?;
+    let bomb = linli::plugins::checks::synthetic_component(functions);
+    let actor = linli::plugins::catalog::Actor {
+        label: "bench".into(),
+        bureau: None,
+    };
+    let before = rss_mib().unwrap_or(0.0);
+    let (result, took) =
+        linli::plugins::runtime::timed(|| state.plugins.deploy(&bomb, &actor).map(|_| ()));
+    println!(
+        "{functions} functions, {} KiB: {} in {:.3} s; RSS {before:.0} MiB before, {:.0} MiB after \
+         (peak {:.0} MiB)",
+        bomb.len() >> 10,
+        match &result {
+            Ok(()) => "deployed".to_owned(),
+            Err(e) => format!("refused ({e})"),
+        },
+        took.as_secs_f64(),
+        rss_mib().unwrap_or(0.0),
+        peak_rss_mib().unwrap_or(0.0)
+    );
+    state.plugins.shutdown();
+    drop(state);
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
 }
 
 fn bench_import(rows: usize, dir: Option<PathBuf>) -> Result<(), Failure> {

@@ -282,8 +282,12 @@ impl std::task::Wake for Unpark {
 /// Runs a future to completion on this thread, parking between polls. Unlike a tokio
 /// `block_on` it may be called from anywhere, inside an async task included.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    thread_local! {
+        static WAKER: std::task::Waker =
+            std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    }
     let mut future = std::pin::pin!(future);
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let waker = WAKER.with(std::task::Waker::clone);
     let mut cx = std::task::Context::from_waker(&waker);
     loop {
         if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
@@ -687,10 +691,12 @@ impl Runtime {
                     .map_err(Failed::Instantiate)?;
                 f(&mut store, &instance).await.map_err(Failed::Call)
             };
+            // The work is polled first: a call that finishes without parking never registers
+            // with the deadline's timer or the shutdown signal.
             tokio::select! {
                 biased;
-                () = self.stopping.wait() => Err(Stop::Shutdown),
                 r = tokio::time::timeout(deadline, work) => r.map_err(|_| Stop::Deadline),
+                () = self.stopping.wait() => Err(Stop::Shutdown),
             }
         });
         store.data().summarise_log();
