@@ -1075,7 +1075,7 @@ fn duty_preview(cron: &str, tz: &str, after: Option<&str>, count: usize) -> Resu
             .to_utc(),
         None => clock::SystemClock.now(),
     };
-    for t in linli::schedule::engine::next_n(&expr, zone, after, count) {
+    for t in linli::schedule::next_n(&expr, zone, after, count) {
         println!("{}", t.with_timezone(&zone).to_rfc3339());
     }
     Ok(())
@@ -1152,11 +1152,20 @@ fn bench_duty(targets: usize, dir: Option<PathBuf>) -> Result<(), Failure> {
         .create(monthly_duty("0 9 1 * *"), &Everything, None)
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     let started = std::time::Instant::now();
-    let occ = state
+    let queued = state
         .scheduler
         .trigger(duty.id, &Everything)
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    state
+        .scheduler
+        .tick()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     let took = started.elapsed();
+    let occ = state
+        .scheduler
+        .occurrence(duty.id, queued.scheduled_at)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?
+        .ok_or_else(|| Failure::Runtime(anyhow::anyhow!("the occurrence was not run")))?;
     if let Some(e) = &occ.error {
         return Err(Failure::Runtime(anyhow::anyhow!(
             "the occurrence failed: {e}"
@@ -1204,16 +1213,15 @@ fn bench_idle(duties: usize, seconds: u64, dir: Option<PathBuf>) -> Result<(), F
     next.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     let tick_cpu = cpu_seconds() - cpu0;
     let rt = runtime()?;
-    let (tx, rx) = tokio::sync::watch::channel(false);
     let scheduler = state.scheduler.clone();
     let started = std::time::Instant::now();
     // The loop ticks once when it starts (as at a daemon's start); measure after that.
     let first_tick_cpu = rt.block_on(async move {
-        let handle = tokio::spawn(scheduler.run(rx));
+        let handle = tokio::spawn(scheduler.clone().run());
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let after_start = cpu_seconds();
         tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
-        let _ = tx.send(true);
+        scheduler.shutdown();
         let _ = handle.await;
         after_start
     });

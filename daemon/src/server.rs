@@ -1,11 +1,13 @@
 //! Running the daemon: serve the API on a listener until the shutdown future resolves, then
-//! drain in-flight requests within the grace period.
+//! stop everything the server owns within one grace period.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 
@@ -33,8 +35,10 @@ impl ServeOptions {
     }
 }
 
-/// Serves until `shutdown` resolves; in-flight requests get `opts.grace` to finish, and the
-/// plugin-folder watcher stops with them.
+/// Serves until `shutdown` resolves. Then one cancellation reaches everything the server owns —
+/// the HTTP server (which drains in-flight requests), the scheduler loop and its running
+/// occurrences (which stop between chunks and stay pending), the plugin-folder watcher, and
+/// every plugin call and compile — and all of it gets `opts.grace`, together, to finish.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -42,60 +46,48 @@ pub async fn run(
     opts: ServeOptions,
 ) -> std::io::Result<()> {
     let grace = opts.grace;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let watcher = opts.plugin_dir.map(|dir| {
-        tokio::spawn(crate::plugins::folder::watch(
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    if let Some(dir) = opts.plugin_dir {
+        tracker.spawn(crate::plugins::folder::watch(
             dir,
             state.plugins.clone(),
             state.rejected.clone(),
             opts.plugin_scan,
-            stop_rx.clone(),
-        ))
-    });
-    let scheduler = opts
-        .scheduler
-        .then(|| tokio::spawn(state.scheduler.clone().run(stop_rx.clone())));
-    let state_plugins = state.plugins.clone();
+            stop.clone(),
+        ));
+    }
+    if opts.scheduler {
+        tracker.spawn(state.scheduler.clone().run());
+    }
+    let (scheduler, plugins) = (state.scheduler.clone(), state.plugins.clone());
     let app = api::router(state);
-    let mut server = tokio::spawn({
-        let mut rx = stop_rx.clone();
+    let mut server = tracker.spawn({
+        let stop = stop.clone();
         async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
+                .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         }
     });
+    tracker.close();
     tokio::select! {
         r = &mut server => return r.map_err(std::io::Error::other)?,
         () = shutdown => {}
     }
     tracing::info!(
         grace_secs = grace.as_secs(),
-        "shutting down: draining requests"
+        "shutting down: draining requests, stopping duties and plugin calls"
     );
-    let _ = stop_tx.send(true);
+    stop.cancel();
+    scheduler.shutdown();
     // Plugin calls and compiles in flight stop now, so nothing below waits on a plugin.
-    let plugins = state_plugins.clone();
     let _ = tokio::task::spawn_blocking(move || plugins.shutdown()).await;
-    if let Some(w) = watcher {
-        let _ = tokio::time::timeout(grace, w).await;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("grace period over; stopping what is left");
+        server.abort();
     }
-    if let Some(mut scheduler) = scheduler
-        && tokio::time::timeout(grace, &mut scheduler).await.is_err()
-    {
-        tracing::warn!("the scheduler did not stop within the grace period; stopping it");
-        scheduler.abort();
-    }
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(r) => r.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!("grace period over; closing remaining connections");
-            server.abort();
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -89,7 +89,8 @@ async fn catch_up_policies_after_downtime() {
     );
 
     // Down for three days: 30 Nov, 1 Dec and 2 Dec 09:00 are missed; it is now 2 Dec 10:00.
-    d.clock.set(at("2026-12-02T10:00:00+08:00"));
+    let dir = d.stop().await;
+    let d = Daemon::start_in_at(dir, Some(at("2026-12-02T10:00:00+08:00"))).await;
     tick(&d).await;
     let missed = |day: &str| (format!("2026-{day}T01:00:00Z"), "catch_up".to_owned());
     assert_eq!(
@@ -151,18 +152,32 @@ async fn pause_resume_trigger_and_backfill() {
         "resuming does not run what was missed while paused"
     );
 
-    // Trigger now.
-    let t = d
-        .post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
-        .await;
-    assert_eq!(t.status, StatusCode::OK, "{:?}", t.body);
+    // Trigger now: queued for the loop (202), which runs it.
+    let resp = d
+        .client
+        .post(format!("{}/v1/duties/{id}/trigger", d.url))
+        .bearer_auth(&d.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let t: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (t["trigger"].as_str(), t["status"].as_str()),
+        (Some("manual"), Some("queued"))
+    );
+    tick(&d).await;
+    let t = d.get(&location, &d.admin).await;
     assert_eq!(
         (
             t.body["trigger"].as_str(),
             t.body["status"].as_str(),
             t.body["tasks_created"].as_u64()
         ),
-        (Some("manual"), Some("done"), Some(2))
+        (Some("manual"), Some("done"), Some(2)),
+        "{:?}",
+        t.body
     );
 
     // Backfill three days, twice: the second run creates nothing.
@@ -174,15 +189,16 @@ async fn pause_resume_trigger_and_backfill() {
             range.clone(),
         )
         .await;
-    assert_eq!(b.status, StatusCode::OK, "{:?}", b.body);
-    let created: Vec<u64> = b
+    assert_eq!(b.status, StatusCode::ACCEPTED, "{:?}", b.body);
+    let queued: Vec<&str> = b
         .body
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| o["tasks_created"].as_u64().unwrap())
+        .map(|o| o["status"].as_str().unwrap())
         .collect();
-    assert_eq!(created, [2, 2, 2]);
+    assert_eq!(queued, ["queued", "queued", "queued"]);
+    tick(&d).await;
     let again = d
         .post(&format!("/v1/duties/{id}/backfill"), &d.admin, range)
         .await;
@@ -232,6 +248,7 @@ async fn tasks_past_due_become_overdue_with_an_event() {
     let id = duty(&d, daily("none", 7)).await;
     d.post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
         .await;
+    tick(&d).await;
     // steady's tasks are due a week after the occurrence: 6 December 09:00.
     d.clock.set(at("2026-12-06T08:59:00+08:00"));
     tick(&d).await;
@@ -284,9 +301,31 @@ async fn a_failing_plugin_is_recorded_on_the_occurrence() {
         let o = d
             .post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
             .await;
+        assert_eq!(o.body["status"], "queued");
+        tick(&d).await;
+        let at = DateTime::parse_from_rfc3339(o.body["scheduled_at"].as_str().unwrap()).unwrap();
+        let o = d
+            .get(
+                &format!("/v1/duties/{id}/occurrences/{}", at.timestamp()),
+                &d.admin,
+            )
+            .await;
         assert_eq!(o.body["status"], "failed");
+        assert!(
+            o.body.get("next_retry").is_none(),
+            "a manual trigger is not retried"
+        );
         d.clock.advance(Duration::seconds(5));
     }
+    let duty_now = d.get(&format!("/v1/duties/{id}"), &d.admin).await;
+    assert!(
+        duty_now.body["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("quarantined"),
+        "{:?}",
+        duty_now.body
+    );
     let occ = occurrences(&d, id).await;
     assert!(
         occ.last().unwrap()["error"]

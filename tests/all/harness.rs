@@ -46,8 +46,16 @@ impl Daemon {
     }
 
     pub async fn start_in(dir: TempDir) -> Daemon {
+        Self::start_in_at(dir, None).await
+    }
+
+    /// Starts over a data folder with the clock at `at` (a restart after a downtime).
+    pub async fn start_in_at(dir: TempDir, at: Option<chrono::DateTime<chrono::Utc>>) -> Daemon {
         let store = Store::open(&Self::db_path(dir.path()), OpenOptions::default()).unwrap();
         let clock = clock();
+        if let Some(at) = at {
+            clock.set(at);
+        }
         let admin = create_token(&store, &Scope::Admin, None, clock.now()).unwrap();
         let state = AppState::new(store, clock.clone()).unwrap();
         let scheduler = state.scheduler.clone();

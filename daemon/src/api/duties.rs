@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -97,15 +97,48 @@ pub async fn resume_duty(
 }
 
 #[utoipa::path(post, path = "/v1/duties/{id}/trigger", tag = "duties",
-    description = "Runs an occurrence now, outside the schedule.",
-    responses((status = 200, body = Occurrence)))]
+    description = "Queues an occurrence for now, outside the schedule; the scheduler loop runs it. The answer is the queued occurrence, and `Location` names where to watch it.",
+    responses((status = 202, body = Occurrence, headers(("Location" = String, description = "The occurrence's URL")))))]
 pub async fn trigger_duty(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<u64>,
-) -> Result<Json<Occurrence>, ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, String); 1],
+        Json<Occurrence>,
+    ),
+    ApiError,
+> {
     manager(&caller)?;
-    blocking(move || Ok(Json(st.scheduler.trigger(id, &caller)?))).await
+    let occ = blocking(move || Ok(st.scheduler.trigger(id, &caller)?)).await?;
+    let location = format!(
+        "/v1/duties/{}/occurrences/{}",
+        occ.duty,
+        occ.scheduled_at.timestamp()
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(occ),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/duties/{id}/occurrences/{at}", tag = "duties",
+    params(("id" = u64, Path, description = "The duty"), ("at" = i64, Path, description = "The occurrence's scheduled instant, in Unix seconds")),
+    description = "One occurrence: queued, planning, done or failed, with its outcome.",
+    responses((status = 200, body = Occurrence), (status = 404, body = Problem)))]
+pub async fn get_occurrence(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, at)): Path<(u64, i64)>,
+) -> Result<Json<Occurrence>, ApiError> {
+    st.scheduler.get(id, &caller)?;
+    st.store
+        .read(|r| r.occurrence(id, at))?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("occurrence {id}@{at}")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -118,16 +151,18 @@ pub struct BackfillRequest {
 }
 
 #[utoipa::path(post, path = "/v1/duties/{id}/backfill", tag = "duties", request_body = BackfillRequest,
-    description = "Runs every scheduled occurrence in [from, to] (at most 1,000). Occurrences already done are kept; failed ones run again.",
-    responses((status = 200, body = Vec<Occurrence>), (status = 422, body = Problem)))]
+    description = "Queues every scheduled occurrence in [from, to] (at most 1,000) for the scheduler loop. Occurrences already done are kept; failed ones run again. Watch them at /v1/duties/{id}/occurrences.",
+    responses((status = 202, body = Vec<Occurrence>), (status = 422, body = Problem)))]
 pub async fn backfill_duty(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<u64>,
     Body(req): Body<BackfillRequest>,
-) -> Result<Json<Vec<Occurrence>>, ApiError> {
+) -> Result<(StatusCode, Json<Vec<Occurrence>>), ApiError> {
     manager(&caller)?;
-    blocking(move || Ok(Json(st.scheduler.backfill(id, req.from, req.to, &caller)?))).await
+    let queued =
+        blocking(move || Ok(st.scheduler.backfill(id, req.from, req.to, &caller)?)).await?;
+    Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

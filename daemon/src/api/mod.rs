@@ -162,7 +162,7 @@ impl FromRequestParts<AppState> for Caller {
         plugins::plan_dry_run, plugins::review_dry_run,
         duties::list_duties, duties::create_duty, duties::get_duty, duties::update_duty,
         duties::pause_duty, duties::resume_duty, duties::trigger_duty, duties::backfill_duty,
-        duties::list_occurrences, duties::preview_duty, duties::list_tasks, duties::get_task,
+        duties::list_occurrences, duties::get_occurrence, duties::preview_duty, duties::list_tasks, duties::get_task,
         duties::list_events,
     ),
     modifiers(&BearerAuth),
@@ -313,6 +313,7 @@ pub fn router(state: AppState) -> Router {
         .route("/duties/{id}/trigger", post(duties::trigger_duty))
         .route("/duties/{id}/backfill", post(duties::backfill_duty))
         .route("/duties/{id}/occurrences", get(duties::list_occurrences))
+        .route("/duties/{id}/occurrences/{at}", get(duties::get_occurrence))
         .route("/duties/{id}/preview", get(duties::preview_duty))
         .route("/tasks", get(duties::list_tasks))
         .route("/tasks/{id}", get(duties::get_task))

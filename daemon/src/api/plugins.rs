@@ -132,7 +132,14 @@ pub async fn deploy_plugin(
     body: Bytes,
 ) -> Result<(StatusCode, Json<PluginStatus>), ApiError> {
     let actor = actor(&caller)?;
-    let deployed = blocking(move || Ok(st.plugins.deploy(&body, &actor)?)).await?;
+    let deployed = blocking(move || {
+        let deployed = st.plugins.deploy(&body, &actor)?;
+        if deployed.changed {
+            st.scheduler.plugin_available(&deployed.status.id)?;
+        }
+        Ok(deployed)
+    })
+    .await?;
     let status = if deployed.changed {
         StatusCode::CREATED
     } else {
@@ -175,7 +182,12 @@ pub async fn rollback_plugin(
 ) -> Result<Json<PluginStatus>, ApiError> {
     let actor = actor(&caller)?;
     visible(&caller, st.plugins.status(&id)?)?;
-    blocking(move || Ok(Json(st.plugins.rollback(&id, &req.version, &actor)?))).await
+    blocking(move || {
+        let status = st.plugins.rollback(&id, &req.version, &actor)?;
+        st.scheduler.plugin_available(&id)?;
+        Ok(Json(status))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -216,7 +228,13 @@ pub async fn resume_plugin(
 ) -> Result<Json<PluginStatus>, ApiError> {
     let actor = actor(&caller)?;
     visible(&caller, st.plugins.status(&id)?)?;
-    blocking(move || Ok(Json(st.plugins.resume(&id, &actor)?))).await
+    blocking(move || {
+        let status = st.plugins.resume(&id, &actor)?;
+        // Occurrences that failed on it and wait for a retry run now.
+        st.scheduler.plugin_available(&id)?;
+        Ok(Json(status))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -106,7 +106,7 @@ pub async fn watch(
     catalog: Arc<Catalog>,
     rejected: Rejected,
     interval: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut seen: HashMap<PathBuf, Signature> = HashMap::new();
     loop {
@@ -124,7 +124,7 @@ pub async fn watch(
         seen = scanned.unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            () = shutdown.cancelled() => return,
         }
     }
 }

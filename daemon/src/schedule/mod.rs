@@ -12,7 +12,10 @@
 
 /// Cron expressions are domain-level (plugins check their default crons with them too).
 pub use crate::cron;
+pub mod catchup;
+mod duties;
 pub mod engine;
+mod occurrence;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,7 +23,9 @@ use utoipa::ToSchema;
 
 use crate::plugins::model::{Names, Priority, Requirements};
 
+pub use duties::next_n;
 pub use engine::Scheduler;
+pub use occurrence::PLAN_BATCH;
 
 /// What to do with occurrences missed while the daemon was down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
@@ -115,6 +120,12 @@ pub struct Duty {
     pub last_fire: Option<DateTime<Utc>>,
     /// The next scheduled instant.
     pub next_fire: Option<DateTime<Utc>>,
+    /// Why its latest occurrence failed (cleared when one succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When a failed occurrence is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -148,11 +159,13 @@ pub enum Trigger {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OccurrenceStatus {
+    /// Asked for (a trigger or backfill) and waiting for the scheduler loop.
+    Queued,
     /// Being planned (or interrupted; finished at the next start).
     Planning,
     /// Tasks created.
     Done,
-    /// The plugin failed; see `error`.
+    /// The plugin (or the store) failed; see `error`, and `next_retry` if it is tried again.
     Failed,
 }
 
@@ -173,9 +186,31 @@ pub struct Occurrence {
     pub tasks_existing: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Runs so far (a retry or a run finished after a restart counts again).
+    #[serde(default)]
+    pub attempts: u32,
+    /// When a failed scheduled occurrence runs again (within its catch-up window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry: Option<DateTime<Utc>>,
+    /// The daemon run (boot id) that is planning it; another run takes it over only when that
+    /// one is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Occurrence {
+    /// Whether the scheduler loop still has something to do with it: queued, being planned (or
+    /// interrupted), or failed with a retry to come.
+    pub fn is_pending(&self) -> bool {
+        match self.status {
+            OccurrenceStatus::Queued | OccurrenceStatus::Planning => true,
+            OccurrenceStatus::Failed => self.next_retry.is_some(),
+            OccurrenceStatus::Done => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

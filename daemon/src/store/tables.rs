@@ -51,7 +51,8 @@ pub(super) const DUTIES: TableDefinition<u64, &[u8]> = TableDefinition::new("dut
 /// (duty id, scheduled instant as Unix seconds) → occurrence
 pub(super) const OCCURRENCES: TableDefinition<(u64, i64), &[u8]> =
     TableDefinition::new("occurrences");
-/// Occurrences still being planned (recovered after a crash)
+/// Occurrences the scheduler loop still has to run: queued, being planned (or interrupted by a
+/// crash), or failed with a retry to come
 pub(super) const OCCURRENCES_PENDING: TableDefinition<(u64, i64), ()> =
     TableDefinition::new("occurrences_pending");
 /// Task id → task

@@ -181,7 +181,8 @@ macro_rules! getters {
                 .transpose()
         }
 
-        /// Occurrences left in planning by a crash.
+        /// Occurrences the scheduler loop still has to run: queued, interrupted by a stop, or
+        /// failed with a retry to come.
         pub fn pending_occurrences(&self) -> Result<Vec<(u64, i64)>, StoreError> {
             let t = self.txn.open_table(OCCURRENCES_PENDING)?;
             let mut out = Vec::new();
@@ -698,7 +699,7 @@ impl WriteTx {
             .open_table(OCCURRENCES)?
             .insert(key, encode(o).as_slice())?;
         let mut pending = self.txn.open_table(OCCURRENCES_PENDING)?;
-        if o.status == crate::schedule::OccurrenceStatus::Planning {
+        if o.is_pending() {
             pending.insert(key, ())?;
         } else {
             pending.remove(key)?;
