@@ -1,6 +1,7 @@
 //! `linlid`: arguments, logging set-up, and hand-off to the library. Exit codes:
 //! 0 success; 1 runtime failure; 2 bad arguments or config; 3 database refused (not a linli
-//! database, damaged, from a newer version, or in use); 4 import refused (invalid rows).
+//! database, damaged, from a newer version, or in use — by another `linlid serve` for serve and
+//! demo); 4 import refused (invalid rows).
 
 use std::io::IsTerminal;
 
@@ -273,6 +274,8 @@ impl Place {
 enum Failure {
     Usage(String),
     Database(OpenError),
+    /// The data folder is held by another daemon.
+    Locked(String),
     Rejected(String),
     Runtime(anyhow::Error),
 }
@@ -293,6 +296,10 @@ fn main() -> ExitCode {
         }
         Err(Failure::Database(e)) => {
             eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Locked(m)) => {
+            eprintln!("error: {m}");
             ExitCode::from(3)
         }
         Err(Failure::Rejected(m)) => {
@@ -321,6 +328,11 @@ fn init_logging_at(format: LogFormat, default: &str) {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Takes the data folder's daemon lock (`store::DataLock`).
+fn lock_data(database: &Path) -> Result<linli::store::DataLock, Failure> {
+    linli::store::DataLock::acquire(database).map_err(|e| Failure::Locked(e.to_string()))
 }
 
 fn open_store(path: &Path, check_integrity: bool) -> Result<Store, Failure> {
@@ -358,6 +370,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { config } => {
             let cfg = Config::load(&config).map_err(|e| Failure::Usage(e.to_string()))?;
             init_logging(cfg.log_format);
+            // One daemon per data folder: held until the process ends.
+            let _lock = lock_data(&cfg.database_path())?;
             let store = open_store(&cfg.database_path(), true)?;
             let state = AppState::with_plugin_host(
                 store,
@@ -607,6 +621,7 @@ fn demo(
 ) -> Result<(), Failure> {
     // The demo narrates on stderr itself; logs stay quiet unless RUST_LOG asks.
     init_logging_at(LogFormat::Pretty, "warn");
+    let _lock = lock_data(&data.join("linli.redb"))?;
     let store = open_store(&data.join("linli.redb"), true)?;
     let clock = clock::system();
     let now = clock.now();

@@ -260,3 +260,44 @@ pub async fn world(d: &Daemon) -> World {
     }
     World { stations, persons }
 }
+
+/// A real `linlid serve`, killed and reaped if the test fails before it exits.
+pub struct Serving(pub std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `linlid serve --config FILE` (which should listen on port 0 and log JSON) and waits
+/// for the address it bound, which it logs: no port is picked in advance, so none can be taken
+/// by someone else meanwhile.
+pub fn serve_process(config: &Path) -> (Serving, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_linlid"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let serving = Serving(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("linlid ended before logging its address")
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "linlid serving" {
+            break v["fields"]["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (serving, address)
+}

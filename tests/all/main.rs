@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod duties;
 mod import;
+mod ownership;
 mod persistence;
 mod plugins;
 mod sandbox;

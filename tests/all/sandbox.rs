@@ -629,20 +629,9 @@ fn a_deploy_refused_for_its_shape_names_the_limit() {
     }
 }
 
-/// A real `linlid serve`, killed and reaped if the test fails before it exits.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_ends_the_daemon_within_its_grace_with_a_plugin_mid_call() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -662,36 +651,8 @@ async fn sigterm_ends_the_daemon_within_its_grace_with_a_plugin_mid_call() {
         "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nplugin_dir = \"plugins\"\nlog_format = \"json\"\nshutdown_grace_secs = 3\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linlid"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let pid = child.id();
-    let mut daemon = Serving(child);
-    // The daemon logs the address it bound (port 0: the system's choice): no port race.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let address = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("linlid logged no address");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "linlid serving" {
-            break v["fields"]["address"].as_str().unwrap().to_owned();
-        }
-    };
+    let (mut daemon, address) = serve_process(&config);
+    let pid = daemon.0.id();
     let url = format!("http://{address}");
     let client = reqwest::Client::new();
     let r = client
@@ -765,5 +726,4 @@ async fn sigterm_ends_the_daemon_within_its_grace_with_a_plugin_mid_call() {
         Ok(r) => assert_eq!(r.status(), 503),
         Err(e) => assert!(!e.is_timeout(), "{e}"),
     }
-    let _ = reader.join();
 }

@@ -5,6 +5,7 @@
 //!
 //! Never: HTTP, scopes or validation rules here — callers hand in records already checked.
 
+mod lock;
 mod tables;
 mod tx;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use redb::ReadableDatabase;
 
+pub use lock::{DataLock, LockError};
 pub use tables::SCHEMA_VERSION;
 pub use tx::{Page, ReadTx, TaskWriter, WriteTx};
 
