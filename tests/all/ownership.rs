@@ -260,3 +260,45 @@ fn a_second_daemon_on_one_data_folder_refuses_to_start_and_cli_tools_still_work(
     let (again, _) = serve_process(&config);
     drop(again);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sleeping_plugin_delays_only_its_own_duty() {
+    let d = Daemon::start().await;
+    world(&d).await;
+    deploy(&d, "steady").await;
+    deploy(&d, "misbehave").await;
+    mode(&d, "sleep").await;
+    let slow = duty(&d, "misbehave").await;
+    let quick = duty(&d, "steady").await;
+    // The daemon's own loop (the harness drives ticks by hand elsewhere).
+    let looping = tokio::spawn(d.scheduler.clone().run());
+    let sleeping = d
+        .post(&format!("/v1/duties/{slow}/trigger"), &d.admin, json!({}))
+        .await;
+    loop {
+        let p = d.get("/v1/plugins/misbehave", &d.admin).await;
+        if p.body["stats"]["in_flight"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // With the sleeper mid-call, the other duty's occurrence runs to the end.
+    let queued = d
+        .post(&format!("/v1/duties/{quick}/trigger"), &d.admin, json!({}))
+        .await;
+    let fire = at(queued.body["scheduled_at"].as_str().unwrap());
+    let done = loop {
+        let o = occurrence(&d, quick, fire).await;
+        if o["status"] == "done" {
+            break o;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(done["tasks_created"], 2);
+    let slow_fire = at(sleeping.body["scheduled_at"].as_str().unwrap());
+    assert_eq!(occurrence(&d, slow, slow_fire).await["status"], "planning");
+    d.scheduler.shutdown();
+    let dir = d.stop().await;
+    looping.await.unwrap();
+    drop(dir);
+}

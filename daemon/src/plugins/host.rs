@@ -213,3 +213,26 @@ pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> WtR
     ActionPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugins_log_budget_is_shared_and_refills() {
+        let budgets = LogBudgets::new(3);
+        let taken = (0..5).filter(|_| budgets.take("noisy")).count();
+        assert_eq!(taken, 3);
+        assert!(budgets.take("quiet"), "each plugin has its own budget");
+        let later = budgets.clone();
+        assert!(!later.take("noisy"), "clones share the budget");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("a\nERROR forged\r\u{1b}[31m平安"),
+            "a\\nERROR forged\\r\\u{1b}[31m平安"
+        );
+    }
+}
