@@ -7,14 +7,20 @@
 //! - 6 or 7 fields (seconds first, optional year) follow the `cron` crate: Sunday is 1, and the
 //!   day fields are both required.
 //!
-//! Fire times are computed on local wall-clock time in an IANA zone. A local time that a DST
-//! change skips fires at the first instant after the gap; a local time that repeats fires once
-//! (at its first occurrence).
+//! Fire times are computed on local wall-clock time in an IANA zone, with cronie's DST rules:
+//! for a fixed-time job a local time that a DST change skips fires at the first instant after
+//! the gap, and one that repeats fires once (at its first occurrence); a job whose minute or hour
+//! field starts with `*` follows elapsed time — skipped local times do not fire, repeated ones
+//! fire at both instants.
 
 use std::str::FromStr;
 
 use ::cron::TimeUnitSpec;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use std::ops::ControlFlow;
+
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 /// Which grammar an expression used.
@@ -42,6 +48,9 @@ pub struct CronExpr {
     days_or: bool,
     /// Extended expressions may restrict years.
     years: Option<::cron::Schedule>,
+    /// A POSIX expression whose minute or hour field starts with `*`: as cronie, it follows
+    /// elapsed time across DST changes instead of the gap/once rule of fixed-time jobs.
+    wildcard: bool,
 }
 
 /// Why an expression was refused; names the field.
@@ -225,6 +234,7 @@ impl CronExpr {
             days_of_week: masks[4] as u8,
             days_or: !dom_star && !dow_star,
             years: None,
+            wildcard: f[0].starts_with('*') || f[1].starts_with('*'),
         };
         expr.check_can_fire()?;
         Ok(expr)
@@ -273,6 +283,7 @@ impl CronExpr {
             days_of_week: (dow_crate >> 1) as u8,
             days_or: false,
             years: Some(schedule),
+            wildcard: false,
         };
         expr.check_can_fire()?;
         Ok(expr)
@@ -295,11 +306,23 @@ impl CronExpr {
                     days && self.days_of_week != 0
                 }
             });
+        // With a year field, some listed year must hold such a day (29 February 2027 does not).
+        let possible = possible
+            && (self.years.is_none()
+                || (1970..=2099).any(|y| {
+                    self.year_ok(y)
+                        && NaiveDate::from_ymd_opt(y, 1, 1).is_some_and(|first| {
+                            first
+                                .iter_days()
+                                .take_while(|d| d.year() == y)
+                                .any(|d| self.date_matches(d))
+                        })
+                }));
         if possible {
             Ok(())
         } else {
             Err(whole(format!(
-                "{:?} never fires: no month has such a day",
+                "{:?} never fires: no month (of the years it names) has such a day",
                 self.source
             )))
         }
@@ -328,11 +351,14 @@ impl CronExpr {
         if self.days_or { dom || dow } else { dom && dow }
     }
 
-    /// The first fire time strictly after `after`, in zone `tz`; `None` if there is none
-    /// within a century.
-    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&tz).naive_local();
-        let mut date = local.date();
+    /// Visits the local times the expression names, from `from` on, in order, for at most a
+    /// century; stops when `visit` breaks.
+    fn walk(
+        &self,
+        from: NaiveDateTime,
+        mut visit: impl FnMut(NaiveDateTime) -> ControlFlow<()>,
+    ) -> Option<()> {
+        let mut date = from.date();
         let end = date.checked_add_signed(Duration::days(366 * 100))?;
         let mut first = true;
         while date <= end {
@@ -343,19 +369,19 @@ impl CronExpr {
             }
             if self.date_matches(date) {
                 for h in bits(self.hours as u64, 0..24) {
-                    if first && h < local.hour() {
+                    if first && h < from.hour() {
                         continue;
                     }
                     for m in bits(self.minutes, 0..60) {
-                        if first && (h, m) < (local.hour(), local.minute()) {
+                        if first && (h, m) < (from.hour(), from.minute()) {
                             continue;
                         }
                         for s in bits(self.seconds, 0..60) {
                             let Some(naive) = date.and_hms_opt(h, m, s) else {
                                 continue;
                             };
-                            if let Some(t) = resolve(naive, tz).filter(|t| *t > after) {
-                                return Some(t);
+                            if naive >= from && visit(naive).is_break() {
+                                return Some(());
                             }
                         }
                     }
@@ -365,6 +391,52 @@ impl CronExpr {
             first = false;
         }
         None
+    }
+
+    /// The first fire time strictly after `after`, in zone `tz`; `None` if there is none
+    /// within a century.
+    ///
+    /// Fixed-time expressions: a local time that a DST change skips fires at the first instant
+    /// after the gap; a repeated local time fires once. Wildcard expressions (minute or hour
+    /// field starting with `*`) follow elapsed time, as cronie does: a skipped local time does
+    /// not fire at all, and a repeated one fires at both of its instants.
+    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        let local = after.with_timezone(&tz).naive_local();
+        let mut found = None;
+        if self.wildcard {
+            // A repeated hour maps later local times to earlier instants: start a little
+            // before, and look a little past the best instant found.
+            let slack = Duration::hours(3);
+            self.walk(local - slack, |naive| {
+                let instants = match tz.from_local_datetime(&naive) {
+                    LocalResult::Single(t) => [Some(t), None],
+                    LocalResult::Ambiguous(a, b) => [Some(a), Some(b)],
+                    LocalResult::None => [None, None],
+                };
+                for t in instants.into_iter().flatten() {
+                    let t = t.with_timezone(&Utc);
+                    if t > after && found.is_none_or(|best| t < best) {
+                        found = Some(t);
+                    }
+                }
+                match found {
+                    Some(best) if naive > best.with_timezone(&tz).naive_local() + slack => {
+                        ControlFlow::Break(())
+                    }
+                    _ => ControlFlow::Continue(()),
+                }
+            });
+        } else {
+            let start = local.with_nanosecond(0).unwrap_or(local);
+            self.walk(start, |naive| match resolve(naive, tz).filter(|t| *t > after) {
+                Some(t) => {
+                    found = Some(t);
+                    ControlFlow::Break(())
+                }
+                None => ControlFlow::Continue(()),
+            });
+        }
+        found
     }
 
     /// Fire times in `(after, until]`, at most `limit` of them.
@@ -577,10 +649,10 @@ mod tests {
                 "2026-03-10T02:30:00-04:00"
             ]
         );
-        // Several skipped times collapse into one fire after the gap.
+        // Several skipped fixed times collapse into one fire after the gap.
         assert_eq!(
             next(
-                "*/20 2 * * *",
+                "0,20,40 2 * * *",
                 "America/New_York",
                 "2026-03-08T01:59:00-05:00",
                 2
@@ -596,21 +668,6 @@ mod tests {
                 2
             ),
             ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]
-        );
-        // Every 30 minutes through the repeated hour: the second 01:00 and 01:30 are skipped.
-        assert_eq!(
-            next(
-                "0,30 * * * *",
-                "America/New_York",
-                "2026-11-01T00:45:00-04:00",
-                4
-            ),
-            [
-                "2026-11-01T01:00:00-04:00",
-                "2026-11-01T01:30:00-04:00",
-                "2026-11-01T02:00:00-05:00",
-                "2026-11-01T02:30:00-05:00"
-            ]
         );
         // Berlin springs forward at 02:00 on 2026-03-29, falls back at 03:00 on 2026-10-25.
         assert_eq!(
@@ -630,6 +687,90 @@ mod tests {
                 2
             ),
             ["2026-10-25T02:15:00+02:00", "2026-10-26T02:15:00+01:00"]
+        );
+    }
+
+    #[test]
+    fn wildcard_jobs_follow_elapsed_time_across_dst_as_cronie() {
+        // Hourly at :30 across New York's spring forward: no 02:30 is invented at 03:00.
+        assert_eq!(
+            next(
+                "30 * * * *",
+                "America/New_York",
+                "2026-03-08T00:45:00-05:00",
+                3
+            ),
+            [
+                "2026-03-08T01:30:00-05:00",
+                "2026-03-08T03:30:00-04:00",
+                "2026-03-08T04:30:00-04:00"
+            ]
+        );
+        // Every 20 minutes in hour 2 on the day hour 2 does not exist: nothing that day.
+        assert_eq!(
+            next(
+                "*/20 2 * * *",
+                "America/New_York",
+                "2026-03-08T01:59:00-05:00",
+                1
+            ),
+            ["2026-03-09T02:00:00-04:00"]
+        );
+        // Every 30 minutes through the repeated hour: both 01:00s and both 01:30s run.
+        assert_eq!(
+            next(
+                "0,30 * * * *",
+                "America/New_York",
+                "2026-11-01T00:45:00-04:00",
+                6
+            ),
+            [
+                "2026-11-01T01:00:00-04:00",
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-01T01:00:00-05:00",
+                "2026-11-01T01:30:00-05:00",
+                "2026-11-01T02:00:00-05:00",
+                "2026-11-01T02:30:00-05:00"
+            ]
+        );
+        // London falls back at 02:00 BST on 2026-10-25: `15 1 * * *` is fixed (once), while
+        // `15 * * * *` runs in both 01:xx hours.
+        assert_eq!(
+            next("15 1 * * *", "Europe/London", "2026-10-25T00:00:00+01:00", 2),
+            ["2026-10-25T01:15:00+01:00", "2026-10-26T01:15:00+00:00"]
+        );
+        assert_eq!(
+            next("15 * * * *", "Europe/London", "2026-10-25T00:30:00+01:00", 3),
+            [
+                "2026-10-25T01:15:00+01:00",
+                "2026-10-25T01:15:00+00:00",
+                "2026-10-25T02:15:00+00:00"
+            ]
+        );
+        // Lord Howe moves by half an hour (02:00 → 02:30 on 2026-10-04): `*/15 * * * *` has no
+        // 02:00 or 02:15 that night, and `0 2 * * *` fires at 02:30, after the gap.
+        assert_eq!(
+            next(
+                "*/15 * * * *",
+                "Australia/Lord_Howe",
+                "2026-10-04T01:50:00+10:30",
+                2
+            ),
+            ["2026-10-04T02:30:00+11:00", "2026-10-04T02:45:00+11:00"]
+        );
+        assert_eq!(
+            next("0 2 * * *", "Australia/Lord_Howe", "2026-10-03T12:00:00+10:30", 1),
+            ["2026-10-04T02:30:00+11:00"]
+        );
+        // Each repeated instant fires once, whatever `after` falls in the fold.
+        assert_eq!(
+            next(
+                "*/30 * * * *",
+                "America/New_York",
+                "2026-11-01T01:45:00-05:00",
+                2
+            ),
+            ["2026-11-01T02:00:00-05:00", "2026-11-01T02:30:00-05:00"]
         );
     }
 
@@ -684,6 +825,8 @@ mod tests {
         );
         assert!(err("0 9 * *").starts_with("4 fields"));
         assert!(err("0 0 30 2 *").contains("never fires"));
+        assert!(err("0 0 0 29 2 * 2027").contains("never fires"));
+        assert!("0 0 0 29 2 * 2028".parse::<CronExpr>().is_ok());
         assert!(
             err("0 0 99 * * *").starts_with("field 3 (hour)"),
             "{}",
