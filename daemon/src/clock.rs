@@ -2,9 +2,33 @@
 //! asks a [`Clock`], so tests can run with a clock they own.
 
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+/// The zone "today" is judged in: the configured `time_zone`, set once at start-up.
+static LOCAL_ZONE: OnceLock<Tz> = OnceLock::new();
+
+/// Sets the zone in which dates are judged (ages, expiry dates, "today"); the first call wins.
+/// Without one, Asia/Shanghai.
+pub fn set_local_zone(zone: Tz) {
+    let _ = LOCAL_ZONE.set(zone);
+}
+
+/// The zone dates are judged in.
+pub fn local_zone() -> Tz {
+    LOCAL_ZONE
+        .get()
+        .copied()
+        .unwrap_or(chrono_tz::Asia::Shanghai)
+}
+
+/// The calendar date of `now` in the configured zone: at 01:00 in Beijing it is already
+/// tomorrow's date, though UTC still says yesterday.
+pub fn local_date(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&local_zone()).date_naive()
+}
 
 /// A source of the current instant.
 pub trait Clock: Send + Sync + 'static {
@@ -57,4 +81,18 @@ impl Clock for ManualClock {
 /// The system clock as a shared handle.
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_in_the_morning_in_beijing_is_already_tomorrow() {
+        let now = DateTime::parse_from_rfc3339("2026-11-30T17:00:00Z")
+            .map(|d| d.to_utc())
+            .unwrap_or_default();
+        assert_eq!(now.date_naive().to_string(), "2026-11-30");
+        assert_eq!(local_date(now).to_string(), "2026-12-01");
+    }
 }

@@ -428,12 +428,14 @@ impl CronExpr {
             });
         } else {
             let start = local.with_nanosecond(0).unwrap_or(local);
-            self.walk(start, |naive| match resolve(naive, tz).filter(|t| *t > after) {
-                Some(t) => {
-                    found = Some(t);
-                    ControlFlow::Break(())
+            self.walk(start, |naive| {
+                match resolve(naive, tz).filter(|t| *t > after) {
+                    Some(t) => {
+                        found = Some(t);
+                        ControlFlow::Break(())
+                    }
+                    None => ControlFlow::Continue(()),
                 }
-                None => ControlFlow::Continue(()),
             });
         }
         found
@@ -468,7 +470,7 @@ fn bits(mask: u64, range: std::ops::Range<u32>) -> impl Iterator<Item = u32> {
 
 /// The instant a local time means: the earlier of a repeated time; for a skipped time, the
 /// first instant after the gap.
-fn resolve(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+pub fn resolve(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
     if let Some(t) = tz.from_local_datetime(&naive).earliest() {
         return Some(t.with_timezone(&Utc));
     }
@@ -736,11 +738,21 @@ mod tests {
         // London falls back at 02:00 BST on 2026-10-25: `15 1 * * *` is fixed (once), while
         // `15 * * * *` runs in both 01:xx hours.
         assert_eq!(
-            next("15 1 * * *", "Europe/London", "2026-10-25T00:00:00+01:00", 2),
+            next(
+                "15 1 * * *",
+                "Europe/London",
+                "2026-10-25T00:00:00+01:00",
+                2
+            ),
             ["2026-10-25T01:15:00+01:00", "2026-10-26T01:15:00+00:00"]
         );
         assert_eq!(
-            next("15 * * * *", "Europe/London", "2026-10-25T00:30:00+01:00", 3),
+            next(
+                "15 * * * *",
+                "Europe/London",
+                "2026-10-25T00:30:00+01:00",
+                3
+            ),
             [
                 "2026-10-25T01:15:00+01:00",
                 "2026-10-25T01:15:00+00:00",
@@ -759,7 +771,12 @@ mod tests {
             ["2026-10-04T02:30:00+11:00", "2026-10-04T02:45:00+11:00"]
         );
         assert_eq!(
-            next("0 2 * * *", "Australia/Lord_Howe", "2026-10-03T12:00:00+10:30", 1),
+            next(
+                "0 2 * * *",
+                "Australia/Lord_Howe",
+                "2026-10-03T12:00:00+10:30",
+                1
+            ),
             ["2026-10-04T02:30:00+11:00"]
         );
         // Each repeated instant fires once, whatever `after` falls in the fold.

@@ -160,7 +160,7 @@ struct Community {
 pub fn seed(store: &Store, now: DateTime<Utc>, size: Size) -> Result<Seeded, DemoError> {
     let mut rng = StdRng::seed_from_u64(20221);
     let (regions, communities, stations) = seed_places(store, now, &mut rng)?;
-    let today = now.date_naive();
+    let today = crate::clock::local_date(now);
     let mut persons = Vec::new();
     persons_csv(
         &mut rng,
@@ -208,7 +208,7 @@ pub fn bench_fixture_with(
     persons_csv(
         &mut rng,
         &communities,
-        now.date_naive(),
+        crate::clock::local_date(now),
         rows,
         elders_only,
         &mut out,

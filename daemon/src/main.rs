@@ -260,6 +260,8 @@ impl Place {
     fn database(&self) -> Result<PathBuf, Failure> {
         if let Some(c) = &self.config {
             let cfg = Config::load(c).map_err(|e| Failure::Usage(e.to_string()))?;
+            // Dates (ages, expiry) are judged in the configured zone.
+            linli::clock::set_local_zone(cfg.tz());
             return Ok(cfg.database_path());
         }
         let dir = self

@@ -9,6 +9,7 @@ mod api_crud;
 mod bad_input;
 mod cli;
 mod crash;
+mod dates;
 mod duties;
 mod import;
 mod ownership;

@@ -91,6 +91,7 @@ impl AppState {
         host: &PluginHostConfig,
         compiler: Compiler,
     ) -> Result<Self, StartError> {
+        crate::clock::set_local_zone(zone);
         let runtime = Arc::new(Runtime::with_config(clock.clone(), host, compiler)?);
         let plugins = Catalog::open(runtime, store.clone(), clock.clone())?;
         let scheduler = Arc::new(crate::schedule::Scheduler::new(

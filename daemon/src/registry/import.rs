@@ -543,7 +543,7 @@ pub fn import<R: Read>(
     opts: &ImportOptions<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let today = opts.now.date_naive();
+    let today = crate::clock::local_date(opts.now);
     let mut report = ImportReport::default();
     let mut bad_rows: HashSet<u64> = HashSet::new();
     let mut seen: HashMap<[u8; 18], u64> = HashMap::new();

@@ -411,7 +411,7 @@ pub fn create_person(
     mut input: PersonInput,
     now: DateTime<Utc>,
 ) -> Result<Person, RegistryError> {
-    let rid = rules::person(&mut input, now.date_naive())?;
+    let rid = rules::person(&mut input, crate::clock::local_date(now))?;
     if !guard.community(&input.community) {
         return Err(outside("community"));
     }
@@ -439,7 +439,7 @@ pub fn update_person(
             .filter(|p| guard.community(&p.community))
             .ok_or_else(|| not_found("person", id))?;
         let mut input: PersonInput = patched(&old.to_input(), patch)?;
-        let rid = rules::person(&mut input, now.date_naive())?;
+        let rid = rules::person(&mut input, crate::clock::local_date(now))?;
         if !guard.community(&input.community) {
             return Err(outside("community"));
         }
@@ -530,7 +530,7 @@ pub fn create_volunteer(
     mut input: VolunteerInput,
     now: DateTime<Utc>,
 ) -> Result<Volunteer, RegistryError> {
-    let rid = rules::volunteer(&mut input, now.date_naive())?;
+    let rid = rules::volunteer(&mut input, crate::clock::local_date(now))?;
     store.write(|w| {
         let station = volunteer_station(w, &input)?;
         if !guard.station(&station) {
@@ -565,7 +565,7 @@ pub fn update_volunteer(
     store.write(|w| {
         let old = guarded_volunteer(w, guard, id)?;
         let mut input: VolunteerInput = patched(&old.to_input(), patch)?;
-        let rid = rules::volunteer(&mut input, now.date_naive())?;
+        let rid = rules::volunteer(&mut input, crate::clock::local_date(now))?;
         let station = volunteer_station(w, &input)?;
         if !guard.station(&station) {
             return Err(

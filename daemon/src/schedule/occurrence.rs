@@ -6,7 +6,7 @@
 //! Only the scheduler loop (or a process that holds the data folder before the loop starts)
 //! calls `run_occurrence`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 
 use super::cron::zone;
@@ -303,11 +303,18 @@ impl Scheduler {
         occ: &mut Occurrence,
     ) -> Result<(), RegistryError> {
         let ts = at.timestamp();
-        let due_override = duty
-            .due_window_days
-            .map(|d| chrono::Duration::days(i64::from(d)));
-        let epoch = at.fixed_offset();
-        let mut window = (String::new(), String::new(), epoch, epoch);
+        // The duty's own window counts calendar days in its zone: the same local time N days on
+        // (a DST change in between does not move it by an hour).
+        let due_override = duty.due_window_days.map(|days| {
+            let local = at.with_timezone(&tz).naive_local() + chrono::Days::new(u64::from(days));
+            crate::cron::resolve(local, tz)
+                .unwrap_or(at + chrono::Duration::days(i64::from(days)))
+                .with_timezone(&tz)
+                .fixed_offset()
+        });
+        // The last due window parsed (drafts of an occurrence mostly share one).
+        let mut window: Option<(String, String, DateTime<FixedOffset>, DateTime<FixedOffset>)> =
+            None;
         for chunk in drafts.chunks(chunk_size()) {
             self.store.write(|w| {
                 let mut fresh = Vec::new();
@@ -336,19 +343,24 @@ impl Scheduler {
                 let first = w.reserve_ids("task", fresh.len() as u64)?;
                 let mut tasks = w.task_writer()?;
                 for (i, (key, target, community, d)) in fresh.into_iter().enumerate() {
-                    // Most drafts share one due window: parse each distinct one once.
-                    if window.0 != d.due_start || window.1 != d.due_end {
-                        let parse = |s: &str| {
-                            DateTime::parse_from_rfc3339(s).unwrap_or_else(|_| at.fixed_offset())
-                        };
-                        let start = parse(&d.due_start);
-                        let end = match due_override {
-                            Some(w) => (at + w).with_timezone(&tz).fixed_offset().max(start),
-                            None => parse(&d.due_end),
-                        };
-                        window = (d.due_start.clone(), d.due_end.clone(), start, end);
-                    }
-                    let (due_start, due_end) = (window.2, window.3);
+                    // Most drafts share one due window: parse each distinct one once (the host
+                    // checked every one before this).
+                    let (due_start, due_end) = match &window {
+                        Some((s, e, start, end)) if *s == d.due_start && *e == d.due_end => {
+                            (*start, *end)
+                        }
+                        _ => {
+                            let parse = |s: &str| {
+                                DateTime::parse_from_rfc3339(s)
+                                    .unwrap_or_else(|_| at.fixed_offset())
+                            };
+                            let start = parse(&d.due_start);
+                            let end = due_override
+                                .map_or_else(|| parse(&d.due_end), |end| end.max(start));
+                            window = Some((d.due_start.clone(), d.due_end.clone(), start, end));
+                            (start, end)
+                        }
+                    };
                     tasks.create(&Task {
                         id: first + i as u64,
                         duty: duty.id,
