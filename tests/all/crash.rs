@@ -1,8 +1,8 @@
-//! Guards the exactly-once promise across a hard crash: `linlid serve` is killed with SIGKILL
-//! in the middle of a large occurrence, started again, and must end with exactly one task per
+//! Guards the exactly-once promise across a hard crash: `linlid serve` dies (an abort at a
+//! failpoint after its third committed chunk: a real process death, placed deterministically) in
+//! the middle of a large occurrence, is started again, and must end with exactly one task per
 //! target — nothing lost, nothing twice.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use linli::api::auth::{Scope, create_token};
@@ -11,47 +11,7 @@ use linli::registry::service::Everything;
 use linli::store::{OpenOptions, Store};
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `linlid serve`, killed (SIGKILL) and reaped when dropped, so a failing test
-/// leaves no daemon behind.
-struct Running(Child);
-
-impl Running {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn serve(config: &std::path::Path) -> Running {
-    Running(spawn(config))
-}
-
-fn spawn(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_linlid"))
-        .args(["serve", "--config"])
-        .arg(config)
-        // Small transactions, so the kill lands between two of them.
-        .env("LINLI_TASK_CHUNK", "250")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
+use crate::harness::{serve_process, serve_process_with};
 
 async fn wait_healthy(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -82,7 +42,7 @@ async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
+async fn a_death_mid_occurrence_loses_nothing_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = {
@@ -100,17 +60,24 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
         assert_eq!(report.imported, 24_000);
         create_token(&store, &Scope::Admin, None, now).unwrap()
     };
-    let port = free_port();
     let config = dir.path().join("linli.toml");
     std::fs::write(
         &config,
-        format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nplugin_dir = \"plugins\"\nlog_format = \"json\"\n"),
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nplugin_dir = \"plugins\"\nlog_format = \"json\"\n",
     )
     .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
 
-    let mut daemon = serve(&config);
+    // Small transactions, and an abort (a real process death) right after the third commits:
+    // the death lands mid-occurrence, on every machine.
+    let (mut daemon, address) = serve_process_with(
+        &config,
+        &[
+            ("LINLI_TASK_CHUNK", "250"),
+            ("LINLI_ABORT_AFTER_CHUNKS", "3"),
+        ],
+    );
+    let url = format!("http://{address}");
     wait_healthy(&client, &url).await;
     let r = client
         .post(format!("{url}/v1/plugins"))
@@ -133,46 +100,41 @@ async fn a_sigkill_mid_occurrence_loses_nothing_and_duplicates_nothing() {
         .await
         .unwrap();
     let id = duty["id"].as_u64().unwrap();
-
-    // Trigger a large occurrence and kill the daemon once some, not all, tasks are written.
-    let trigger = {
-        let (client, url, token) = (client.clone(), url.clone(), token.clone());
-        tokio::spawn(async move {
-            client
-                .post(format!("{url}/v1/duties/{id}/trigger"))
-                .bearer_auth(&token)
-                .send()
-                .await
-        })
-    };
-    let occurrences = format!("{url}/v1/duties/{id}/occurrences");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let written_at_kill = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the occurrence never started writing"
-        );
-        if let Ok(resp) = client.get(&occurrences).bearer_auth(&token).send().await
-            && let Ok(page) = resp.json::<Value>().await
-            && let Some(o) = page["items"].get(0)
-        {
-            assert_ne!(
-                o["status"], "done",
-                "the occurrence finished before the kill: make it bigger"
-            );
-            let written = o["tasks_created"].as_u64().unwrap_or(0);
-            if o["status"] == "planning" && written > 0 {
-                daemon.kill();
-                break written;
+    let trigger = client
+        .post(format!("{url}/v1/duties/{id}/trigger"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trigger.status(), 202);
+    let exited = tokio::task::spawn_blocking(move || {
+        for _ in 0..12_000 {
+            if let Some(status) = daemon.0.try_wait().unwrap() {
+                return Some(status);
             }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        None
+    })
+    .await
+    .unwrap()
+    .expect("the daemon did not die at its failpoint");
+    assert!(!exited.success(), "{exited}");
+    let written_at_kill = {
+        let store = Store::open(&data.join("linli.redb"), OpenOptions::default()).unwrap();
+        let occ = store.read(|r| r.occurrences_of(id, i64::MAX, 10)).unwrap();
+        assert_eq!(occ.items.len(), 1);
+        assert_eq!(
+            occ.items[0].status,
+            linli::schedule::OccurrenceStatus::Planning
+        );
+        occ.items[0].tasks_created
     };
-    let _ = trigger.await;
-
+    assert_eq!(written_at_kill, 750, "three chunks of 250 were committed");
     // Start again: the interrupted occurrence is finished.
-    drop(daemon);
-    let _daemon = serve(&config);
+    let (_daemon, address) = serve_process(&config);
+    let url = format!("http://{address}");
+    let occurrences = format!("{url}/v1/duties/{id}/occurrences");
     wait_healthy(&client, &url).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let occurrence = loop {

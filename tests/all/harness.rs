@@ -275,10 +275,16 @@ impl Drop for Serving {
 /// for the address it bound, which it logs: no port is picked in advance, so none can be taken
 /// by someone else meanwhile.
 pub fn serve_process(config: &Path) -> (Serving, String) {
+    serve_process_with(config, &[])
+}
+
+/// As `serve_process`, with extra environment variables.
+pub fn serve_process_with(config: &Path, env: &[(&str, &str)]) -> (Serving, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_linlid"))
         .args(["serve", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -27,6 +27,25 @@ fn chunk_size() -> usize {
         .filter(|n| *n > 0)
         .unwrap_or(5000)
 }
+/// For the crash test: with `LINLI_ABORT_AFTER_CHUNKS=N` the process aborts (a real death, as
+/// SIGKILL) right after its N-th task chunk is committed, so the kill lands mid-occurrence
+/// whatever the machine's speed.
+fn failpoint_after_chunk() {
+    static COMMITTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static LIMIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("LINLI_ABORT_AFTER_CHUNKS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(n) = limit {
+        let done = COMMITTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if done >= *n {
+            std::process::abort();
+        }
+    }
+}
+
 /// Targets per `plan` call; the interface lets the host split an occurrence's targets.
 pub const PLAN_BATCH: usize = 5000;
 
@@ -390,6 +409,7 @@ impl Scheduler {
                 w.put_occurrence(occ)?;
                 Ok(())
             })?;
+            failpoint_after_chunk();
         }
         Ok(())
     }
