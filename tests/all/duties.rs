@@ -123,6 +123,19 @@ async fn catch_up_policies_after_downtime() {
     }
     let duty_now = d.get(&format!("/v1/duties/{none}"), &d.admin).await;
     assert_eq!(duty_now.body["next_fire"], "2026-12-04T01:00:00Z");
+    // Duties are listed a page at a time.
+    let first = d.get("/v1/duties?limit=3", &d.admin).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 3);
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let rest = d
+        .get(&format!("/v1/duties?limit=3&cursor={cursor}"), &d.admin)
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+    assert!(rest.body.get("next_cursor").is_none());
+    assert_eq!(
+        d.get("/v1/duties?limit=0", &d.admin).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     d.stop().await;
 }
 

@@ -212,13 +212,22 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn scope_of(&self, store: &Store, token: &str) -> Result<Option<Scope>, StoreError> {
+    /// The scope of a token looked up within `CACHE_FOR`, without touching the store.
+    pub fn cached(&self, token: &str) -> Option<Scope> {
         let h = hash(token);
-        if let Some((s, at)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(&h)
-            && at.elapsed() < CACHE_FOR
-        {
-            return Ok(Some(s.clone()));
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&h)
+            .filter(|(_, at)| at.elapsed() < CACHE_FOR)
+            .map(|(s, _)| s.clone())
+    }
+
+    pub fn scope_of(&self, store: &Store, token: &str) -> Result<Option<Scope>, StoreError> {
+        if let Some(scope) = self.cached(token) {
+            return Ok(Some(scope));
         }
+        let h = hash(token);
         let record: Option<TokenRecord> = store.read(|r| r.token(&h))?;
         let Some(scope) = record
             .filter(|r| r.revoked_at.is_none())

@@ -29,15 +29,31 @@ fn manager(caller: &Caller) -> Result<Option<String>, ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/duties", tag = "duties", responses((status = 200, body = Vec<Duty>)))]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DutyQuery {
+    /// 1 to 1000 (default 50).
+    limit: Option<u32>,
+    /// Cursor from `next_cursor`.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/duties", tag = "duties", params(DutyQuery),
+    description = "The duties the token covers, by id, a page at a time.",
+    responses((status = 200, body = Page<Duty>), (status = 422, body = Problem)))]
 pub async fn list_duties(
     State(st): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<Duty>>, ApiError> {
+    Query(q): Query<DutyQuery>,
+) -> Result<Json<Page<Duty>>, ApiError> {
     if caller.is_volunteer() {
         return Err(ApiError::forbidden("a volunteer token cannot list duties"));
     }
-    Ok(Json(st.scheduler.list(&caller)?))
+    let limit = super::registry::limit(q.limit)?;
+    let after = id_cursor(q.cursor.as_deref())?;
+    let page =
+        st.read(|r| r.duties_page(after, limit, |d: &Duty| caller.region(&d.selector.region)))?;
+    Ok(Json(page.into()))
 }
 
 #[utoipa::path(post, path = "/v1/duties", tag = "duties", request_body = DutyInput,
@@ -135,8 +151,7 @@ pub async fn get_occurrence(
     Path((id, at)): Path<(u64, i64)>,
 ) -> Result<Json<Occurrence>, ApiError> {
     st.scheduler.get(id, &caller)?;
-    st.store
-        .read(|r| r.occurrence(id, at))?
+    st.read(|r| r.occurrence(id, at))?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("occurrence {id}@{at}")))
 }
@@ -188,7 +203,7 @@ pub async fn list_occurrences(
         Some(c) => c.parse().map_err(|_| bad_cursor())?,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
-    let page = st.store.read(|r| r.occurrences_of(id, before, limit))?;
+    let page = st.read(|r| r.occurrences_of(id, before, limit))?;
     Ok(Json(page.into()))
 }
 
@@ -277,14 +292,13 @@ pub async fn list_tasks(
     let page = match (q.duty, caller.person_prefixes()) {
         (Some(duty), _) => {
             let after = id_cursor(q.cursor.as_deref())?;
-            st.store
-                .read(|r| r.tasks_of_duty(duty, after, limit, keep))?
+            st.read(|r| r.tasks_of_duty(duty, after, limit, keep))?
         }
         (None, Some(prefixes)) => {
             let after = region_cursor(q.cursor.as_deref())?;
             let mut prefixes = prefixes;
             prefixes.sort();
-            st.store.read(|r| {
+            st.read(|r| {
                 r.tasks_in_regions(
                     &prefixes,
                     after.as_ref().map(|(c, i)| (c.as_str(), *i)),
@@ -295,7 +309,10 @@ pub async fn list_tasks(
         }
         (None, None) => {
             let after = id_cursor(q.cursor.as_deref())?;
-            st.store.read(|r| r.tasks(after, limit, keep))?
+            match q.status {
+                Some(status) => st.read(|r| r.tasks_in_status(status, after, limit, keep))?,
+                None => st.read(|r| r.tasks(after, limit, keep))?,
+            }
         }
     };
     Ok(Json(page.into()))
@@ -307,8 +324,7 @@ pub async fn get_task(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<Task>, ApiError> {
-    st.store
-        .read(|r| r.task(id))?
+    st.read(|r| r.task(id))?
         .filter(|t| caller.community(&t.community))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("task {id}")))
@@ -333,7 +349,7 @@ pub async fn list_events(
 ) -> Result<Json<Vec<Event>>, ApiError> {
     manager(&caller)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
-    let events = st.store.read(|r| r.events(q.after, limit))?;
+    let events = st.read(|r| r.events(q.after, limit))?;
     Ok(Json(
         events
             .into_iter()

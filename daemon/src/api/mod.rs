@@ -40,6 +40,16 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
+/// Runs short blocking work (a store read of a list, a token look-up) without stalling the
+/// executor: on the multi-threaded runtime the worker first hands its other tasks to another
+/// thread (`block_in_place`); elsewhere it simply runs.
+pub(crate) fn off_executor<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -63,6 +73,14 @@ pub enum StartError {
 }
 
 impl AppState {
+    /// A read transaction run off the executor (lists and scans; see `off_executor`).
+    pub fn read<R, E: From<crate::store::StoreError>>(
+        &self,
+        f: impl FnOnce(&crate::store::ReadTx) -> Result<R, E>,
+    ) -> Result<R, E> {
+        off_executor(|| self.store.read(f))
+    }
+
     /// Starts the plugin engine and loads the deployed plugins; duties default to Asia/Shanghai.
     pub fn new(store: Store, clock: SharedClock) -> Result<Self, StartError> {
         Self::with_time_zone(store, clock, chrono_tz::Asia::Shanghai)
@@ -126,14 +144,15 @@ impl FromRequestParts<AppState> for Caller {
             })
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        let scope = st
-            .tokens
-            .scope_of(&st.store, token)?
-            .ok_or_else(ApiError::unauthorized)?;
+        // A cached token costs no I/O; a look-up in the store runs off the executor.
+        let scope = match st.tokens.cached(token) {
+            Some(scope) => scope,
+            None => off_executor(|| st.tokens.scope_of(&st.store, token))?
+                .ok_or_else(ApiError::unauthorized)?,
+        };
         let station = match scope {
             Scope::Station(id) => Some(
-                st.store
-                    .read(|r| r.station(id))?
+                st.read(|r| r.station(id))?
                     .filter(|s| s.active)
                     .ok_or_else(|| ApiError::forbidden(format!("station {id} is deactivated")))?,
             ),

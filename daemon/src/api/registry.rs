@@ -36,7 +36,7 @@ impl<T: ToSchema> From<StorePage<T>> for Page<T> {
     }
 }
 
-fn limit(l: Option<u32>) -> Result<usize, ApiError> {
+pub(super) fn limit(l: Option<u32>) -> Result<usize, ApiError> {
     match l {
         None => Ok(50),
         Some(n @ 1..=1000) => Ok(n as usize),
@@ -107,7 +107,7 @@ pub async fn list_regions(
         Some(code) => subtree(code)?,
         None => String::new(),
     };
-    let page = st.store.read(|r| {
+    let page = st.read(|r| {
         r.regions(&prefix, q.cursor.as_deref(), limit, |reg| {
             caller.can_read_region(&reg.code)
                 && (q.include_inactive || reg.active)
@@ -150,8 +150,7 @@ pub async fn get_region(
     caller: Caller,
     Path(code): Path<String>,
 ) -> Result<Json<Region>, ApiError> {
-    st.store
-        .read(|r| r.region(&code))?
+    st.read(|r| r.region(&code))?
         .filter(|r| caller.can_read_region(&r.code))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("region {code}")))
@@ -216,7 +215,7 @@ pub async fn list_stations(
     let limit = limit(q.limit)?;
     let after = id_cursor(q.cursor.as_deref())?;
     let prefix = q.region.as_deref().map(subtree).transpose()?;
-    let page = st.store.read(|r| {
+    let page = st.read(|r| {
         r.stations(after, limit, |s| {
             caller.station(s)
                 && (q.include_inactive || s.active)
@@ -245,8 +244,7 @@ pub async fn get_station(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<Station>, ApiError> {
-    st.store
-        .read(|r| r.station(id))?
+    st.read(|r| r.station(id))?
         .filter(|s| caller.station(s))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("station {id}")))
@@ -352,7 +350,7 @@ pub async fn list_persons(
                 .is_none_or(|r| p.community.starts_with(r.split('-').next().unwrap_or(r)))
     };
     let prefixes = narrow(caller.person_prefixes(), community_prefix);
-    let page = st.store.read(|r| match (prefixes, q.category) {
+    let page = st.read(|r| match (prefixes, q.category) {
         (Some(mut prefixes), _) => {
             prefixes.sort();
             let after = region_cursor(q.cursor.as_deref())?;
@@ -390,8 +388,7 @@ pub async fn get_person(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<Person>, ApiError> {
-    st.store
-        .read(|r| r.person(id))?
+    st.read(|r| r.person(id))?
         .filter(|p| caller.community(&p.community))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("person {id}")))
@@ -473,7 +470,7 @@ pub async fn list_volunteers(
     no_lists_for_volunteers(&caller)?;
     let limit = limit(q.limit)?;
     let after = id_cursor(q.cursor.as_deref())?;
-    let page = st.store.read(|r| {
+    let page = st.read(|r| {
         let stations: std::collections::HashMap<u64, bool> = r
             .all_stations()?
             .into_iter()
@@ -518,7 +515,7 @@ pub async fn get_volunteer(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<Volunteer>, ApiError> {
-    let found = st.store.read(|r| {
+    let found = st.read(|r| {
         let Some(v) = r.volunteer(id)? else {
             return Ok::<_, ApiError>(None);
         };
@@ -624,7 +621,7 @@ pub async fn create_token(
             .store
             .read(|r| r.station(*id))?
             .is_some_and(|s| caller.station(&s)),
-        (Scope::Bureau(_), Scope::Volunteer(id)) => st.store.read(|r| {
+        (Scope::Bureau(_), Scope::Volunteer(id)) => st.read(|r| {
             Ok::<_, crate::store::StoreError>(match r.volunteer(*id)? {
                 Some(v) => r.station(v.station)?.is_some_and(|s| caller.station(&s)),
                 None => false,

@@ -285,7 +285,7 @@ impl Scheduler {
                             updated_at: now,
                             ..old.clone()
                         };
-                        tasks.put(&task, Some(old))?;
+                        tasks.put(&task)?;
                         events.push(Event {
                             seq: 0,
                             kind: "task.overdue".into(),

@@ -21,7 +21,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::plugins::model::{Names, Priority, Requirements};
+use crate::plugins::model as pm;
+use crate::registry::Gender;
 
 pub use duties::next_n;
 pub use engine::Scheduler;
@@ -226,6 +227,89 @@ pub enum TaskStatus {
 pub enum TaskTarget {
     Person { id: u64 },
     Community { code: String },
+}
+
+/// A text in Chinese (what users read) and English.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = TaskTitle)]
+pub struct Names {
+    pub zh: String,
+    pub en: String,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = TaskPriority)]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+/// What the people who take a task must bring: the daemon's own type, so a change of the plugin
+/// interface is a visible migration (`From<&pm::Requirements>`), never a silent change of what
+/// is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = TaskRequirements)]
+pub struct Requirements {
+    /// Skill tags the team must cover, e.g. `first_aid`.
+    pub skills: Vec<String>,
+    /// Clearances every visitor must hold unexpired, e.g. `safeguarding`.
+    pub clearances: Vec<String>,
+    /// People in the team (1 to 20).
+    pub team_size: u8,
+    /// Required gender of the visitors, if any.
+    pub gender: Option<Gender>,
+    /// Farthest a visitor may live from the target, in kilometres.
+    pub max_distance_km: Option<f32>,
+    /// Languages or dialects at least one visitor must speak.
+    pub languages: Vec<String>,
+    /// Community roles that must take part.
+    pub roles: Vec<String>,
+}
+
+// The one place the plugin interface's task data becomes the daemon's (the host has checked it:
+// gender is `female` or `male`, distance finite and positive).
+
+impl From<&pm::Names> for Names {
+    fn from(n: &pm::Names) -> Self {
+        Names {
+            zh: n.zh.clone(),
+            en: n.en.clone(),
+        }
+    }
+}
+
+impl From<pm::Priority> for Priority {
+    fn from(p: pm::Priority) -> Self {
+        match p {
+            pm::Priority::Low => Priority::Low,
+            pm::Priority::Normal => Priority::Normal,
+            pm::Priority::High => Priority::High,
+            pm::Priority::Urgent => Priority::Urgent,
+        }
+    }
+}
+
+impl From<&pm::Requirements> for Requirements {
+    fn from(r: &pm::Requirements) -> Self {
+        Requirements {
+            skills: r.skills.clone(),
+            clearances: r.clearances.clone(),
+            team_size: r.team_size,
+            gender: match r.gender.as_deref() {
+                Some("female") => Some(Gender::Female),
+                Some("male") => Some(Gender::Male),
+                _ => None,
+            },
+            max_distance_km: r.max_distance_km,
+            languages: r.languages.clone(),
+            roles: r.roles.clone(),
+        }
+    }
 }
 
 /// A task created by an occurrence.

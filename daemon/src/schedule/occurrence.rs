@@ -390,11 +390,11 @@ impl Scheduler {
                         plugin: duty.plugin.clone(),
                         action: duty.action.clone(),
                         kind: d.kind.clone(),
-                        title: d.title.clone(),
+                        title: (&d.title).into(),
                         due_start,
                         due_end,
-                        priority: d.priority,
-                        requirements: d.requirements.clone(),
+                        priority: d.priority.into(),
+                        requirements: (&d.requirements).into(),
                         checklist: checklist_ids
                             .get(d.checklist as usize)
                             .copied()

@@ -31,6 +31,8 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    #[error("a record for table {table} cannot be written ({detail}); nothing was stored")]
+    Encode { table: &'static str, detail: String },
 }
 
 macro_rules! from_redb {

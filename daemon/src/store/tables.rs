@@ -66,6 +66,9 @@ pub(super) const TASKS_BY_DUTY: TableDefinition<(u64, u64), ()> =
 /// (community code, task id)
 pub(super) const TASKS_BY_COMMUNITY: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("tasks_by_community");
+/// (task status, task id): lists by status scan only the tasks in it
+pub(super) const TASKS_BY_STATUS: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("tasks_by_status");
 /// Open tasks by due end: (Unix seconds, task id)
 pub(super) const TASKS_OPEN_BY_DUE: TableDefinition<(i64, u64), ()> =
     TableDefinition::new("tasks_open_by_due");

@@ -28,9 +28,12 @@ fn decode<T: DeserializeOwned>(
     })
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serialising plain data structs to JSON cannot fail (no maps with non-string keys).
-    serde_json::to_vec(value).unwrap_or_default()
+/// A record as stored; a value that cannot be serialised is an error, never empty bytes.
+fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Encode {
+        table,
+        detail: e.to_string(),
+    })
 }
 
 /// Loads the records named by `ids` (from an index scan), keeps those `keep` accepts, and stops
@@ -517,6 +520,35 @@ impl ReadTx {
         self.page_by_id(TASKS, "tasks", after, limit, keep)
     }
 
+    /// Tasks in one status, by id after `after`: only that status's tasks are read.
+    pub fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        let key = status_key(status);
+        let index = self.txn.open_table(TASKS_BY_STATUS)?;
+        let ids = index
+            .range((key, after.saturating_add(1))..=(key, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().1));
+        let tasks = self.txn.open_table(TASKS)?;
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
+            t.id.to_string()
+        })
+    }
+
+    /// Duties by id after `after`, those `keep` accepts, at most `limit`.
+    pub fn duties_page(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Duty) -> bool,
+    ) -> Result<Page<Duty>, StoreError> {
+        self.page_by_id(DUTIES, "duties", after, limit, keep)
+    }
+
     /// Events after sequence number `after`.
     pub fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let t = self.txn.open_table(EVENTS)?;
@@ -568,7 +600,7 @@ impl WriteTx {
 
     pub fn put_plugin<T: Serialize>(&mut self, id: &str, record: &T) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(PLUGINS)?;
-        t.insert(id, encode(record).as_slice())?;
+        t.insert(id, encode("plugins", record)?.as_slice())?;
         Ok(())
     }
 
@@ -642,10 +674,27 @@ impl WriteTx {
         self.txn.open_table(TASKS_BY_DUTY)?;
         self.txn.open_table(TASKS_BY_COMMUNITY)?;
         self.txn.open_table(TASKS_OPEN_BY_DUE)?;
+        self.index_task_statuses()?;
         self.txn.open_table(EVENTS)?;
         self.txn.open_table(CHECKLISTS)?;
         let mut meta = self.txn.open_table(META)?;
         meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+        Ok(())
+    }
+
+    /// Builds the status index of a file made before it existed (once: a no-op when the index
+    /// already holds entries or there are no tasks).
+    fn index_task_statuses(&mut self) -> Result<(), StoreError> {
+        let mut index = self.txn.open_table(TASKS_BY_STATUS)?;
+        if !index.is_empty()? {
+            return Ok(());
+        }
+        let tasks = self.txn.open_table(TASKS)?;
+        for row in tasks.iter()? {
+            let (k, v) = row?;
+            let task: Task = decode("tasks", k.value(), v.value())?;
+            index.insert((status_key(task.status), task.id), ())?;
+        }
         Ok(())
     }
 
@@ -660,19 +709,19 @@ impl WriteTx {
 
     pub fn put_region(&mut self, region: &Region) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(REGIONS)?;
-        t.insert(region.code.as_str(), encode(region).as_slice())?;
+        t.insert(region.code.as_str(), encode("regions", region)?.as_slice())?;
         Ok(())
     }
 
     pub fn put_station(&mut self, station: &Station) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(STATIONS)?;
-        t.insert(station.id, encode(station).as_slice())?;
+        t.insert(station.id, encode("stations", station)?.as_slice())?;
         Ok(())
     }
 
     pub fn put_token<T: Serialize>(&mut self, hash: &str, record: &T) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(TOKENS)?;
-        t.insert(hash, encode(record).as_slice())?;
+        t.insert(hash, encode("tokens", record)?.as_slice())?;
         Ok(())
     }
 
@@ -682,13 +731,13 @@ impl WriteTx {
         items: &[crate::plugins::model::ChecklistItem],
     ) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(CHECKLISTS)?;
-        t.insert(id, encode(&items).as_slice())?;
+        t.insert(id, encode("checklists", &items)?.as_slice())?;
         Ok(())
     }
 
     pub fn put_duty(&mut self, duty: &Duty) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(DUTIES)?;
-        t.insert(duty.id, encode(duty).as_slice())?;
+        t.insert(duty.id, encode("duties", duty)?.as_slice())?;
         Ok(())
     }
 
@@ -697,7 +746,7 @@ impl WriteTx {
         let key = (o.duty, o.scheduled_at.timestamp());
         self.txn
             .open_table(OCCURRENCES)?
-            .insert(key, encode(o).as_slice())?;
+            .insert(key, encode("occurrences", o)?.as_slice())?;
         let mut pending = self.txn.open_table(OCCURRENCES_PENDING)?;
         if o.is_pending() {
             pending.insert(key, ())?;
@@ -712,7 +761,7 @@ impl WriteTx {
         let mut t = self.txn.open_table(EVENTS)?;
         let seq = t.last()?.map_or(1, |(k, _)| k.value() + 1);
         event.seq = seq;
-        t.insert(seq, encode(&event).as_slice())?;
+        t.insert(seq, encode("events", &event)?.as_slice())?;
         Ok(seq)
     }
 
@@ -724,6 +773,7 @@ impl WriteTx {
             by_duty: self.txn.open_table(TASKS_BY_DUTY)?,
             by_community: self.txn.open_table(TASKS_BY_COMMUNITY)?,
             open_by_due: self.txn.open_table(TASKS_OPEN_BY_DUE)?,
+            by_status: self.txn.open_table(TASKS_BY_STATUS)?,
         })
     }
 
@@ -795,7 +845,8 @@ impl PersonWriter<'_> {
             }
             self.by_resident_id.remove(old.resident_id.as_str())?;
         }
-        self.persons.insert(person.id, encode(person).as_slice())?;
+        self.persons
+            .insert(person.id, encode("persons", person)?.as_slice())?;
         self.by_community
             .insert((person.community.as_str(), person.id), ())?;
         for c in &person.categories {
@@ -831,7 +882,8 @@ impl VolunteerWriter<'_> {
             self.by_station.remove((old.station, old.id))?;
             self.by_resident_id.remove(old.resident_id.as_str())?;
         }
-        self.volunteers.insert(v.id, encode(v).as_slice())?;
+        self.volunteers
+            .insert(v.id, encode("volunteers", v)?.as_slice())?;
         self.by_station.insert((v.station, v.id), ())?;
         self.by_resident_id.insert(v.resident_id.as_str(), v.id)?;
         Ok(Ok(()))
@@ -845,6 +897,15 @@ pub struct TaskWriter<'t> {
     by_duty: redb::Table<'t, (u64, u64), ()>,
     by_community: redb::Table<'t, (&'static str, u64), ()>,
     open_by_due: redb::Table<'t, (i64, u64), ()>,
+    by_status: redb::Table<'t, (&'static str, u64), ()>,
+}
+
+/// A task status as its index key.
+fn status_key(s: TaskStatus) -> &'static str {
+    match s {
+        TaskStatus::Open => "open",
+        TaskStatus::Overdue => "overdue",
+    }
 }
 
 impl TaskWriter<'_> {
@@ -861,19 +922,31 @@ impl TaskWriter<'_> {
         self.by_duty.insert((task.duty, task.id), ())?;
         self.by_community
             .insert((task.community.as_str(), task.id), ())?;
-        self.put(task, None)
+        self.put(task)
     }
 
-    /// Stores a task (new or changed), keeping the open-by-due index right.
-    pub fn put(&mut self, task: &Task, old: Option<&Task>) -> Result<(), StoreError> {
-        if let Some(o) = old.filter(|o| o.status == TaskStatus::Open) {
-            self.open_by_due.remove((o.due_end.timestamp(), o.id))?;
+    /// Stores a task (new or changed), keeping the status and open-by-due indexes right: the
+    /// old record is read here, so no caller can hand in a stale one.
+    pub fn put(&mut self, task: &Task) -> Result<(), StoreError> {
+        let old: Option<Task> = self
+            .tasks
+            .get(task.id)?
+            .map(|v| decode("tasks", task.id, v.value()))
+            .transpose()?;
+        if let Some(o) = &old {
+            self.by_status.remove((status_key(o.status), o.id))?;
+            if o.status == TaskStatus::Open {
+                self.open_by_due.remove((o.due_end.timestamp(), o.id))?;
+            }
         }
+        self.by_status
+            .insert((status_key(task.status), task.id), ())?;
         if task.status == TaskStatus::Open {
             self.open_by_due
                 .insert((task.due_end.timestamp(), task.id), ())?;
         }
-        self.tasks.insert(task.id, encode(task).as_slice())?;
+        self.tasks
+            .insert(task.id, encode("tasks", task)?.as_slice())?;
         Ok(())
     }
 }
