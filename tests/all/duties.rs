@@ -2,30 +2,12 @@
 //! trigger-now, backfill, overdue tasks, plugin failures recorded on the occurrence.
 //! The scheduler is driven by `tick` under the harness's clock.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::wasm::fixture;
-
-async fn deploy(d: &Daemon, name: &str) {
-    let resp = d
-        .client
-        .post(format!("{}/v1/plugins", d.url))
-        .bearer_auth(&d.admin)
-        .header("content-type", "application/wasm")
-        .body(fixture(name))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
 
 async fn duty(d: &Daemon, body: Value) -> u64 {
     let r = d.post("/v1/duties", &d.admin, body).await;
@@ -42,13 +24,6 @@ fn daily(policy: &str, window_days: u32) -> Value {
         "selector": {"region": "620802000000"},
         "catch_up": {"policy": policy, "window_days": window_days}
     })
-}
-
-async fn tick(d: &Daemon) {
-    let s = d.scheduler.clone();
-    tokio::task::spawn_blocking(move || s.tick().unwrap())
-        .await
-        .unwrap();
 }
 
 async fn occurrences(d: &Daemon, id: u64) -> Vec<Value> {

@@ -307,3 +307,30 @@ pub fn serve_process_with(config: &Path, env: &[(&str, &str)]) -> (Serving, Stri
     std::thread::spawn(move || lines.for_each(drop));
     (serving, address)
 }
+
+/// An instant from RFC 3339.
+pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// Deploys a test fixture plugin over HTTP as the administrator.
+pub async fn deploy(d: &Daemon, name: &str) {
+    let resp = d
+        .client
+        .post(format!("{}/v1/plugins", d.url))
+        .bearer_auth(&d.admin)
+        .header("content-type", "application/wasm")
+        .body(crate::wasm::fixture(name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+}
+
+/// One scheduler tick at the harness clock's time, off the async executor.
+pub async fn tick(d: &Daemon) {
+    let s = d.scheduler.clone();
+    tokio::task::spawn_blocking(move || s.tick().unwrap())
+        .await
+        .unwrap();
+}

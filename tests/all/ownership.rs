@@ -7,31 +7,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::wasm::fixture;
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
-
-async fn deploy(d: &Daemon, name: &str) {
-    let resp = d
-        .client
-        .post(format!("{}/v1/plugins", d.url))
-        .bearer_auth(&d.admin)
-        .header("content-type", "application/wasm")
-        .body(fixture(name))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-}
-
-async fn tick(d: &Daemon) {
-    let s = d.scheduler.clone();
-    tokio::task::spawn_blocking(move || s.tick().unwrap())
-        .await
-        .unwrap();
-}
 
 async fn duty(d: &Daemon, plugin: &str) -> u64 {
     let r = d

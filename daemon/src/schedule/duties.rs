@@ -316,22 +316,8 @@ impl Scheduler {
                     out.push(e.clone());
                     continue;
                 }
-                let o = Occurrence {
-                    duty: duty.id,
-                    scheduled_at: *at,
-                    trigger,
-                    status: OccurrenceStatus::Queued,
-                    targets: 0,
-                    planned: 0,
-                    tasks_created: 0,
-                    tasks_existing: 0,
-                    error: None,
-                    attempts: existing.map_or(0, |e| e.attempts),
-                    next_retry: None,
-                    owner: None,
-                    started_at: now,
-                    finished_at: None,
-                };
+                let attempts = existing.map_or(0, |e| e.attempts);
+                let o = Occurrence::queued(duty.id, *at, trigger, attempts, now);
                 w.put_occurrence(&o)?;
                 out.push(o);
             }

@@ -149,22 +149,7 @@ impl Scheduler {
             self.store.write(|w| {
                 for (duty, at, trigger) in &queue {
                     if w.occurrence(*duty, at.timestamp())?.is_none() {
-                        w.put_occurrence(&Occurrence {
-                            duty: *duty,
-                            scheduled_at: *at,
-                            trigger: *trigger,
-                            status: OccurrenceStatus::Queued,
-                            targets: 0,
-                            planned: 0,
-                            tasks_created: 0,
-                            tasks_existing: 0,
-                            error: None,
-                            attempts: 0,
-                            next_retry: None,
-                            owner: None,
-                            started_at: now,
-                            finished_at: None,
-                        })?;
+                        w.put_occurrence(&Occurrence::queued(*duty, *at, *trigger, 0, now))?;
                     }
                 }
                 for (id, cron, time_zone, last, next) in &updates {

@@ -203,6 +203,33 @@ pub struct Occurrence {
 }
 
 impl Occurrence {
+    /// An occurrence asked for (by the schedule, a trigger or a backfill) and waiting for the
+    /// loop; `attempts` carries over from a failed run it replaces.
+    pub fn queued(
+        duty: u64,
+        scheduled_at: DateTime<Utc>,
+        trigger: Trigger,
+        attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Occurrence {
+            duty,
+            scheduled_at,
+            trigger,
+            status: OccurrenceStatus::Queued,
+            targets: 0,
+            planned: 0,
+            tasks_created: 0,
+            tasks_existing: 0,
+            error: None,
+            attempts,
+            next_retry: None,
+            owner: None,
+            started_at: now,
+            finished_at: None,
+        }
+    }
+
     /// Whether the scheduler loop still has something to do with it: queued, being planned (or
     /// interrupted), or failed with a retry to come.
     pub fn is_pending(&self) -> bool {
