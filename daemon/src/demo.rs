@@ -14,8 +14,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::registry::import::{self, ImportOptions, ImportReport, Kind};
-use crate::registry::service::{self, Everything, RegistryError};
+use crate::registry::service;
 use crate::registry::{Contact, GeoPoint, RegionInput, Settlement, StationInput, resident_id};
+use crate::service::{Everything, ServiceError};
 use crate::store::Store;
 
 /// The demo county.
@@ -144,7 +145,7 @@ pub struct Seeded {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(#[from] ServiceError),
     #[error(transparent)]
     Import(#[from] import::ImportError),
     #[error("the generated {0} were refused: {1}")]
@@ -346,6 +347,7 @@ fn run_import(
         skip_invalid: false,
         guard: &Everything,
         now,
+        cancel: None,
     };
     let report = import::import(
         store,
@@ -653,7 +655,7 @@ fn volunteers_csv(
 pub fn seed_duties(
     scheduler: &crate::schedule::Scheduler,
     now: DateTime<Utc>,
-) -> Result<Vec<(String, crate::schedule::Occurrence)>, RegistryError> {
+) -> Result<Vec<(String, crate::schedule::Occurrence)>, ServiceError> {
     use crate::schedule::{DutyInput, Selector};
     if !scheduler.list(&Everything)?.is_empty() {
         return Ok(Vec::new());
@@ -706,7 +708,7 @@ pub fn seed_duties(
             duty.cron
                 .parse()
                 .map_err(|e: crate::schedule::cron::CronError| {
-                    RegistryError::Invalid(crate::registry::Invalid::one("cron", e.to_string()))
+                    ServiceError::Invalid(crate::registry::Invalid::one("cron", e.to_string()))
                 })?;
         let tz = crate::schedule::cron::zone(&duty.time_zone).unwrap_or(chrono_tz::Asia::Shanghai);
         if let Some(last) = expr
@@ -725,6 +727,92 @@ pub fn seed_duties(
             Ok((name, done.unwrap_or(o)))
         })
         .collect()
+}
+
+/// A demo county ready to serve, with the tokens to try it with.
+pub struct Prepared {
+    pub state: crate::api::AppState,
+    pub admin: String,
+    pub bureau: String,
+    pub station: String,
+}
+
+/// Everything `linlid demo` does before serving: seeds the county into an empty store (or
+/// keeps the one already there), deploys the shipped plugins, creates their duties and runs
+/// their first occurrences, and makes an admin, a bureau and a station token. `say` narrates
+/// each step for the person watching.
+pub fn prepare(
+    store: Store,
+    clock: crate::clock::SharedClock,
+    size: Size,
+    compiler: crate::plugins::runtime::Compiler,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Prepared> {
+    use anyhow::Context;
+
+    use crate::api::auth::{self, Scope};
+
+    let now = clock.now();
+    if store.read(|r| r.region(CITY))?.is_none() {
+        say("seeding the demo county (平凉市崆峒区) …".into());
+        let seeded = seed(&store, now, size).context("seeding the demo county")?;
+        say(format!(
+            "  {} regions, {} stations, {} people in care, {} volunteers",
+            seeded.regions,
+            seeded.stations.len(),
+            seeded.persons.imported,
+            seeded.volunteers.imported
+        ));
+    } else {
+        say("using the demo county already there".into());
+    }
+    let state = crate::api::AppState::with_plugin_host(
+        store.clone(),
+        clock,
+        chrono_tz::Asia::Shanghai,
+        &Default::default(),
+        compiler,
+    )
+    .context("starting")?;
+    let actor = crate::plugins::catalog::Actor {
+        label: "demo".into(),
+        bureau: None,
+    };
+    for (name, bytes) in crate::plugins::SHIPPED {
+        match state.plugins.deploy(bytes, &actor) {
+            Ok(d) if d.changed => say(format!(
+                "  plugin {} {} deployed",
+                d.status.id, d.status.active_version
+            )),
+            Ok(d) => say(format!(
+                "  plugin {} {} already deployed",
+                d.status.id, d.status.active_version
+            )),
+            Err(e) => say(format!("  plugin {name} refused: {e}")),
+        }
+    }
+    match seed_duties(&state.scheduler, now) {
+        Ok(ran) => {
+            for (name, o) in ran {
+                say(format!(
+                    "  duty {name}: occurrence {} → {} tasks",
+                    o.scheduled_at
+                        .with_timezone(&chrono_tz::Asia::Shanghai)
+                        .format("%Y-%m-%d %H:%M"),
+                    o.tasks_created
+                ));
+            }
+        }
+        Err(e) => say(format!("  duties not created: {e}")),
+    }
+    let mk =
+        |scope: Scope, label: &str| auth::create_token(&store, &scope, Some(label.to_owned()), now);
+    Ok(Prepared {
+        admin: mk(Scope::Admin, "demo admin")?,
+        bureau: mk(Scope::Bureau(COUNTY.into()), "demo 崆峒区民政局")?,
+        station: mk(Scope::Station(1), "demo 东关街道社会工作站")?,
+        state,
+    })
 }
 
 #[cfg(test)]

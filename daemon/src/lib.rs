@@ -7,12 +7,15 @@
 //! - `cron`     — cron expressions (POSIX and extended) and their next fire times; pure.
 //! - `store`    — redb tables; the only code that touches the database.
 //! - `registry` — regions, stations, people in care, volunteers: types, rules, import.
+//! - `service`  — what service operations share: the caller's guard, errors, merge patches.
 //! - `api`      — HTTP routes, authentication and scopes, OpenAPI, metrics.
 //! - `server`   — serve until shutdown, with a grace period.
+//! - `commands` — what each `linlid` subcommand does (`main.rs` only parses and exits).
 //! - `demo`     — the synthetic Pingliang county behind `linlid demo`.
 
 pub mod api;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod cron;
 pub mod demo;
@@ -20,4 +23,5 @@ pub mod plugins;
 pub mod registry;
 pub mod schedule;
 pub mod server;
+pub mod service;
 pub mod store;

@@ -46,7 +46,8 @@ pub async fn run(
     opts: ServeOptions,
 ) -> std::io::Result<()> {
     let grace = opts.grace;
-    let stop = CancellationToken::new();
+    // The state's own token, so requests that run long (imports) see the stop too.
+    let stop: CancellationToken = state.stopping.clone();
     let tracker = TaskTracker::new();
     if let Some(dir) = opts.plugin_dir {
         tracker.spawn(crate::plugins::folder::watch(

@@ -5,7 +5,8 @@ use std::process::{Command, Output};
 
 use crate::harness::rid;
 use linli::registry::RegionInput;
-use linli::registry::service::{self, Everything};
+use linli::registry::service;
+use linli::service::Everything;
 use linli::store::{OpenOptions, Store};
 
 fn linlid(args: &[&str]) -> Output {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use linli::api::auth::{Scope, create_token};
 use linli::registry::import::{self, ImportOptions, Kind};
-use linli::registry::service::Everything;
+use linli::service::Everything;
 use linli::store::{OpenOptions, Store};
 use serde_json::{Value, json};
 
@@ -55,6 +55,7 @@ async fn a_death_mid_occurrence_loses_nothing_and_duplicates_nothing() {
             skip_invalid: false,
             guard: &Everything,
             now,
+            cancel: None,
         };
         let report = import::import_file(&store, &csv, &opts, &mut |_| {}).unwrap();
         assert_eq!(report.imported, 24_000);

@@ -123,3 +123,77 @@ async fn volunteers_import_with_their_credentials() {
     assert!(r.body["detail"].as_str().unwrap().contains("shoe_size"));
     d.stop().await;
 }
+
+/// A stop (SIGTERM) during an import ends it at its next block of rows, in either pass, and
+/// writes nothing: the import is one transaction, dropped uncommitted.
+#[test]
+fn an_import_stopped_by_shutdown_writes_nothing() {
+    use linli::registry::import::{self, ImportError, ImportOptions, Kind};
+    use linli::service::Everything;
+    use linli::store::{OpenOptions, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("linli.redb"), OpenOptions::default()).unwrap();
+    let now = at("2026-12-01T02:00:00Z");
+    let csv = dir.path().join("persons.csv");
+    linli::demo::bench_fixture(&store, &csv, 10_000, now).unwrap();
+    let len = std::fs::metadata(&csv).unwrap().len();
+    let persons = |store: &Store| {
+        store
+            .read(|r| r.persons(0, 5, |_| true))
+            .unwrap()
+            .items
+            .len()
+    };
+
+    // Stopped while checking (first pass), and while writing (second pass).
+    for stop_after in [len / 3, len + len / 3] {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let opts = ImportOptions {
+            kind: Kind::Persons,
+            skip_invalid: false,
+            guard: &Everything,
+            now,
+            cancel: Some(&stop),
+        };
+        let r = import::import_file(&store, &csv, &opts, &mut |done| {
+            if done >= stop_after {
+                stop.cancel();
+            }
+        });
+        assert!(matches!(r, Err(ImportError::Cancelled)), "{r:?}");
+        assert_eq!(persons(&store), 0, "a stopped import wrote rows");
+    }
+
+    // Not stopped, the same file imports in full.
+    let opts = ImportOptions {
+        kind: Kind::Persons,
+        skip_invalid: false,
+        guard: &Everything,
+        now,
+        cancel: Some(&tokio_util::sync::CancellationToken::new()),
+    };
+    let r = import::import_file(&store, &csv, &opts, &mut |_| {}).unwrap();
+    assert_eq!(r.imported, 10_000);
+}
+
+/// The server's stop reaches requests through the state: an import in flight sees it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_stop_reaches_running_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        linli::store::Store::open(&dir.path().join("linli.redb"), Default::default()).unwrap();
+    let state = linli::api::AppState::new(store, clock()).unwrap();
+    let stopping = state.stopping.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    assert!(!stopping.is_cancelled());
+    linli::server::run(
+        listener,
+        state,
+        async {},
+        linli::server::ServeOptions::new(std::time::Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    assert!(stopping.is_cancelled());
+}

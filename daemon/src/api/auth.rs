@@ -10,8 +10,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::registry::service::Guard;
 use crate::registry::{RegionCode, RegionLevel, Station};
+use crate::service::Guard;
 use crate::store::{Store, StoreError};
 
 /// What a token may reach.

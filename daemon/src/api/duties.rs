@@ -16,8 +16,8 @@ use super::problem::{ApiError, Body, Problem};
 use super::registry::{Page, bad_cursor, id_cursor, region_cursor};
 use super::{AppState, blocking};
 use crate::registry::FieldError;
-use crate::registry::service::Guard;
 use crate::schedule::{Duty, DutyInput, Event, Occurrence, Task, TaskStatus};
+use crate::service::Guard;
 
 fn manager(caller: &Caller) -> Result<Option<String>, ApiError> {
     match &caller.scope {

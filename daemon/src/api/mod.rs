@@ -61,6 +61,8 @@ pub struct AppState {
     /// Files the plugin-folder watcher refused.
     pub rejected: Rejected,
     pub scheduler: Arc<crate::schedule::Scheduler>,
+    /// Cancelled when the daemon stops: long requests (imports) give up and write nothing.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Why the daemon's state could not be set up.
@@ -126,6 +128,7 @@ impl AppState {
             plugins,
             rejected: Rejected::default(),
             scheduler,
+            stopping: tokio_util::sync::CancellationToken::new(),
         })
     }
 }

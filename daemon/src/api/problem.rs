@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::registry::FieldError;
 use crate::registry::import::ImportError;
-use crate::registry::service::RegistryError;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 /// An RFC 9457 problem document.
@@ -135,18 +135,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<RegistryError> for ApiError {
-    fn from(e: RegistryError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            RegistryError::NotFound { kind, id } => ApiError::not_found(format!("{kind} {id}")),
-            RegistryError::Invalid(inv) => ApiError::invalid(inv.0),
-            RegistryError::Conflict { field, message } => ApiError {
+            ServiceError::NotFound { kind, id } => ApiError::not_found(format!("{kind} {id}")),
+            ServiceError::Invalid(inv) => ApiError::invalid(inv.0),
+            ServiceError::Conflict { field, message } => ApiError {
                 status: StatusCode::CONFLICT,
                 kind: "conflict",
                 detail: format!("{field}: {message}"),
                 errors: vec![FieldError { field, message }],
             },
-            RegistryError::Store(s) => ApiError::internal(s),
+            ServiceError::Store(s) => ApiError::internal(s),
         }
     }
 }
@@ -158,6 +158,9 @@ impl From<ImportError> for ApiError {
             ImportError::Io(io) => ApiError::bad_request(io.to_string()),
             ImportError::Store(s) => ApiError::internal(s),
             ImportError::Registry(r) => r.into(),
+            ImportError::Cancelled => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
+            }
         }
     }
 }
@@ -182,7 +185,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 }
                 other => ApiError::bad_request(other.body_text()),
             })?;
-        crate::registry::service::from_json(value)
+        crate::service::from_json(value)
             .map(Body)
             .map_err(|e| ApiError::invalid(e.0))
     }

@@ -14,8 +14,9 @@ use super::auth::{Caller, Scope};
 use super::problem::{ApiError, Body, Problem};
 use super::{AppState, blocking};
 use crate::registry::import::{self, ImportOptions, ImportReport};
-use crate::registry::service::{self, Guard};
+use crate::registry::service;
 use crate::registry::*;
+use crate::service::Guard;
 use crate::store::Page as StorePage;
 
 /// One page of a list.
@@ -720,6 +721,7 @@ pub async fn import_csv(
             skip_invalid: q.skip_invalid,
             guard: &caller,
             now,
+            cancel: Some(&st.stopping),
         };
         let report = import::import(
             &st.store,

@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::service::{self, Guard, RegistryError};
+use super::service;
 use super::*;
+use crate::service::{Guard, ServiceError};
 use crate::store::{ReadTx, Store, StoreError};
 
 /// What to import.
@@ -61,7 +62,9 @@ pub enum ImportError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(#[from] ServiceError),
+    #[error("the daemon is stopping; nothing was imported — send the file again once it is back")]
+    Cancelled,
 }
 
 /// Columns: (field, English header, Chinese headers).
@@ -306,7 +309,7 @@ fn person_row(cols: &Columns, row: &csv::ByteRecord) -> Result<PersonInput, Inva
         "needs",
         Value::Array(list(get("needs")?).map(|x| json!(x)).collect()),
     );
-    service::from_json(Value::Object(obj))
+    crate::service::from_json(Value::Object(obj))
 }
 
 fn weekday(s: &str) -> Option<Weekday> {
@@ -403,7 +406,7 @@ fn volunteer_row(cols: &Columns, row: &csv::ByteRecord) -> Result<VolunteerInput
         };
         obj["status"] = json!(s);
     }
-    service::from_json(obj)
+    crate::service::from_json(obj)
 }
 
 /// A row checked against the rules and the registry, ready to write.
@@ -533,6 +536,17 @@ pub struct ImportOptions<'a> {
     pub skip_invalid: bool,
     pub guard: &'a dyn Guard,
     pub now: DateTime<Utc>,
+    /// When cancelled, the import stops at its next block of rows and writes nothing.
+    pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
+}
+
+impl ImportOptions<'_> {
+    fn check_cancelled(&self) -> Result<(), ImportError> {
+        match self.cancel {
+            Some(c) if c.is_cancelled() => Err(ImportError::Cancelled),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Imports a CSV file. `open` is called twice (check, then write) and must give the same bytes.
@@ -590,6 +604,7 @@ pub fn import<R: Read>(
             }
             if report.rows % 4096 == 0 {
                 progress(row.position().map_or(0, |p| p.byte()));
+                opts.check_cancelled()?;
             }
         }
         first_pass_bytes = reader.position().byte();
@@ -601,6 +616,7 @@ pub fn import<R: Read>(
         return Ok(report);
     }
     report.skipped = bad_rows.len() as u64;
+    opts.check_cancelled()?;
     let to_write = report.rows - report.skipped;
 
     // Pass 2: write the valid rows in one transaction.
@@ -623,7 +639,7 @@ pub fn import<R: Read>(
             if bad_rows.contains(&line) {
                 continue;
             }
-            let conflict = |field: &str, message: String| RegistryError::Conflict {
+            let conflict = |field: &str, message: String| ServiceError::Conflict {
                 field: format!("line {line}: {field}"),
                 message: format!("{message}; the registry changed during the import, run it again"),
             };
@@ -659,8 +675,12 @@ pub fn import<R: Read>(
             written += 1;
             if written % 4096 == 0 {
                 progress(first_pass_bytes + row.position().map_or(0, |p| p.byte()));
+                // Dropping the transaction uncommitted writes nothing.
+                opts.check_cancelled()?;
             }
         }
+        // A stop that came during the last block still writes nothing.
+        opts.check_cancelled()?;
         Ok(written)
     })?;
     progress(first_pass_bytes * 2);

@@ -4,106 +4,15 @@
 //! changes.
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::*;
-use crate::store::{Store, StoreError, WriteTx};
-
-/// Why a registry operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("{kind} {id} not found")]
-    NotFound { kind: &'static str, id: String },
-    #[error("{0}")]
-    Invalid(Invalid),
-    #[error("{field}: {message}")]
-    Conflict { field: String, message: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<Invalid> for RegistryError {
-    fn from(e: Invalid) -> Self {
-        RegistryError::Invalid(e)
-    }
-}
-
-/// What the caller may touch. Checked on the record before and after a change, so nobody
-/// moves a record out of, or into, a place they do not cover.
-pub trait Guard: Sync {
-    /// May the caller read and write persons in this community?
-    fn community(&self, code: &str) -> bool;
-    /// May the caller read and write regions at or below this code?
-    fn region(&self, code: &str) -> bool;
-    /// May the caller read and write this station and its volunteers?
-    fn station(&self, station: &Station) -> bool;
-}
-
-/// The guard of an administrator.
-pub struct Everything;
-
-impl Guard for Everything {
-    fn community(&self, _: &str) -> bool {
-        true
-    }
-    fn region(&self, _: &str) -> bool {
-        true
-    }
-    fn station(&self, _: &Station) -> bool {
-        true
-    }
-}
-
-fn not_found(kind: &'static str, id: impl ToString) -> RegistryError {
-    RegistryError::NotFound {
-        kind,
-        id: id.to_string(),
-    }
-}
-
-/// Applies an RFC 7396 JSON merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(fields) => {
-            if !target.is_object() {
-                *target = Value::Object(serde_json::Map::new());
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in fields {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-/// Deserialises a JSON value, naming the field that did not fit.
-pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, Invalid> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { String::new() } else { path };
-        Invalid::one(field, e.into_inner().to_string())
-    })
-}
-
-fn patched<I: serde::Serialize + DeserializeOwned>(
-    current: &I,
-    patch: &Value,
-) -> Result<I, Invalid> {
-    let mut value = serde_json::to_value(current).unwrap_or(Value::Null);
-    merge_patch(&mut value, patch);
-    from_json(value)
-}
+use crate::service::{Guard, ServiceError, not_found, patched};
+use crate::store::{Store, WriteTx};
 
 // ----------------------------------------------------------------------------------- regions
 
-fn region_refs(w: &WriteTx, parent: Option<&str>) -> Result<(), RegistryError> {
+fn region_refs(w: &WriteTx, parent: Option<&str>) -> Result<(), ServiceError> {
     if let Some(p) = parent {
         match w.region(p)? {
             Some(r) if r.active => {}
@@ -129,14 +38,14 @@ pub fn create_region(
     guard: &dyn Guard,
     mut input: RegionInput,
     now: DateTime<Utc>,
-) -> Result<Region, RegistryError> {
+) -> Result<Region, ServiceError> {
     let (level, parent) = rules::region(&mut input)?;
     if !guard.region(&input.code) {
         return Err(Invalid::one("code", "is outside the regions your token covers").into());
     }
     store.write(|w| {
         if w.region(&input.code)?.is_some() {
-            return Err(RegistryError::Conflict {
+            return Err(ServiceError::Conflict {
                 field: "code".into(),
                 message: format!("region {} already exists", input.code),
             });
@@ -163,7 +72,7 @@ pub fn update_region(
     code: &str,
     patch: &Value,
     now: DateTime<Utc>,
-) -> Result<Region, RegistryError> {
+) -> Result<Region, ServiceError> {
     store.write(|w| {
         let old = w
             .region(code)?
@@ -194,7 +103,7 @@ pub fn set_region_active(
     code: &str,
     active: bool,
     now: DateTime<Utc>,
-) -> Result<Region, RegistryError> {
+) -> Result<Region, ServiceError> {
     store.write(|w| {
         let old = w
             .region(code)?
@@ -215,7 +124,7 @@ pub fn set_region_active(
 
 // ---------------------------------------------------------------------------------- stations
 
-fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), RegistryError> {
+fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), ServiceError> {
     let mut errs = Invalid::default();
     match w.region(&s.township)? {
         Some(r) if r.active => {}
@@ -244,7 +153,7 @@ fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), RegistryError> {
     Ok(errs.into_result()?)
 }
 
-fn guard_station(guard: &dyn Guard, s: &Station) -> Result<(), RegistryError> {
+fn guard_station(guard: &dyn Guard, s: &Station) -> Result<(), ServiceError> {
     if guard.station(s) && s.communities.iter().all(|c| guard.community(c)) {
         Ok(())
     } else {
@@ -261,7 +170,7 @@ pub fn create_station(
     guard: &dyn Guard,
     mut input: StationInput,
     now: DateTime<Utc>,
-) -> Result<Station, RegistryError> {
+) -> Result<Station, ServiceError> {
     rules::station(&mut input)?;
     store.write(|w| {
         station_refs(w, &input)?;
@@ -290,7 +199,7 @@ pub fn update_station(
     id: u64,
     patch: &Value,
     now: DateTime<Utc>,
-) -> Result<Station, RegistryError> {
+) -> Result<Station, ServiceError> {
     store.write(|w| {
         let old = w
             .station(id)?
@@ -321,7 +230,7 @@ pub fn set_station_active(
     id: u64,
     active: bool,
     now: DateTime<Utc>,
-) -> Result<Station, RegistryError> {
+) -> Result<Station, ServiceError> {
     store.write(|w| {
         let old = w
             .station(id)?
@@ -340,7 +249,7 @@ pub fn set_station_active(
 // ----------------------------------------------------------------------------------- persons
 
 /// Checks a person's references inside the transaction.
-pub fn person_refs(w: &WriteTx, p: &PersonInput) -> Result<(), RegistryError> {
+pub fn person_refs(w: &WriteTx, p: &PersonInput) -> Result<(), ServiceError> {
     let mut errs = Invalid::default();
     match w.region(&p.community)? {
         Some(r) if r.active && r.level == RegionLevel::Community => {}
@@ -394,14 +303,14 @@ pub fn person_record(
     }
 }
 
-fn duplicate(kind: &str, existing: u64) -> RegistryError {
-    RegistryError::Conflict {
+fn duplicate(kind: &str, existing: u64) -> ServiceError {
+    ServiceError::Conflict {
         field: "resident_id".into(),
         message: format!("this resident ID is already registered ({kind} {existing})"),
     }
 }
 
-fn outside(field: &str) -> RegistryError {
+fn outside(field: &str) -> ServiceError {
     Invalid::one(field, "is outside the communities your token covers").into()
 }
 
@@ -410,7 +319,7 @@ pub fn create_person(
     guard: &dyn Guard,
     mut input: PersonInput,
     now: DateTime<Utc>,
-) -> Result<Person, RegistryError> {
+) -> Result<Person, ServiceError> {
     let rid = rules::person(&mut input, crate::clock::local_date(now))?;
     if !guard.community(&input.community) {
         return Err(outside("community"));
@@ -432,7 +341,7 @@ pub fn update_person(
     id: u64,
     patch: &Value,
     now: DateTime<Utc>,
-) -> Result<Person, RegistryError> {
+) -> Result<Person, ServiceError> {
     store.write(|w| {
         let old = w
             .person(id)?
@@ -461,7 +370,7 @@ pub fn set_person_active(
     id: u64,
     active: bool,
     now: DateTime<Utc>,
-) -> Result<Person, RegistryError> {
+) -> Result<Person, ServiceError> {
     store.write(|w| {
         let old = w
             .person(id)?
@@ -482,7 +391,7 @@ pub fn set_person_active(
 // -------------------------------------------------------------------------------- volunteers
 
 /// Checks a volunteer's station inside the transaction and returns it.
-pub fn volunteer_station(w: &WriteTx, v: &VolunteerInput) -> Result<Station, RegistryError> {
+pub fn volunteer_station(w: &WriteTx, v: &VolunteerInput) -> Result<Station, ServiceError> {
     match w.station(v.station)? {
         Some(s) if s.active => Ok(s),
         Some(_) => {
@@ -529,7 +438,7 @@ pub fn create_volunteer(
     guard: &dyn Guard,
     mut input: VolunteerInput,
     now: DateTime<Utc>,
-) -> Result<Volunteer, RegistryError> {
+) -> Result<Volunteer, ServiceError> {
     let rid = rules::volunteer(&mut input, crate::clock::local_date(now))?;
     store.write(|w| {
         let station = volunteer_station(w, &input)?;
@@ -547,7 +456,7 @@ pub fn create_volunteer(
     })
 }
 
-fn guarded_volunteer(w: &WriteTx, guard: &dyn Guard, id: u64) -> Result<Volunteer, RegistryError> {
+fn guarded_volunteer(w: &WriteTx, guard: &dyn Guard, id: u64) -> Result<Volunteer, ServiceError> {
     let v = w.volunteer(id)?.ok_or_else(|| not_found("volunteer", id))?;
     match w.station(v.station)? {
         Some(s) if guard.station(&s) => Ok(v),
@@ -561,7 +470,7 @@ pub fn update_volunteer(
     id: u64,
     patch: &Value,
     now: DateTime<Utc>,
-) -> Result<Volunteer, RegistryError> {
+) -> Result<Volunteer, ServiceError> {
     store.write(|w| {
         let old = guarded_volunteer(w, guard, id)?;
         let mut input: VolunteerInput = patched(&old.to_input(), patch)?;
@@ -586,7 +495,7 @@ pub fn set_volunteer_status(
     id: u64,
     status: VolunteerStatus,
     now: DateTime<Utc>,
-) -> Result<Volunteer, RegistryError> {
+) -> Result<Volunteer, ServiceError> {
     store.write(|w| {
         let old = guarded_volunteer(w, guard, id)?;
         let v = Volunteer {
@@ -599,25 +508,4 @@ pub fn set_volunteer_status(
             .map_err(|d| duplicate("volunteer", d.existing_id))?;
         Ok(v)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
-        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
-        merge_patch(&mut doc, &json!({"c": [1]}));
-        assert_eq!(doc, json!({"a": "z", "c": [1]}));
-    }
-
-    #[test]
-    fn json_errors_name_the_field() {
-        let e = from_json::<GeoPoint>(json!({"lat": "north", "lon": 1.0})).err();
-        assert_eq!(e.map(|e| e.0[0].field.clone()).as_deref(), Some("lat"));
-    }
 }

@@ -10,16 +10,16 @@ use super::cron::{CronExpr, zone};
 use super::engine::Scheduler;
 use super::*;
 use crate::plugins::model::TargetKind;
-use crate::registry::service::{Guard, RegistryError, from_json, merge_patch};
 use crate::registry::{Invalid, RegionCode};
+use crate::service::{Guard, ServiceError, from_json, merge_patch};
 use crate::store::StoreError;
 
-pub(super) fn invalid(field: &str, message: impl Into<String>) -> RegistryError {
-    RegistryError::Invalid(Invalid::one(field, message))
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(Invalid::one(field, message))
 }
 
-pub(super) fn not_found(id: u64) -> RegistryError {
-    RegistryError::NotFound {
+pub(super) fn not_found(id: u64) -> ServiceError {
+    ServiceError::NotFound {
         kind: "duty",
         id: id.to_string(),
     }
@@ -33,7 +33,7 @@ impl Scheduler {
         input: &mut DutyInput,
         guard: &dyn Guard,
         now: DateTime<Utc>,
-    ) -> Result<(String, String, Option<DateTime<Utc>>), RegistryError> {
+    ) -> Result<(String, String, Option<DateTime<Utc>>), ServiceError> {
         let mut errs = Invalid::default();
         if input.name.trim().is_empty() || input.name.chars().count() > 100 {
             errs.push("name", "must be 1 to 100 characters");
@@ -136,7 +136,7 @@ impl Scheduler {
         mut input: DutyInput,
         guard: &dyn Guard,
         owner: Option<String>,
-    ) -> Result<Duty, RegistryError> {
+    ) -> Result<Duty, ServiceError> {
         let now = self.clock.now();
         let (cron, time_zone, next_fire) = self.check(&mut input, guard, now)?;
         let duty = self.store.write(|w| {
@@ -161,7 +161,7 @@ impl Scheduler {
                 updated_at: now,
             };
             w.put_duty(&duty)?;
-            Ok::<_, RegistryError>(duty)
+            Ok::<_, ServiceError>(duty)
         })?;
         tracing::info!(duty = duty.id, plugin = %duty.plugin, action = %duty.action, cron = %duty.cron, "duty created");
         self.poke();
@@ -169,14 +169,14 @@ impl Scheduler {
     }
 
     /// A duty the guard may see.
-    pub fn get(&self, id: u64, guard: &dyn Guard) -> Result<Duty, RegistryError> {
+    pub fn get(&self, id: u64, guard: &dyn Guard) -> Result<Duty, ServiceError> {
         self.store
             .read(|r| r.duty(id))?
             .filter(|d| guard.region(&d.selector.region) || guard.community(&d.selector.region))
             .ok_or_else(|| not_found(id))
     }
 
-    pub fn list(&self, guard: &dyn Guard) -> Result<Vec<Duty>, RegistryError> {
+    pub fn list(&self, guard: &dyn Guard) -> Result<Vec<Duty>, ServiceError> {
         Ok(self
             .store
             .read(|r| r.all_duties())?
@@ -187,14 +187,14 @@ impl Scheduler {
 
     /// Applies a JSON merge patch to a duty. Changing the schedule keeps the occurrences that
     /// already ran and continues from now.
-    pub fn update(&self, id: u64, patch: &Value, guard: &dyn Guard) -> Result<Duty, RegistryError> {
+    pub fn update(&self, id: u64, patch: &Value, guard: &dyn Guard) -> Result<Duty, ServiceError> {
         let old = self.get(id, guard)?;
         if !guard.region(&old.selector.region) {
             return Err(not_found(id));
         }
         let mut value = serde_json::to_value(old.to_input()).unwrap_or(Value::Null);
         merge_patch(&mut value, patch);
-        let mut input: DutyInput = from_json(value).map_err(RegistryError::Invalid)?;
+        let mut input: DutyInput = from_json(value).map_err(ServiceError::Invalid)?;
         let now = self.clock.now();
         let (cron, time_zone, next_fire) = self.check(&mut input, guard, now)?;
         let schedule_changed = cron != old.cron || time_zone != old.time_zone;
@@ -229,7 +229,7 @@ impl Scheduler {
         id: u64,
         paused: bool,
         guard: &dyn Guard,
-    ) -> Result<Duty, RegistryError> {
+    ) -> Result<Duty, ServiceError> {
         self.update(id, &serde_json::json!({ "paused": paused }), guard)
     }
 
@@ -240,7 +240,7 @@ impl Scheduler {
         after: Option<DateTime<Utc>>,
         count: usize,
         guard: &dyn Guard,
-    ) -> Result<Vec<DateTime<Utc>>, RegistryError> {
+    ) -> Result<Vec<DateTime<Utc>>, ServiceError> {
         let d = self.get(id, guard)?;
         let (expr, tz) = parse_schedule(&d)?;
         Ok(next_n(
@@ -253,7 +253,7 @@ impl Scheduler {
 
     /// Queues an occurrence for now, outside the schedule. The scheduler loop runs it (the only
     /// place occurrences run); watch it at `/v1/duties/{id}/occurrences`.
-    pub fn trigger(&self, id: u64, guard: &dyn Guard) -> Result<Occurrence, RegistryError> {
+    pub fn trigger(&self, id: u64, guard: &dyn Guard) -> Result<Occurrence, ServiceError> {
         let d = self.get(id, guard)?;
         let now = self.clock.now();
         let at = Utc
@@ -272,7 +272,7 @@ impl Scheduler {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         guard: &dyn Guard,
-    ) -> Result<Vec<Occurrence>, RegistryError> {
+    ) -> Result<Vec<Occurrence>, ServiceError> {
         let d = self.get(id, guard)?;
         if to < from {
             return Err(invalid("to", "must not be before from"));
@@ -293,7 +293,7 @@ impl Scheduler {
         &self,
         duty: u64,
         at: DateTime<Utc>,
-    ) -> Result<Option<Occurrence>, RegistryError> {
+    ) -> Result<Option<Occurrence>, ServiceError> {
         Ok(self.store.read(|r| r.occurrence(duty, at.timestamp()))?)
     }
 
@@ -304,7 +304,7 @@ impl Scheduler {
         duty: &Duty,
         times: &[DateTime<Utc>],
         trigger: Trigger,
-    ) -> Result<Vec<Occurrence>, RegistryError> {
+    ) -> Result<Vec<Occurrence>, ServiceError> {
         let now = self.clock.now();
         let out = self.store.write(|w| {
             let mut out = Vec::with_capacity(times.len());
@@ -329,7 +329,7 @@ impl Scheduler {
 
     /// A plugin was resumed (or redeployed): its duties' failed occurrences that are waiting for
     /// a retry run now.
-    pub fn plugin_available(&self, plugin: &str) -> Result<usize, RegistryError> {
+    pub fn plugin_available(&self, plugin: &str) -> Result<usize, ServiceError> {
         let now = self.clock.now();
         let n = self.store.write(|w| {
             let mut n = 0;
@@ -356,7 +356,7 @@ impl Scheduler {
     }
 }
 
-pub(super) fn parse_schedule(d: &Duty) -> Result<(CronExpr, Tz), RegistryError> {
+pub(super) fn parse_schedule(d: &Duty) -> Result<(CronExpr, Tz), ServiceError> {
     let expr = d
         .cron
         .parse::<CronExpr>()

@@ -19,7 +19,7 @@ use super::duties::parse_schedule;
 use super::*;
 use crate::clock::SharedClock;
 use crate::plugins::catalog::Catalog;
-use crate::registry::service::RegistryError;
+use crate::service::ServiceError;
 use crate::store::{Store, StoreError};
 
 pub struct Scheduler {
@@ -115,7 +115,7 @@ impl Scheduler {
     /// selected by its catch-up policy and queued (with the duty's new last and next fire, in
     /// one transaction), and tasks past due are marked overdue. Returns every duty's due work
     /// (duties with work running are left for their next turn) and when to look again.
-    fn due(&self) -> Result<(Vec<Job>, Option<DateTime<Utc>>), RegistryError> {
+    fn due(&self) -> Result<(Vec<Job>, Option<DateTime<Utc>>), ServiceError> {
         let now = self.clock.now();
         let mut next_wake: Option<DateTime<Utc>> = None;
         let duties = self.store.read(|r| r.all_duties())?;
@@ -241,7 +241,7 @@ impl Scheduler {
     /// Does everything that is due at the clock's current time and waits for it: every duty's
     /// work runs on a thread of its own. Returns when to look again. Blocking; for tests, the
     /// demo and benchmarks (the daemon's loop does the same without waiting).
-    pub fn tick(&self) -> Result<Option<DateTime<Utc>>, RegistryError> {
+    pub fn tick(&self) -> Result<Option<DateTime<Utc>>, ServiceError> {
         let (jobs, next) = self.due()?;
         std::thread::scope(|s| {
             for job in &jobs {
@@ -257,7 +257,7 @@ impl Scheduler {
     }
 
     /// Open tasks past their due end become overdue, each with a `task.overdue` event.
-    fn mark_overdue(&self, now: DateTime<Utc>) -> Result<(), RegistryError> {
+    fn mark_overdue(&self, now: DateTime<Utc>) -> Result<(), ServiceError> {
         loop {
             let n = self.store.write(|w| {
                 let due = w.open_tasks_due_before(now.timestamp(), 1000)?;

@@ -339,6 +339,69 @@ impl From<&pm::Requirements> for Requirements {
     }
 }
 
+/// How a checklist question is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ChecklistAnswerKind)]
+pub enum AnswerKind {
+    YesNo,
+    Text,
+    Number,
+    Choice,
+}
+
+/// One question of a task's checklist, as stored: the daemon's own type (converted from the
+/// plugin interface's in one place, like [`Requirements`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ChecklistQuestion)]
+pub struct ChecklistItem {
+    /// Stable id the visit report answers by.
+    pub id: String,
+    pub question: Names,
+    pub kind: AnswerKind,
+    /// The allowed answers of a `choice` question.
+    #[serde(default)]
+    pub choices: Vec<String>,
+    pub required: bool,
+}
+
+impl From<&pm::ChecklistItem> for ChecklistItem {
+    fn from(c: &pm::ChecklistItem) -> Self {
+        ChecklistItem {
+            id: c.id.clone(),
+            question: (&c.question).into(),
+            kind: match c.kind {
+                pm::AnswerKind::YesNo => AnswerKind::YesNo,
+                pm::AnswerKind::Text => AnswerKind::Text,
+                pm::AnswerKind::Number => AnswerKind::Number,
+                pm::AnswerKind::Choice => AnswerKind::Choice,
+            },
+            choices: c.choices.clone(),
+            required: c.required,
+        }
+    }
+}
+
+impl From<&ChecklistItem> for pm::ChecklistItem {
+    fn from(c: &ChecklistItem) -> Self {
+        pm::ChecklistItem {
+            id: c.id.clone(),
+            question: pm::Names {
+                zh: c.question.zh.clone(),
+                en: c.question.en.clone(),
+            },
+            kind: match c.kind {
+                AnswerKind::YesNo => pm::AnswerKind::YesNo,
+                AnswerKind::Text => pm::AnswerKind::Text,
+                AnswerKind::Number => pm::AnswerKind::Number,
+                AnswerKind::Choice => pm::AnswerKind::Choice,
+            },
+            choices: c.choices.clone(),
+            required: c.required,
+        }
+    }
+}
+
 /// A task created by an occurrence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Task {

@@ -15,7 +15,7 @@ use super::*;
 use crate::plugins::model::{self as pm, TargetKind};
 use crate::plugins::runtime::CallError;
 use crate::registry::RegionLevel;
-use crate::registry::service::RegistryError;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 /// Tasks written per transaction while an occurrence is persisted (`LINLI_TASK_CHUNK` overrides
@@ -61,7 +61,7 @@ impl Scheduler {
         duty: &Duty,
         at: DateTime<Utc>,
         trigger: Trigger,
-    ) -> Result<Occurrence, RegistryError> {
+    ) -> Result<Occurrence, ServiceError> {
         let now = self.clock.now();
         let ts = at.timestamp();
         let start = self.store.write(|w| {
@@ -124,7 +124,7 @@ impl Scheduler {
         let persist_started = std::time::Instant::now();
         let mut plan_time = std::time::Duration::ZERO;
         let mut stored: Vec<(Vec<pm::ChecklistItem>, u64)> = Vec::new();
-        let failure = std::thread::scope(|scope| -> Result<Option<CallError>, RegistryError> {
+        let failure = std::thread::scope(|scope| -> Result<Option<CallError>, ServiceError> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let (plugins, plan_occ, targets, plugin) =
                 (&self.plugins, &plan_occ, &targets, &duty.plugin);
@@ -217,7 +217,7 @@ impl Scheduler {
         duty: &Duty,
         mut occ: Occurrence,
         error: &str,
-    ) -> Result<Occurrence, RegistryError> {
+    ) -> Result<Occurrence, ServiceError> {
         let now = self.clock.now();
         let error = crate::plugins::checks::cap_text(error.to_owned(), 4096);
         occ.status = OccurrenceStatus::Failed;
@@ -283,7 +283,7 @@ impl Scheduler {
         &self,
         stored: &mut Vec<(Vec<pm::ChecklistItem>, u64)>,
         checklists: Vec<Vec<pm::ChecklistItem>>,
-    ) -> Result<Vec<u64>, RegistryError> {
+    ) -> Result<Vec<u64>, ServiceError> {
         let fresh: Vec<&Vec<pm::ChecklistItem>> = checklists
             .iter()
             .filter(|c| !stored.iter().any(|(s, _)| s == *c))
@@ -292,7 +292,8 @@ impl Scheduler {
             let first = self.store.write(|w| {
                 let first = w.reserve_ids("checklist", fresh.len() as u64)?;
                 for (i, c) in fresh.iter().enumerate() {
-                    w.put_checklist(first + i as u64, c)?;
+                    let items: Vec<super::ChecklistItem> = c.iter().map(Into::into).collect();
+                    w.put_checklist(first + i as u64, &items)?;
                 }
                 Ok::<_, StoreError>(first)
             })?;
@@ -320,7 +321,7 @@ impl Scheduler {
         drafts: &[pm::TaskDraft],
         checklist_ids: &[u64],
         occ: &mut Occurrence,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<(), ServiceError> {
         let ts = at.timestamp();
         // The duty's own window counts calendar days in its zone: the same local time N days on
         // (a DST change in between does not move it by an hour).
@@ -415,7 +416,7 @@ impl Scheduler {
     }
 
     /// The targets of a duty on `today`, with each target's key and community.
-    fn targets(&self, duty: &Duty, today: chrono::NaiveDate) -> Result<Targets, RegistryError> {
+    fn targets(&self, duty: &Duty, today: chrono::NaiveDate) -> Result<Targets, ServiceError> {
         let action = self
             .plugins
             .description(&duty.plugin)

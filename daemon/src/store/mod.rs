@@ -6,7 +6,12 @@
 //! Never: HTTP, scopes or validation rules here — callers hand in records already checked.
 
 mod lock;
+mod outbox;
+mod plugins;
+mod registry;
+mod schedule;
 mod tables;
+mod tokens;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +20,10 @@ use std::sync::Arc;
 use redb::ReadableDatabase;
 
 pub use lock::{DataLock, LockError};
+pub use registry::{Duplicate, PersonWriter, VolunteerWriter};
+pub use schedule::TaskWriter;
 pub use tables::SCHEMA_VERSION;
-pub use tx::{Page, ReadTx, TaskWriter, WriteTx};
+pub use tx::{Page, ReadTx, WriteTx};
 
 /// Errors from reading or writing an open store.
 #[derive(Debug, thiserror::Error)]

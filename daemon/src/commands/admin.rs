@@ -1,0 +1,197 @@
+//! `linlid check-config`, `token …`, `import …` and `duty preview`: the administrator's tools
+//! beside a running daemon (they open the database briefly; `serve` need not stop).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::{Failure, open_store};
+use crate::api::auth::{self, Scope};
+use crate::clock::{self, Clock};
+use crate::config::Config;
+use crate::registry::import::{self, ImportOptions, Kind};
+use crate::service::Everything;
+
+/// `linlid check-config FILE`: loads a config and prints what it resolves to.
+pub fn check_config(file: &Path) -> Result<(), Failure> {
+    let cfg = Config::load(file).map_err(|e| Failure::Usage(e.to_string()))?;
+    println!("{}: ok", file.display());
+    println!("  listen              {}", cfg.listen);
+    println!("  data_dir            {}", cfg.data_dir.display());
+    println!("  time_zone           {}", cfg.time_zone);
+    println!("  plugin_dir          {}", cfg.plugin_dir.display());
+    println!("  log_format          {:?}", cfg.log_format);
+    println!("  shutdown_grace_secs {}", cfg.shutdown_grace_secs);
+    let p = &cfg.plugins;
+    println!(
+        "  plugins             components ≤ {} MiB, ≤ {} functions, ≤ {} MiB of code, \
+         functions ≤ {} KiB, ≤ {} modules; compile ≤ {} s and {} MiB; \
+         {} calls at once per plugin, {} instance slots; {} versions kept; \
+         {} log lines a minute",
+        p.max_component_mib,
+        p.max_functions,
+        p.max_code_mib,
+        p.max_function_kib,
+        p.max_modules,
+        p.compile_timeout_secs,
+        p.compile_memory_mib,
+        p.max_concurrent_calls,
+        p.instance_slots,
+        p.keep_versions,
+        p.log_lines_per_minute
+    );
+    Ok(())
+}
+
+/// `linlid token list`.
+pub fn token_list(database: &Path) -> Result<(), Failure> {
+    let store = open_store(database, false)?;
+    let tokens = auth::list_tokens(&store).map_err(|e| Failure::Runtime(e.into()))?;
+    println!(
+        "{:<14} {:<24} {:<22} {:<22} label",
+        "id", "scope", "created", "revoked"
+    );
+    for t in tokens {
+        println!(
+            "{:<14} {:<24} {:<22} {:<22} {}",
+            t.id,
+            t.scope,
+            t.created_at.format("%Y-%m-%d %H:%M:%S"),
+            t.revoked_at.map_or("-".to_owned(), |r| r
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()),
+            t.label.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `linlid token revoke ID`.
+pub fn token_revoke(database: &Path, id: &str) -> Result<(), Failure> {
+    let store = open_store(database, false)?;
+    let t = auth::revoke_token(&store, id, clock::SystemClock.now()).map_err(|e| match e {
+        auth::TokenError::Scope(m) => Failure::Usage(m),
+        other => Failure::Runtime(other.into()),
+    })?;
+    println!(
+        "revoked {} ({}); a running daemon stops accepting it within 30 seconds",
+        t.id, t.scope
+    );
+    Ok(())
+}
+
+/// `linlid token create --scope S`: prints the token (shown only this once).
+pub fn token_create(database: &Path, scope: &str, label: Option<String>) -> Result<(), Failure> {
+    let scope: Scope = scope.parse().map_err(Failure::Usage)?;
+    let store = open_store(database, false)?;
+    let token = auth::create_token(&store, &scope, label, clock::SystemClock.now()).map_err(
+        |e| match e {
+            auth::TokenError::Scope(m) => Failure::Usage(m),
+            other => Failure::Runtime(other.into()),
+        },
+    )?;
+    println!("{token}");
+    eprintln!("created a {scope} token; it is shown only this once");
+    Ok(())
+}
+
+/// `linlid import persons|volunteers FILE`: imports a CSV file (with a progress bar on a
+/// terminal), printing each refused row as `file:row: field: message`.
+pub fn import_file(
+    database: &Path,
+    kind: Kind,
+    file: &Path,
+    skip_invalid: bool,
+) -> Result<(), Failure> {
+    let store = open_store(database, false)?;
+    let store = &store;
+    let len = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(len * 2);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message("checking, then writing");
+        Some(bar)
+    } else {
+        None
+    };
+    let opts = ImportOptions {
+        kind,
+        skip_invalid,
+        guard: &Everything,
+        now: clock::SystemClock.now(),
+        cancel: None,
+    };
+    let report = import::import_file(store, file, &opts, &mut |done| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    })
+    .map_err(|e| match e {
+        import::ImportError::Header(m) => Failure::Usage(format!("{}: {m}", file.display())),
+        other => Failure::Runtime(anyhow::anyhow!("{}: {other}", file.display())),
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for e in &report.errors {
+        eprintln!("{}:{}: {}: {}", file.display(), e.row, e.field, e.message);
+    }
+    if report.error_count as usize > report.errors.len() {
+        eprintln!(
+            "… and {} more errors",
+            report.error_count as usize - report.errors.len()
+        );
+    }
+    if report.error_count > 0 && !skip_invalid {
+        return Err(Failure::Rejected(format!(
+            "{} invalid row(s) out of {}: nothing was imported. Fix them, or pass --skip-invalid to import the {} valid rows.",
+            report.error_count.min(report.rows),
+            report.rows,
+            report.rows.saturating_sub(bad_rows(&report))
+        )));
+    }
+    println!(
+        "imported {} of {} rows ({} skipped)",
+        report.imported, report.rows, report.skipped
+    );
+    Ok(())
+}
+
+fn bad_rows(report: &import::ImportReport) -> u64 {
+    let mut rows: Vec<u64> = report.errors.iter().map(|e| e.row).collect();
+    rows.dedup();
+    rows.len() as u64
+}
+
+/// `linlid duty preview`: the next fire times of a cron expression.
+pub fn duty_preview(
+    cron: &str,
+    tz: &str,
+    after: Option<&str>,
+    count: usize,
+) -> Result<(), Failure> {
+    let expr: crate::schedule::cron::CronExpr = cron
+        .parse()
+        .map_err(|e: crate::schedule::cron::CronError| Failure::Usage(format!("--cron: {e}")))?;
+    let zone = crate::schedule::cron::zone(tz).map_err(|m| Failure::Usage(format!("--tz: {m}")))?;
+    let after = match after {
+        Some(a) => chrono::DateTime::parse_from_rfc3339(a)
+            .map_err(|e| {
+                Failure::Usage(format!(
+                    "--after {a:?} is not RFC 3339 ({e}), e.g. 2026-12-01T00:00:00+08:00"
+                ))
+            })?
+            .to_utc(),
+        None => clock::SystemClock.now(),
+    };
+    for t in crate::schedule::next_n(&expr, zone, after, count) {
+        println!("{}", t.with_timezone(&zone).to_rfc3339());
+    }
+    Ok(())
+}

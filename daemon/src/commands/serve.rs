@@ -1,0 +1,114 @@
+//! `linlid serve` and `linlid demo`: hold the data folder, open the store, start the plugin host
+//! and the scheduler, and serve HTTP until a signal, within the shutdown grace.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{Failure, compiler, init_logging, init_logging_at, lock_data, open_store, runtime};
+use crate::api::AppState;
+use crate::clock;
+use crate::config::{Config, LogFormat};
+use crate::server::{self, ServeOptions};
+
+/// `linlid serve --config FILE`.
+pub fn serve(config: &Path) -> Result<(), Failure> {
+    let cfg = Config::load(config).map_err(|e| Failure::Usage(e.to_string()))?;
+    init_logging(cfg.log_format);
+    // One daemon per data folder: held until the process ends.
+    let _lock = lock_data(&cfg.database_path())?;
+    let store = open_store(&cfg.database_path(), true)?;
+    let state =
+        AppState::with_plugin_host(store, clock::system(), cfg.tz(), &cfg.plugins, compiler())
+            .context("starting")
+            .map_err(Failure::Runtime)?;
+    let mut opts = ServeOptions::new(cfg.shutdown_grace());
+    opts.plugin_dir = Some(cfg.plugin_dir.clone());
+    tracing::info!(data = %cfg.data_dir.display(), "opening");
+    serve_on(cfg.listen, state, opts, "")
+}
+
+/// Binds `listen` and serves `state` until SIGTERM or Ctrl-C. Whatever still runs on a blocking
+/// thread after that gets the grace period, no more.
+fn serve_on(
+    listen: SocketAddr,
+    state: AppState,
+    opts: ServeOptions,
+    hint: &str,
+) -> Result<(), Failure> {
+    let grace = opts.grace;
+    let rt = runtime()?;
+    let served = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}{hint}"))?;
+        // The bound address: with port 0 the system picks one, and this line says which.
+        let address = listener.local_addr().unwrap_or(listen);
+        tracing::info!(%address, "linlid serving");
+        server::run(listener, state, server::shutdown_signal(), opts)
+            .await
+            .context("server failed")?;
+        Ok::<_, Failure>(())
+    });
+    rt.shutdown_timeout(grace);
+    served
+}
+
+/// What `linlid demo` is asked for.
+pub struct DemoOptions {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub size: crate::demo::Size,
+    /// Seed and print, then exit instead of serving.
+    pub no_serve: bool,
+}
+
+/// `linlid demo`: the synthetic county (`crate::demo::prepare`), the tokens and commands to try,
+/// then serving.
+pub fn demo(o: DemoOptions) -> Result<(), Failure> {
+    // The demo narrates on stderr itself; logs stay quiet unless RUST_LOG asks.
+    init_logging_at(LogFormat::Pretty, "warn");
+    let database = o.data.join("linli.redb");
+    let _lock = lock_data(&database)?;
+    let store = open_store(&database, true)?;
+    eprintln!("data folder {}", o.data.display());
+    let p = crate::demo::prepare(store, clock::system(), o.size, compiler(), &mut |line| {
+        eprintln!("{line}")
+    })?;
+    let (admin, bureau, station) = (&p.admin, &p.bureau, &p.station);
+    let url = format!("http://{}", o.listen);
+    println!("linli demo — 平凉市崆峒区 (synthetic data)");
+    println!("  URL:            {url}");
+    println!("  admin token:    {admin}");
+    println!(
+        "  bureau token:   {bureau}   (bureau:{})",
+        crate::demo::COUNTY
+    );
+    println!("  station token:  {station}   (station:1, 东关街道社会工作站)");
+    println!();
+    println!("Try:");
+    println!("  curl -s {url}/healthz");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/persons?region=620802001000&category=special_difficulty_elder&limit=5'"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/volunteers?skill=first_aid&limit=5'"
+    );
+    println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/plugins'");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/duties'");
+    println!("  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/tasks?limit=3'");
+    println!("  curl -s {url}/v1/openapi.json | head -c 300");
+    println!("  curl -s {url}/metrics | grep linli_store_rows");
+    if o.no_serve {
+        return Ok(());
+    }
+    eprintln!("serving; Ctrl-C stops");
+    serve_on(
+        o.listen,
+        p.state,
+        ServeOptions::new(Duration::from_secs(10)),
+        " (pass --listen 127.0.0.1:PORT)",
+    )
+}

@@ -1,0 +1,32 @@
+//! The event outbox: an append-only log, in sequence order, that notifications deliver from.
+
+use redb::ReadableTable;
+
+use super::StoreError;
+use super::tables::*;
+use super::tx::{ReadTx, WriteTx, decode, encode};
+use crate::schedule::Event;
+
+impl ReadTx {
+    /// Events after sequence number `after`.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let t = self.txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for row in t.range(after.saturating_add(1)..)?.take(limit) {
+            let (k, v) = row?;
+            out.push(decode("events", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+}
+
+impl WriteTx {
+    /// Appends an event to the outbox and returns its sequence number.
+    pub fn push_event(&mut self, mut event: Event) -> Result<u64, StoreError> {
+        let mut t = self.txn.open_table(EVENTS)?;
+        let seq = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+        event.seq = seq;
+        t.insert(seq, encode("events", &event)?.as_slice())?;
+        Ok(seq)
+    }
+}

@@ -1,0 +1,304 @@
+//! Duties, their occurrences, the checklists and the tasks they plan.
+
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::StoreError;
+use super::tables::*;
+use super::tx::{Page, ReadTx, WriteTx, collect_page, decode, encode, reads};
+use crate::schedule::{ChecklistItem, Duty, Occurrence, Task, TaskStatus};
+
+reads! {
+    pub fn duty(&self, id: u64) -> Result<Option<Duty>, StoreError> {
+        let t = self.txn.open_table(DUTIES)?;
+        t.get(id)?
+            .map(|v| decode("duties", id, v.value()))
+            .transpose()
+    }
+
+    pub fn all_duties(&self) -> Result<Vec<Duty>, StoreError> {
+        let t = self.txn.open_table(DUTIES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push(decode("duties", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn occurrence(&self, duty: u64, at: i64) -> Result<Option<Occurrence>, StoreError> {
+        let t = self.txn.open_table(OCCURRENCES)?;
+        t.get((duty, at))?
+            .map(|v| decode("occurrences", format!("{duty}@{at}"), v.value()))
+            .transpose()
+    }
+
+    /// Occurrences the scheduler loop still has to run: queued, interrupted by a stop, or
+    /// failed with a retry to come.
+    pub fn pending_occurrences(&self) -> Result<Vec<(u64, i64)>, StoreError> {
+        let t = self.txn.open_table(OCCURRENCES_PENDING)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(row?.0.value());
+        }
+        Ok(out)
+    }
+
+    pub fn checklist(
+        &self,
+        id: u64,
+    ) -> Result<Option<Vec<ChecklistItem>>, StoreError> {
+        let t = self.txn.open_table(CHECKLISTS)?;
+        t.get(id)?
+            .map(|v| decode("checklists", id, v.value()))
+            .transpose()
+    }
+
+    pub fn task(&self, id: u64) -> Result<Option<Task>, StoreError> {
+        let t = self.txn.open_table(TASKS)?;
+        t.get(id)?
+            .map(|v| decode("tasks", id, v.value()))
+            .transpose()
+    }
+
+    /// The earliest due end among open tasks (Unix seconds).
+    pub fn first_open_due(&self) -> Result<Option<i64>, StoreError> {
+        let t = self.txn.open_table(TASKS_OPEN_BY_DUE)?;
+        Ok(t.first()?.map(|(k, _)| k.value().0))
+    }
+}
+
+impl ReadTx {
+    /// A duty's occurrences, newest first, before the instant `before` (Unix seconds).
+    pub fn occurrences_of(
+        &self,
+        duty: u64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Page<Occurrence>, StoreError> {
+        let t = self.txn.open_table(OCCURRENCES)?;
+        let mut items: Vec<Occurrence> = Vec::new();
+        for row in t.range((duty, i64::MIN)..(duty, before))?.rev() {
+            let (k, v) = row?;
+            if items.len() == limit {
+                let next = items.last().map(|o| o.scheduled_at.timestamp().to_string());
+                return Ok(Page { items, next });
+            }
+            let (d, at) = k.value();
+            items.push(decode("occurrences", format!("{d}@{at}"), v.value())?);
+        }
+        Ok(Page { items, next: None })
+    }
+
+    /// Tasks of one duty, in id order.
+    pub fn tasks_of_duty(
+        &self,
+        duty: u64,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        let index = self.txn.open_table(TASKS_BY_DUTY)?;
+        let ids = index
+            .range((duty, after.saturating_add(1))..=(duty, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().1));
+        let tasks = self.txn.open_table(TASKS)?;
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
+            t.id.to_string()
+        })
+    }
+
+    /// Tasks in communities starting with one of `prefixes`, in (community, id) order.
+    pub fn tasks_in_regions(
+        &self,
+        prefixes: &[String],
+        after: Option<(&str, u64)>,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        self.page_in_regions(
+            TASKS_BY_COMMUNITY,
+            TASKS,
+            "tasks",
+            prefixes,
+            after,
+            limit,
+            keep,
+            |t: &Task| format!("{}~{}", t.community, t.id),
+        )
+    }
+
+    /// Every task, in id order.
+    pub fn tasks(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        self.page_by_id(TASKS, "tasks", after, limit, keep)
+    }
+
+    /// Tasks in one status, by id after `after`: only that status's tasks are read.
+    pub fn tasks_in_status(
+        &self,
+        status: TaskStatus,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        let key = status_key(status);
+        let index = self.txn.open_table(TASKS_BY_STATUS)?;
+        let ids = index
+            .range((key, after.saturating_add(1))..=(key, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().1));
+        let tasks = self.txn.open_table(TASKS)?;
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
+            t.id.to_string()
+        })
+    }
+
+    /// Duties by id after `after`, those `keep` accepts, at most `limit`.
+    pub fn duties_page(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Duty) -> bool,
+    ) -> Result<Page<Duty>, StoreError> {
+        self.page_by_id(DUTIES, "duties", after, limit, keep)
+    }
+}
+
+impl WriteTx {
+    pub fn put_checklist(&mut self, id: u64, items: &[ChecklistItem]) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(CHECKLISTS)?;
+        t.insert(id, encode("checklists", &items)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_duty(&mut self, duty: &Duty) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(DUTIES)?;
+        t.insert(duty.id, encode("duties", duty)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Stores an occurrence; one still `planning` is also listed as pending.
+    pub fn put_occurrence(&mut self, o: &Occurrence) -> Result<(), StoreError> {
+        let key = (o.duty, o.scheduled_at.timestamp());
+        self.txn
+            .open_table(OCCURRENCES)?
+            .insert(key, encode("occurrences", o)?.as_slice())?;
+        let mut pending = self.txn.open_table(OCCURRENCES_PENDING)?;
+        if o.is_pending() {
+            pending.insert(key, ())?;
+        } else {
+            pending.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the task tables once, for writing many tasks in this transaction.
+    pub fn task_writer(&self) -> Result<TaskWriter<'_>, StoreError> {
+        Ok(TaskWriter {
+            tasks: self.txn.open_table(TASKS)?,
+            keys: self.txn.open_table(TASK_KEYS)?,
+            by_duty: self.txn.open_table(TASKS_BY_DUTY)?,
+            by_community: self.txn.open_table(TASKS_BY_COMMUNITY)?,
+            open_by_due: self.txn.open_table(TASKS_OPEN_BY_DUE)?,
+            by_status: self.txn.open_table(TASKS_BY_STATUS)?,
+        })
+    }
+
+    /// Open tasks whose due end is before `before` (Unix seconds), at most `limit`.
+    pub fn open_tasks_due_before(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let index = self.txn.open_table(TASKS_OPEN_BY_DUE)?;
+        let tasks = self.txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for row in index.range((i64::MIN, 0)..(before, 0))?.take(limit) {
+            let (_, id) = row?.0.value();
+            if let Some(v) = tasks.get(id)? {
+                out.push(decode("tasks", id, v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the status index of a file made before it existed (once: a no-op when the index
+    /// already holds entries or there are no tasks).
+    pub(super) fn index_task_statuses(&mut self) -> Result<(), StoreError> {
+        let mut index = self.txn.open_table(TASKS_BY_STATUS)?;
+        if !index.is_empty()? {
+            return Ok(());
+        }
+        let tasks = self.txn.open_table(TASKS)?;
+        for row in tasks.iter()? {
+            let (k, v) = row?;
+            let task: Task = decode("tasks", k.value(), v.value())?;
+            index.insert((status_key(task.status), task.id), ())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes tasks and keeps their index tables in step.
+pub struct TaskWriter<'t> {
+    tasks: redb::Table<'t, u64, &'static [u8]>,
+    keys: redb::Table<'t, (u64, i64, &'static str), u64>,
+    by_duty: redb::Table<'t, (u64, u64), ()>,
+    by_community: redb::Table<'t, (&'static str, u64), ()>,
+    open_by_due: redb::Table<'t, (i64, u64), ()>,
+    by_status: redb::Table<'t, (&'static str, u64), ()>,
+}
+
+/// A task status as its index key.
+fn status_key(s: TaskStatus) -> &'static str {
+    match s {
+        TaskStatus::Open => "open",
+        TaskStatus::Overdue => "overdue",
+    }
+}
+
+impl TaskWriter<'_> {
+    /// The task already created under this idempotency key, if any.
+    pub fn existing(&self, duty: u64, at: i64, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.keys.get((duty, at, key))?.map(|v| v.value()))
+    }
+
+    /// Creates a task under its idempotency key.
+    pub fn create(&mut self, task: &Task) -> Result<(), StoreError> {
+        let at = task.scheduled_at.timestamp();
+        self.keys
+            .insert((task.duty, at, task.key.as_str()), task.id)?;
+        self.by_duty.insert((task.duty, task.id), ())?;
+        self.by_community
+            .insert((task.community.as_str(), task.id), ())?;
+        self.put(task)
+    }
+
+    /// Stores a task (new or changed), keeping the status and open-by-due indexes right: the
+    /// old record is read here, so no caller can hand in a stale one.
+    pub fn put(&mut self, task: &Task) -> Result<(), StoreError> {
+        let old: Option<Task> = self
+            .tasks
+            .get(task.id)?
+            .map(|v| decode("tasks", task.id, v.value()))
+            .transpose()?;
+        if let Some(o) = &old {
+            self.by_status.remove((status_key(o.status), o.id))?;
+            if o.status == TaskStatus::Open {
+                self.open_by_due.remove((o.due_end.timestamp(), o.id))?;
+            }
+        }
+        self.by_status
+            .insert((status_key(task.status), task.id), ())?;
+        if task.status == TaskStatus::Open {
+            self.open_by_due
+                .insert((task.due_end.timestamp(), task.id), ())?;
+        }
+        self.tasks
+            .insert(task.id, encode("tasks", task)?.as_slice())?;
+        Ok(())
+    }
+}
