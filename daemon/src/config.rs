@@ -43,6 +43,32 @@ pub struct Config {
     /// What the plugin host admits and how it compiles (`[plugins]`).
     #[serde(default)]
     pub plugins: PluginHostConfig,
+    /// Request limits and what the HTTP API shows without a token (`[api]`).
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The HTTP API's limits (`[api]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Largest JSON request body, in KiB (a bigger one answers 413 before it is read).
+    pub max_json_kib: u64,
+    /// Largest CSV body `POST /v1/imports/{kind}` accepts, in MiB (larger files: `linlid import`).
+    pub max_import_mib: u64,
+    /// Serve `/metrics` without a token (for a Prometheus on a private network); otherwise
+    /// scraping needs an admin token.
+    pub public_metrics: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_json_kib: 1024,
+            max_import_mib: 64,
+            public_metrics: false,
+        }
+    }
 }
 
 /// The plugin host's limits (`[plugins]` in the config file). The defaults admit plugins built
@@ -122,6 +148,7 @@ impl Default for Config {
             log_format: LogFormat::default(),
             shutdown_grace_secs: default_grace(),
             plugins: PluginHostConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -223,6 +250,22 @@ impl Config {
                 key_offset(text, key),
                 format!("plugins.{key} {rule}"),
             ));
+        }
+        let a = &config.api;
+        let api_checks: [(&str, bool, &str); 2] = [
+            (
+                "max_json_kib",
+                (16..=65536).contains(&a.max_json_kib),
+                "must be 16 to 65536",
+            ),
+            (
+                "max_import_mib",
+                (1..=1024).contains(&a.max_import_mib),
+                "must be 1 to 1024",
+            ),
+        ];
+        if let Some((key, _, rule)) = api_checks.iter().find(|(_, ok, _)| !ok) {
+            return Err(invalid(key_offset(text, key), format!("api.{key} {rule}")));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {

@@ -52,6 +52,8 @@ enum Command {
     },
     /// Check a config file and print what it resolves to.
     CheckConfig { file: PathBuf },
+    /// Print the HTTP API's OpenAPI document (what `GET /v1/openapi.json` serves).
+    Openapi,
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -285,6 +287,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             linli::plugins::compile::child_main(memory_mib).map_err(Failure::Rejected)
         }
         Command::CheckConfig { file } => admin::check_config(&file),
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(linli::api::openapi::document())
+                    .map_err(|e| Failure::Runtime(e.into()))?
+            );
+            Ok(())
+        }
         Command::Token { action } => match action {
             TokenAction::List { place } => admin::token_list(&place.database()?),
             TokenAction::Revoke { id, place } => admin::token_revoke(&place.database()?, &id),

@@ -130,12 +130,15 @@ async fn operations_endpoints_answer() {
     world(&d).await;
     let r = reqwest::get(format!("{}/healthz", d.url)).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let metrics = reqwest::get(format!("{}/metrics", d.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Metrics need an admin token unless the config makes them public.
+    let anonymous = reqwest::get(format!("{}/metrics", d.url)).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let station = d.token("station:1").await;
+    assert_eq!(
+        d.get("/metrics", &station).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let metrics = d.metrics().await;
     assert!(
         metrics.contains("linli_store_rows{table=\"persons\"} 3"),
         "{metrics}"

@@ -1,6 +1,6 @@
 //! Bad requests: each answered with a 4xx problem+json naming the field, and nothing stored.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -120,7 +120,7 @@ async fn bad_person_requests_store_nothing() {
         .send()
         .await
         .unwrap();
-    let r = Daemon::reply(raw).await;
+    let r = Daemon::reply_to("POST", raw).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.content_type, "application/problem+json");
     let raw = d
@@ -155,22 +155,48 @@ async fn conflicts_and_bad_patches_keep_the_stored_record() {
     let r = d.patch(&path, &d.admin, json!({"id": 77})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(d.get(&path, &d.admin).await.body, before);
-    // Bad query parameters and unknown routes.
-    assert_eq!(
-        d.get("/v1/persons?limit=0", &d.admin).await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
+    // Bad query and path parameters: 400 problem+json naming the parameter, on every list.
+    for (path, field) in [
+        ("/v1/persons?limit=0", "limit"),
+        ("/v1/persons?limit=-1", "limit"),
+        ("/v1/persons?limit=many", "limit"),
+        ("/v1/persons?cursor=zzz", "cursor"),
+        ("/v1/persons?region=62", "region"),
+        ("/v1/persons?category=elderly", "category"),
+        ("/v1/persons?colour=red", ""),
+        ("/v1/persons?include_inactive=perhaps", "include_inactive"),
+        ("/v1/tasks?limit=5000", "limit"),
+        ("/v1/tasks?status=lost", "status"),
+        ("/v1/events?limit=0", "limit"),
+        ("/v1/duties?limit=1001", "limit"),
+        ("/v1/volunteers?limit=0", "limit"),
+        ("/v1/regions?limit=0", "limit"),
+        ("/v1/stations?limit=0", "limit"),
+        ("/v1/persons/abc", "id"),
+        ("/v1/persons/-3", "id"),
+        ("/v1/tasks/1.5", "id"),
+        ("/v1/duties/x/occurrences", "id"),
+    ] {
+        let r = d.get(path, &d.admin).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
+        assert_eq!(r.content_type, "application/problem+json", "{path}");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(field), "{path}: {detail}");
+        if !field.is_empty() {
+            assert_eq!(r.body["errors"][0]["field"], field, "{path}: {:?}", r.body);
+        }
+    }
+    let r = d.get("/v1/persons?colour=red", &d.admin).await;
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("colour"),
+        "{:?}",
+        r.body
     );
+    // A method a route does not take.
+    let r = d.call(Method::PUT, "/v1/persons", &d.admin, None).await;
     assert_eq!(
-        d.get("/v1/persons?cursor=zzz", &d.admin).await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        d.get("/v1/persons?region=62", &d.admin).await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        d.get("/v1/persons/abc", &d.admin).await.status,
-        StatusCode::BAD_REQUEST
+        (r.status, r.content_type.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "application/problem+json")
     );
     let r = d.get("/v1/nothing", &d.admin).await;
     assert_eq!(
@@ -213,4 +239,44 @@ async fn conflicts_and_bad_patches_keep_the_stored_record() {
     let r = d.post("/v1/volunteers", &d.admin, bad_window).await;
     assert_eq!(r.body["errors"][0]["field"], "availability[0].end");
     d.stop().await;
+}
+
+/// A body over the route's limit answers 413 problem+json before it is read, whatever its
+/// content type; JSON routes take 1 MiB by default.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_over_the_limit_answer_413() {
+    let d = Daemon::start().await;
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20));
+    for path in ["/v1/persons", "/v1/regions", "/v1/duties", "/v1/tokens"] {
+        let resp = d
+            .client
+            .post(format!("{}{path}", d.url))
+            .bearer_auth(&d.admin)
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        let r = Daemon::reply_to("POST", resp).await;
+        assert_eq!(
+            r.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{path}: {:?}",
+            r.body
+        );
+        assert_eq!(r.content_type, "application/problem+json");
+    }
+    // A merge patch may be sent as application/merge-patch+json.
+    world(&d).await;
+    let resp = d
+        .client
+        .patch(format!("{}/v1/persons/1", d.url))
+        .bearer_auth(&d.admin)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"phone": "13900002222"}"#)
+        .send()
+        .await
+        .unwrap();
+    let r = Daemon::reply_to("PATCH", resp).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }

@@ -109,7 +109,7 @@ async fn catch_up_policies_after_downtime() {
     assert!(rest.body.get("next_cursor").is_none());
     assert_eq!(
         d.get("/v1/duties?limit=0", &d.admin).await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
+        StatusCode::BAD_REQUEST
     );
     d.stop().await;
 }

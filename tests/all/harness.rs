@@ -106,6 +106,8 @@ impl Daemon {
         token: &str,
         body: Option<Value>,
     ) -> Reply {
+        let method_name = method.as_str().to_owned();
+        let method_name = method_name.as_str();
         let mut req = self
             .client
             .request(method, format!("{}{}", self.url, path))
@@ -114,10 +116,26 @@ impl Daemon {
             req = req.json(&b);
         }
         let resp = req.send().await.unwrap();
-        Self::reply(resp).await
+        Self::reply_to(method_name, resp).await
     }
 
-    pub async fn reply(resp: reqwest::Response) -> Reply {
+    /// The reply to a request made by hand, checked against the OpenAPI document like every
+    /// reply the harness hands out.
+    pub async fn reply_to(method: &str, resp: reqwest::Response) -> Reply {
+        let path = resp.url().path().to_owned();
+        let reply = Self::reply_unchecked(resp).await;
+        crate::conformance::check(
+            method,
+            &path,
+            reply.status.as_u16(),
+            &reply.content_type,
+            &reply.body,
+        );
+        reply
+    }
+
+    /// A reply not checked against the document (for answers that are meant to be outside it).
+    pub async fn reply_unchecked(resp: reqwest::Response) -> Reply {
         let status = resp.status();
         let content_type = resp
             .headers()
@@ -147,6 +165,13 @@ impl Daemon {
 
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
         self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// The Prometheus text of `/metrics`, read with the admin token.
+    pub async fn metrics(&self) -> String {
+        let r = self.get("/metrics", &self.admin).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body.as_str().unwrap().to_owned()
     }
 
     /// Creates a token through the API.

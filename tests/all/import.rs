@@ -16,7 +16,7 @@ async fn import(d: &Daemon, kind: &str, query: &str, csv: String) -> Reply {
         .send()
         .await
         .unwrap();
-    Daemon::reply(resp).await
+    Daemon::reply_to("POST", resp).await
 }
 
 fn persons_csv(bad_line_3: bool) -> String {

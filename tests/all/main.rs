@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 with a temporary redb file and talks HTTP to it, or runs `linlid` itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod conformance;
 mod harness;
 mod wasm;
 

@@ -288,7 +288,7 @@ async fn upload(d: &Daemon, token: &str, bytes: Vec<u8>) -> Reply {
         .send()
         .await
         .unwrap();
-    Daemon::reply(resp).await
+    Daemon::reply_to("POST", resp).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -334,12 +334,7 @@ async fn plugins_deploy_over_http_and_the_daemon_outlives_hostile_ones() {
     assert_eq!(steady.body["drafts"].as_array().unwrap().len(), 1);
     let list = d.get("/v1/plugins", &d.admin).await;
     assert_eq!(list.body["plugins"].as_array().unwrap().len(), 2);
-    let metrics = reqwest::get(format!("{}/metrics", d.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.metrics().await;
     assert!(
         metrics
             .contains("linli_plugin_failures_total{plugin=\"endless-loop\",kind=\"deadline\"} 1"),

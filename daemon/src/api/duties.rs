@@ -4,7 +4,7 @@
 //! tasks of the communities they serve.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,10 +12,10 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Caller, Scope};
-use super::problem::{ApiError, Body, Problem};
-use super::registry::{Page, bad_cursor, id_cursor, region_cursor};
+use super::extract::{Body, Path, Query, query_error};
+use super::problem::{ApiError, Problem};
+use super::registry::{Page, bad_cursor, id_cursor, limit, limit_or, region_cursor};
 use super::{AppState, blocking};
-use crate::registry::FieldError;
 use crate::schedule::{Duty, DutyInput, Event, Occurrence, Task, TaskStatus};
 use crate::service::Guard;
 
@@ -68,7 +68,8 @@ pub async fn create_duty(
     Ok((StatusCode::CREATED, Json(duty)))
 }
 
-#[utoipa::path(get, path = "/v1/duties/{id}", tag = "duties", responses((status = 200, body = Duty), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/duties/{id}",
+    params(("id" = u64, Path, description = "Duty id")), tag = "duties", responses((status = 200, body = Duty), (status = 404, body = Problem)))]
 pub async fn get_duty(
     State(st): State<AppState>,
     caller: Caller,
@@ -77,7 +78,8 @@ pub async fn get_duty(
     Ok(Json(st.scheduler.get(id, &caller)?))
 }
 
-#[utoipa::path(patch, path = "/v1/duties/{id}", tag = "duties",
+#[utoipa::path(patch, path = "/v1/duties/{id}",
+    params(("id" = u64, Path, description = "Duty id")), tag = "duties",
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of DutyInput"),
     responses((status = 200, body = Duty), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_duty(
@@ -90,7 +92,8 @@ pub async fn update_duty(
     blocking(move || Ok(Json(st.scheduler.update(id, &patch, &caller)?))).await
 }
 
-#[utoipa::path(post, path = "/v1/duties/{id}/pause", tag = "duties", responses((status = 200, body = Duty)))]
+#[utoipa::path(post, path = "/v1/duties/{id}/pause",
+    params(("id" = u64, Path, description = "Duty id")), tag = "duties", responses((status = 200, body = Duty)))]
 pub async fn pause_duty(
     State(st): State<AppState>,
     caller: Caller,
@@ -100,7 +103,8 @@ pub async fn pause_duty(
     blocking(move || Ok(Json(st.scheduler.set_paused(id, true, &caller)?))).await
 }
 
-#[utoipa::path(post, path = "/v1/duties/{id}/resume", tag = "duties",
+#[utoipa::path(post, path = "/v1/duties/{id}/resume",
+    params(("id" = u64, Path, description = "Duty id")), tag = "duties",
     description = "Resumes a paused duty from now: occurrences missed while paused do not run.",
     responses((status = 200, body = Duty)))]
 pub async fn resume_duty(
@@ -112,7 +116,8 @@ pub async fn resume_duty(
     blocking(move || Ok(Json(st.scheduler.set_paused(id, false, &caller)?))).await
 }
 
-#[utoipa::path(post, path = "/v1/duties/{id}/trigger", tag = "duties",
+#[utoipa::path(post, path = "/v1/duties/{id}/trigger",
+    params(("id" = u64, Path, description = "Duty id")), tag = "duties",
     description = "Queues an occurrence for now, outside the schedule; the scheduler loop runs it. The answer is the queued occurrence, and `Location` names where to watch it.",
     responses((status = 202, body = Occurrence, headers(("Location" = String, description = "The occurrence's URL")))))]
 pub async fn trigger_duty(
@@ -165,7 +170,8 @@ pub struct BackfillRequest {
     pub to: DateTime<Utc>,
 }
 
-#[utoipa::path(post, path = "/v1/duties/{id}/backfill", tag = "duties", request_body = BackfillRequest,
+#[utoipa::path(post, path = "/v1/duties/{id}/backfill",
+    params(("id" = u64, Path, description = "Duty id")), tag = "duties", request_body = BackfillRequest,
     description = "Queues every scheduled occurrence in [from, to] (at most 1,000) for the scheduler loop. Occurrences already done are kept; failed ones run again. Watch them at /v1/duties/{id}/occurrences.",
     responses((status = 202, body = Vec<Occurrence>), (status = 422, body = Problem)))]
 pub async fn backfill_duty(
@@ -188,7 +194,7 @@ pub struct OccurrenceQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/duties/{id}/occurrences", tag = "duties", params(OccurrenceQuery),
+#[utoipa::path(get, path = "/v1/duties/{id}/occurrences", tag = "duties", params(("id" = u64, Path, description = "Duty id"), OccurrenceQuery),
     description = "Occurrences, newest first, with their outcome (planned, tasks created, plugin error).",
     responses((status = 200, body = Page<Occurrence>)))]
 pub async fn list_occurrences(
@@ -202,16 +208,9 @@ pub async fn list_occurrences(
         None => i64::MAX,
         Some(c) => c.parse().map_err(|_| bad_cursor())?,
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
+    let limit = limit(q.limit)?;
     let page = st.read(|r| r.occurrences_of(id, before, limit))?;
     Ok(Json(page.into()))
-}
-
-fn bad(field: &str, message: &str) -> ApiError {
-    ApiError::invalid(vec![FieldError {
-        field: field.into(),
-        message: message.into(),
-    }])
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -230,7 +229,7 @@ pub struct Preview {
     pub fire_times: Vec<String>,
 }
 
-#[utoipa::path(get, path = "/v1/duties/{id}/preview", tag = "duties", params(PreviewQuery), responses((status = 200, body = Preview)))]
+#[utoipa::path(get, path = "/v1/duties/{id}/preview", tag = "duties", params(("id" = u64, Path, description = "Duty id"), PreviewQuery), responses((status = 200, body = Preview)))]
 pub async fn preview_duty(
     State(st): State<AppState>,
     caller: Caller,
@@ -238,7 +237,11 @@ pub async fn preview_duty(
     Query(q): Query<PreviewQuery>,
 ) -> Result<Json<Preview>, ApiError> {
     let duty = st.scheduler.get(id, &caller)?;
-    let count = q.count.unwrap_or(5).clamp(1, 100) as usize;
+    let count = match q.count {
+        None => 5,
+        Some(n @ 1..=100) => n as usize,
+        Some(_) => return Err(query_error("count", "must be 1 to 100")),
+    };
     let times = st.scheduler.preview(id, q.after, count, &caller)?;
     let tz: chrono_tz::Tz = duty.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
     Ok(Json(Preview {
@@ -274,12 +277,12 @@ pub async fn list_tasks(
             "a volunteer token cannot list tasks yet (assignment comes with matching)",
         ));
     }
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
+    let limit = limit(q.limit)?;
     let region = match &q.region {
         Some(r) => Some(
             crate::registry::region::subtree_prefix(r)
                 .map(str::to_owned)
-                .ok_or_else(|| bad("region", "must be a 12-digit division code"))?,
+                .ok_or_else(|| query_error("region", "must be a 12-digit division code"))?,
         ),
         None => None,
     };
@@ -318,7 +321,8 @@ pub async fn list_tasks(
     Ok(Json(page.into()))
 }
 
-#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", responses((status = 200, body = Task), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/tasks/{id}",
+    params(("id" = u64, Path, description = "Task id")), tag = "tasks", responses((status = 200, body = Task), (status = 404, body = Problem)))]
 pub async fn get_task(
     State(st): State<AppState>,
     caller: Caller,
@@ -348,7 +352,7 @@ pub async fn list_events(
     Query(q): Query<EventQuery>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     manager(&caller)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let limit = limit_or(q.limit, 100)?;
     let events = st.read(|r| r.events(q.after, limit))?;
     Ok(Json(
         events

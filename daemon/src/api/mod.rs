@@ -6,7 +6,9 @@
 
 pub mod auth;
 pub mod duties;
+pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod plugins;
 pub mod problem;
 pub mod registry;
@@ -63,6 +65,8 @@ pub struct AppState {
     pub scheduler: Arc<crate::schedule::Scheduler>,
     /// Cancelled when the daemon stops: long requests (imports) give up and write nothing.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Request limits and the public `/metrics` switch (`[api]`).
+    pub api: crate::config::ApiConfig,
 }
 
 /// Why the daemon's state could not be set up.
@@ -129,6 +133,7 @@ impl AppState {
             rejected: Rejected::default(),
             scheduler,
             stopping: tokio_util::sync::CancellationToken::new(),
+            api: crate::config::ApiConfig::default(),
         })
     }
 }
@@ -229,7 +234,21 @@ pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
     })
 }
 
-async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics: public only when `[api] public_metrics` says so, otherwise for admin
+/// tokens (row counts and plugin names are not for everyone).
+async fn metrics_text(
+    State(st): State<AppState>,
+    parts: Parts,
+) -> Result<impl IntoResponse, ApiError> {
+    if !st.api.public_metrics {
+        let mut parts = parts;
+        let caller = Caller::from_request_parts(&mut parts, &st).await?;
+        if caller.scope != Scope::Admin {
+            return Err(ApiError::forbidden(
+                "metrics need an admin token (or [api] public_metrics = true)",
+            ));
+        }
+    }
     let sizes = st
         .store
         .sizes()
@@ -245,36 +264,40 @@ async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
         ("linli_store_file_bytes", "Size of the database file.", file),
     ]);
     metrics::render_plugins(&mut body, &st.plugins.stats());
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
-    )
+    ))
 }
 
 async fn openapi_json() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    Json(openapi::document().clone())
 }
 
 async fn fallback() -> ApiError {
     ApiError::not_found("route")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not take that method; see /v1/openapi.json",
+    )
+}
+
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     use registry::*;
     // A plugin upload may be as large as the host admits a component to be.
-    let upload_limit = usize::try_from(
-        state
-            .plugins
-            .runtime()
-            .settings()
-            .max_component_mib
-            .saturating_mul(1 << 20),
-    )
-    .unwrap_or(usize::MAX);
+    let mib = |n: u64| usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let upload_limit = mib(state.plugins.runtime().settings().max_component_mib);
+    // Every other body is JSON, and small.
+    let json_limit =
+        usize::try_from(state.api.max_json_kib.saturating_mul(1024)).unwrap_or(usize::MAX);
     let v1 = Router::new()
         .route("/regions", get(list_regions).post(create_region))
         .route(
@@ -307,7 +330,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
-        .route("/imports/{kind}", post(import_csv))
+        .route(
+            "/imports/{kind}",
+            post(import_csv).layer(axum::extract::DefaultBodyLimit::max(mib(state
+                .api
+                .max_import_mib))),
+        )
         .route("/me", get(whoami))
         .route(
             "/plugins",
@@ -351,6 +379,7 @@ pub fn router(state: AppState) -> Router {
             state.metrics.clone(),
             metrics::track,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(json_limit))
         .with_state(state)
 }

@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{Caller, Scope};
-use super::problem::{ApiError, Body, Problem};
+use super::extract::{Body, Path, Upload};
+use super::problem::{ApiError, Problem};
 use super::{AppState, blocking};
 use crate::plugins::catalog::{Actor, CatalogError, PluginStatus};
 use crate::plugins::host::LogLine;
@@ -129,7 +129,7 @@ pub async fn list_plugins(
 pub async fn deploy_plugin(
     State(st): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    Upload(body): Upload,
 ) -> Result<(StatusCode, Json<PluginStatus>), ApiError> {
     let actor = actor(&caller)?;
     let deployed = blocking(move || {
@@ -157,7 +157,8 @@ fn visible(caller: &Caller, status: PluginStatus) -> Result<PluginStatus, ApiErr
     }
 }
 
-#[utoipa::path(get, path = "/v1/plugins/{id}", tag = "plugins", responses((status = 200, body = PluginStatus), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/plugins/{id}",
+    params(("id" = String, Path, description = "Plugin id, e.g. `elderly-visit`")), tag = "plugins", responses((status = 200, body = PluginStatus), (status = 404, body = Problem)))]
 pub async fn get_plugin(
     State(st): State<AppState>,
     caller: Caller,
@@ -172,7 +173,8 @@ pub struct RollbackRequest {
     pub version: String,
 }
 
-#[utoipa::path(post, path = "/v1/plugins/{id}/rollback", tag = "plugins", request_body = RollbackRequest,
+#[utoipa::path(post, path = "/v1/plugins/{id}/rollback",
+    params(("id" = String, Path, description = "Plugin id, e.g. `elderly-visit`")), tag = "plugins", request_body = RollbackRequest,
     responses((status = 200, body = PluginStatus), (status = 404, body = Problem)))]
 pub async fn rollback_plugin(
     State(st): State<AppState>,
@@ -200,7 +202,8 @@ pub struct PluginSettings {
     pub limits: Option<Limits>,
 }
 
-#[utoipa::path(patch, path = "/v1/plugins/{id}", tag = "plugins", request_body = PluginSettings,
+#[utoipa::path(patch, path = "/v1/plugins/{id}",
+    params(("id" = String, Path, description = "Plugin id, e.g. `elderly-visit`")), tag = "plugins", request_body = PluginSettings,
     responses((status = 200, body = PluginStatus), (status = 422, body = Problem)))]
 pub async fn configure_plugin(
     State(st): State<AppState>,
@@ -218,7 +221,8 @@ pub async fn configure_plugin(
     .await
 }
 
-#[utoipa::path(post, path = "/v1/plugins/{id}/resume", tag = "plugins",
+#[utoipa::path(post, path = "/v1/plugins/{id}/resume",
+    params(("id" = String, Path, description = "Plugin id, e.g. `elderly-visit`")), tag = "plugins",
     description = "Lifts a quarantine; the plugin takes calls again.",
     responses((status = 200, body = PluginStatus)))]
 pub async fn resume_plugin(
@@ -252,7 +256,8 @@ pub struct PlanResponse {
     pub logs: Vec<LogLine>,
 }
 
-#[utoipa::path(post, path = "/v1/plugins/{id}/plan", tag = "plugins", request_body = PlanRequest,
+#[utoipa::path(post, path = "/v1/plugins/{id}/plan",
+    params(("id" = String, Path, description = "Plugin id, e.g. `elderly-visit`")), tag = "plugins", request_body = PlanRequest,
     description = "Runs the live version's `plan` on the given targets and returns the drafts; nothing is stored.",
     responses((status = 200, body = PlanResponse), (status = 409, body = Problem), (status = 502, body = Problem),
         (status = 503, body = Problem, description = "The host is busy (or stopping): retry after the Retry-After seconds")))]
@@ -288,7 +293,8 @@ pub struct ReviewResponse {
     pub logs: Vec<LogLine>,
 }
 
-#[utoipa::path(post, path = "/v1/plugins/{id}/review", tag = "plugins", request_body = ReviewRequest,
+#[utoipa::path(post, path = "/v1/plugins/{id}/review",
+    params(("id" = String, Path, description = "Plugin id, e.g. `elderly-visit`")), tag = "plugins", request_body = ReviewRequest,
     description = "Runs the live version's `review`; nothing is stored.",
     responses((status = 200, body = ReviewResponse), (status = 409, body = Problem), (status = 502, body = Problem),
         (status = 503, body = Problem, description = "The host is busy (or stopping): retry after the Retry-After seconds")))]

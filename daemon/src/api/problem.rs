@@ -1,12 +1,9 @@
 //! Errors as RFC 9457 `application/problem+json`, with the fields that were wrong.
 
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
 use crate::registry::FieldError;
@@ -119,6 +116,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: the connection cannot carry another request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 is "busy, retry": say when.
             response
@@ -162,31 +166,5 @@ impl From<ImportError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
             }
         }
-    }
-}
-
-/// A JSON body whose errors come back as problem+json naming the field.
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let Json(value) = Json::<serde_json::Value>::from_request(req, state)
-            .await
-            .map_err(|e| match e {
-                JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported-media-type",
-                    "send the body as JSON with Content-Type: application/json",
-                ),
-                JsonRejection::JsonSyntaxError(e) => {
-                    ApiError::bad_request(format!("the body is not valid JSON: {}", e.body_text()))
-                }
-                other => ApiError::bad_request(other.body_text()),
-            })?;
-        crate::service::from_json(value)
-            .map(Body)
-            .map_err(|e| ApiError::invalid(e.0))
     }
 }

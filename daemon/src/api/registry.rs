@@ -3,15 +3,15 @@
 //! a volunteer token reads no registry lists at all.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Caller, Scope};
-use super::problem::{ApiError, Body, Problem};
+use super::extract::{Body, Path, Query, Upload, query_error};
+use super::problem::{ApiError, Problem};
 use super::{AppState, blocking};
 use crate::registry::import::{self, ImportOptions, ImportReport};
 use crate::registry::service;
@@ -37,22 +37,25 @@ impl<T: ToSchema> From<StorePage<T>> for Page<T> {
     }
 }
 
+/// A list's `limit` (1 to 1000, default 50): the same rule on every list.
 pub(super) fn limit(l: Option<u32>) -> Result<usize, ApiError> {
+    limit_or(l, 50)
+}
+
+/// A list's `limit` with its own default.
+pub(super) fn limit_or(l: Option<u32>, default: usize) -> Result<usize, ApiError> {
     match l {
-        None => Ok(50),
+        None => Ok(default),
         Some(n @ 1..=1000) => Ok(n as usize),
-        Some(_) => Err(ApiError::invalid(vec![FieldError {
-            field: "limit".into(),
-            message: "must be 1 to 1000".into(),
-        }])),
+        Some(_) => Err(query_error("limit", "must be 1 to 1000")),
     }
 }
 
 pub(super) fn bad_cursor() -> ApiError {
-    ApiError::invalid(vec![FieldError {
-        field: "cursor".into(),
-        message: "is not a cursor this list gave out; start again without it".into(),
-    }])
+    query_error(
+        "cursor",
+        "is not a cursor this list gave out; start again without it",
+    )
 }
 
 /// Parses a `community~id` cursor of a region-ordered list.
@@ -124,12 +127,7 @@ pub async fn list_regions(
 fn subtree(code: &str) -> Result<String, ApiError> {
     region::subtree_prefix(code)
         .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::invalid(vec![FieldError {
-                field: "region".into(),
-                message: "must be a 12-digit division code".into(),
-            }])
-        })
+        .ok_or_else(|| query_error("region", "must be a 12-digit division code"))
 }
 
 #[utoipa::path(post, path = "/v1/regions", tag = "regions", request_body = RegionInput,
@@ -144,7 +142,8 @@ pub async fn create_region(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
-#[utoipa::path(get, path = "/v1/regions/{code}", tag = "regions",
+#[utoipa::path(get, path = "/v1/regions/{code}",
+    params(("code" = String, Path, description = "12-digit division code")), tag = "regions",
     responses((status = 200, body = Region), (status = 404, body = Problem)))]
 pub async fn get_region(
     State(st): State<AppState>,
@@ -157,7 +156,8 @@ pub async fn get_region(
         .ok_or_else(|| ApiError::not_found(format!("region {code}")))
 }
 
-#[utoipa::path(patch, path = "/v1/regions/{code}", tag = "regions",
+#[utoipa::path(patch, path = "/v1/regions/{code}",
+    params(("code" = String, Path, description = "12-digit division code")), tag = "regions",
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of RegionInput"),
     responses((status = 200, body = Region), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_region(
@@ -175,7 +175,8 @@ pub async fn update_region(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/regions/{code}", tag = "regions",
+#[utoipa::path(delete, path = "/v1/regions/{code}",
+    params(("code" = String, Path, description = "12-digit division code")), tag = "regions",
     description = "Deactivates the region; nothing is deleted.",
     responses((status = 200, body = Region), (status = 404, body = Problem)))]
 pub async fn deactivate_region(
@@ -238,7 +239,8 @@ pub async fn create_station(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-#[utoipa::path(get, path = "/v1/stations/{id}", tag = "stations",
+#[utoipa::path(get, path = "/v1/stations/{id}",
+    params(("id" = u64, Path, description = "Station id")), tag = "stations",
     responses((status = 200, body = Station), (status = 404, body = Problem)))]
 pub async fn get_station(
     State(st): State<AppState>,
@@ -251,7 +253,8 @@ pub async fn get_station(
         .ok_or_else(|| ApiError::not_found(format!("station {id}")))
 }
 
-#[utoipa::path(patch, path = "/v1/stations/{id}", tag = "stations",
+#[utoipa::path(patch, path = "/v1/stations/{id}",
+    params(("id" = u64, Path, description = "Station id")), tag = "stations",
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of StationInput"),
     responses((status = 200, body = Station), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_station(
@@ -269,7 +272,8 @@ pub async fn update_station(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/stations/{id}", tag = "stations",
+#[utoipa::path(delete, path = "/v1/stations/{id}",
+    params(("id" = u64, Path, description = "Station id")), tag = "stations",
     description = "Deactivates the station; nothing is deleted.",
     responses((status = 200, body = Station), (status = 404, body = Problem)))]
 pub async fn deactivate_station(
@@ -382,7 +386,8 @@ pub async fn create_person(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
-#[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons",
+#[utoipa::path(get, path = "/v1/persons/{id}",
+    params(("id" = u64, Path, description = "Person id")), tag = "persons",
     responses((status = 200, body = Person), (status = 404, body = Problem)))]
 pub async fn get_person(
     State(st): State<AppState>,
@@ -395,7 +400,8 @@ pub async fn get_person(
         .ok_or_else(|| ApiError::not_found(format!("person {id}")))
 }
 
-#[utoipa::path(patch, path = "/v1/persons/{id}", tag = "persons",
+#[utoipa::path(patch, path = "/v1/persons/{id}",
+    params(("id" = u64, Path, description = "Person id")), tag = "persons",
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of PersonInput"),
     responses((status = 200, body = Person), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_person(
@@ -413,7 +419,8 @@ pub async fn update_person(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/persons/{id}", tag = "persons",
+#[utoipa::path(delete, path = "/v1/persons/{id}",
+    params(("id" = u64, Path, description = "Person id")), tag = "persons",
     description = "Deactivates the person (moved away, no longer in care); nothing is deleted.",
     responses((status = 200, body = Person), (status = 404, body = Problem)))]
 pub async fn deactivate_person(
@@ -430,7 +437,8 @@ pub async fn deactivate_person(
     .await
 }
 
-#[utoipa::path(post, path = "/v1/persons/{id}/reactivate", tag = "persons",
+#[utoipa::path(post, path = "/v1/persons/{id}/reactivate",
+    params(("id" = u64, Path, description = "Person id")), tag = "persons",
     responses((status = 200, body = Person), (status = 404, body = Problem)))]
 pub async fn reactivate_person(
     State(st): State<AppState>,
@@ -508,7 +516,8 @@ pub async fn create_volunteer(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-#[utoipa::path(get, path = "/v1/volunteers/{id}", tag = "volunteers",
+#[utoipa::path(get, path = "/v1/volunteers/{id}",
+    params(("id" = u64, Path, description = "Volunteer id")), tag = "volunteers",
     description = "A volunteer token reads its own record.",
     responses((status = 200, body = Volunteer), (status = 404, body = Problem)))]
 pub async fn get_volunteer(
@@ -531,7 +540,8 @@ pub async fn get_volunteer(
         .ok_or_else(|| ApiError::not_found(format!("volunteer {id}")))
 }
 
-#[utoipa::path(patch, path = "/v1/volunteers/{id}", tag = "volunteers",
+#[utoipa::path(patch, path = "/v1/volunteers/{id}",
+    params(("id" = u64, Path, description = "Volunteer id")), tag = "volunteers",
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of VolunteerInput"),
     responses((status = 200, body = Volunteer), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_volunteer(
@@ -549,7 +559,8 @@ pub async fn update_volunteer(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/volunteers/{id}", tag = "volunteers",
+#[utoipa::path(delete, path = "/v1/volunteers/{id}",
+    params(("id" = u64, Path, description = "Volunteer id")), tag = "volunteers",
     description = "Sets the volunteer's status to inactive; nothing is deleted.",
     responses((status = 200, body = Volunteer), (status = 404, body = Problem)))]
 pub async fn deactivate_volunteer(
@@ -663,7 +674,8 @@ pub async fn list_tokens(
     Ok(Json(super::auth::list_tokens(&st.store)?))
 }
 
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(delete, path = "/v1/tokens/{id}",
+    params(("id" = String, Path, description = "Token id, as `GET /v1/tokens` lists it")), tag = "tokens",
     description = "Revokes a token by its id (admin only); it stops authenticating at once.",
     responses((status = 200, body = super::auth::TokenInfo), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn revoke_token(
@@ -704,7 +716,7 @@ pub async fn import_csv(
     caller: Caller,
     Path(kind): Path<String>,
     Query(q): Query<ImportQuery>,
-    body: Bytes,
+    Upload(body): Upload,
 ) -> Result<(StatusCode, Json<ImportReport>), ApiError> {
     let kind = match kind.as_str() {
         "persons" => import::Kind::Persons,

@@ -20,10 +20,11 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
     // One daemon per data folder: held until the process ends.
     let _lock = lock_data(&cfg.database_path())?;
     let store = open_store(&cfg.database_path(), true)?;
-    let state =
+    let mut state =
         AppState::with_plugin_host(store, clock::system(), cfg.tz(), &cfg.plugins, compiler())
             .context("starting")
             .map_err(Failure::Runtime)?;
+    state.api = cfg.api.clone();
     let mut opts = ServeOptions::new(cfg.shutdown_grace());
     opts.plugin_dir = Some(cfg.plugin_dir.clone());
     tracing::info!(data = %cfg.data_dir.display(), "opening");
@@ -100,7 +101,7 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
     println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/duties'");
     println!("  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/tasks?limit=3'");
     println!("  curl -s {url}/v1/openapi.json | head -c 300");
-    println!("  curl -s {url}/metrics | grep linli_store_rows");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' {url}/metrics | grep linli_store_rows");
     if o.no_serve {
         return Ok(());
     }

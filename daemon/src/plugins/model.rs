@@ -40,6 +40,7 @@ pub struct Description {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PluginOccurrence)]
 pub struct Occurrence {
     pub duty: String,
     pub action: String,

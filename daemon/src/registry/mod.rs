@@ -188,12 +188,29 @@ macro_rules! labelled_enum {
                 Self::ALL.iter().copied().find(|c| c.as_str() == s || c.zh() == s)
             }
         }
+
+        // Written out rather than derived: the derive cannot see a `rename` that a macro
+        // substitutes, and would publish the Rust names instead of the wire's.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($slug),*]))
+                    .description(Some(concat!(
+                        "On the wire: ", $("`", $slug, "` (", $zh, ") ",)*
+                        "; CSV files may use the Chinese names."
+                    )))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
 labelled_enum! {
     /// The plan's priority groups (服务对象).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
     pub enum Category {
         SpecialDifficultyElder = ("special_difficulty_elder", "特殊困难老人"),
         LeftBehindChild = ("left_behind_child", "留守儿童"),
@@ -207,7 +224,7 @@ labelled_enum! {
 
 labelled_enum! {
     /// Kinds of special difficulty for elders (特殊困难老人的类型).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
     pub enum ElderCircumstance {
         LivingAlone = ("living_alone", "独居"),
         EmptyNest = ("empty_nest", "空巢"),
@@ -223,7 +240,7 @@ labelled_enum! {
 
 labelled_enum! {
     /// Disability types of the national disability certificate.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub enum DisabilityType {
         Visual = ("visual", "视力"),
         Hearing = ("hearing", "听力"),
