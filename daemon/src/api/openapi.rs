@@ -46,10 +46,11 @@ pub fn apply_conventions(doc: &mut Value) {
                 let Some(op) = op.as_object_mut() else {
                     continue;
                 };
-                if method == "patch" {
-                    if let Some(input) = merge_patch_of(op) {
-                        let name = input.trim_end_matches("Input").to_owned() + "Patch";
-                        op.insert(
+                if method == "patch"
+                    && let Some(input) = merge_patch_of(op)
+                {
+                    let name = input.trim_end_matches("Input").to_owned() + "Patch";
+                    op.insert(
                             "requestBody".into(),
                             json!({
                                 "description": format!("A JSON merge patch (RFC 7396) of {input}: send only what changes; null removes an optional field."),
@@ -60,8 +61,7 @@ pub fn apply_conventions(doc: &mut Value) {
                                 }
                             }),
                         );
-                        patches.push(input);
-                    }
+                    patches.push(input);
                 }
                 add_error_responses(op, templated);
             }
