@@ -17,6 +17,9 @@ pub enum ServiceError {
     Invalid(Invalid),
     #[error("{field}: {message}")]
     Conflict { field: String, message: String },
+    /// The record is within the caller's reach, but this change is not theirs to make.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -57,6 +60,18 @@ pub(crate) fn not_found(kind: &'static str, id: impl ToString) -> ServiceError {
     ServiceError::NotFound {
         kind,
         id: id.to_string(),
+    }
+}
+
+/// What a caller learns when a resident ID it sends is already registered: the record's id when
+/// the record is within its reach (`visible`), otherwise one sentence that names nothing — no
+/// id, no place — so the registry cannot be probed for people outside the caller's area.
+pub fn resident_id_taken(kind: &str, visible: Option<u64>) -> String {
+    match visible {
+        Some(id) => format!("this resident ID is already registered ({kind} {id})"),
+        None => "this resident ID cannot be registered here; ask the county civil-affairs \
+                 bureau (民政局) to check the registry"
+            .to_owned(),
     }
 }
 

@@ -260,8 +260,7 @@ async fn tasks_past_due_become_overdue_with_an_event() {
         .collect();
     assert_eq!(manual.len(), 2);
     let events = d.get("/v1/events", &d.admin).await;
-    let kinds: Vec<&str> = events
-        .body
+    let kinds: Vec<&str> = events.body["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -13,6 +13,7 @@ mod crash;
 mod dates;
 mod duties;
 mod import;
+mod leaks;
 mod ownership;
 mod persistence;
 mod plugins;

@@ -144,8 +144,7 @@ async fn a_failed_scheduled_occurrence_is_retried_and_the_duty_says_why() {
     assert!(duty_now.body.get("next_retry").is_none());
     // One `occurrence.failed` event for the failure, not one per attempt.
     let events = d.get("/v1/events", &d.admin).await;
-    let failed = events
-        .body
+    let failed = events.body["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -105,7 +105,14 @@ pub fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
 }
 
 /// Revokes the token whose id (hash prefix, at least 8 hex digits) is `id`.
-pub fn revoke_token(store: &Store, id: &str, now: DateTime<Utc>) -> Result<TokenInfo, TokenError> {
+/// Revokes a token by its id. With `keep_last_admin` (the API), the last unrevoked admin token
+/// is refused; the CLI on the server may revoke it.
+pub fn revoke_token(
+    store: &Store,
+    id: &str,
+    now: DateTime<Utc>,
+    keep_last_admin: bool,
+) -> Result<TokenInfo, TokenError> {
     if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(TokenError::Scope(
             "a token id is at least 8 hex digits, as `token list` shows it".into(),
@@ -129,6 +136,16 @@ pub fn revoke_token(store: &Store, id: &str, now: DateTime<Utc>) -> Result<Token
                 )));
             }
         };
+        if keep_last_admin && record.revoked_at.is_none() && record.scope == "admin" {
+            let admins = w
+                .all_tokens::<TokenRecord>()?
+                .into_iter()
+                .filter(|(_, r)| r.revoked_at.is_none() && r.scope == "admin")
+                .count();
+            if admins <= 1 {
+                return Err(TokenError::LastAdmin);
+            }
+        }
         record.revoked_at.get_or_insert(now);
         w.put_token(&hash, &record)?;
         Ok(TokenInfo {
@@ -150,6 +167,13 @@ pub fn hash(token: &str) -> String {
 pub enum TokenError {
     #[error("{0}")]
     Scope(String),
+    #[error("label: {0}")]
+    Label(String),
+    #[error(
+        "this is the last admin token: revoking it would leave nobody able to administer linli. \
+         Create another admin token first (or revoke it on the server with `linlid token revoke`)"
+    )]
+    LastAdmin,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -162,6 +186,16 @@ pub fn create_token(
     label: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<String, TokenError> {
+    if let Some(l) = &label {
+        if l.chars().count() > 200 {
+            return Err(TokenError::Label("at most 200 characters".into()));
+        }
+        if l.chars().any(char::is_control) {
+            return Err(TokenError::Label(
+                "must be one line of text, without control characters".into(),
+            ));
+        }
+    }
     let mut bytes = [0u8; 20];
     rand::rng().fill_bytes(&mut bytes);
     let token = format!(

@@ -343,21 +343,30 @@ pub struct EventQuery {
     limit: Option<u32>,
 }
 
+/// Events of the caller's regions, and where to go on from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// Pass as `after` for the next page: the last event read, whether or not it was the
+    /// caller's, so a bureau that sees few events still moves through the outbox.
+    pub next_after: u64,
+}
+
 #[utoipa::path(get, path = "/v1/events", tag = "tasks", params(EventQuery),
-    description = "The event outbox (task.overdue, occurrence.failed), oldest first; webhooks deliver from it.",
-    responses((status = 200, body = Vec<Event>)))]
+    description = "The event outbox (task.overdue, occurrence.failed), oldest first, limited to the caller's regions; webhooks deliver from it.",
+    responses((status = 200, body = EventPage)))]
 pub async fn list_events(
     State(st): State<AppState>,
     caller: Caller,
     Query(q): Query<EventQuery>,
-) -> Result<Json<Vec<Event>>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     manager(&caller)?;
     let limit = limit_or(q.limit, 100)?;
-    let events = st.read(|r| r.events(q.after, limit))?;
-    Ok(Json(
-        events
-            .into_iter()
-            .filter(|e| e.community.as_deref().is_none_or(|c| caller.community(c)))
-            .collect(),
-    ))
+    let admin = caller.is_admin();
+    let visible = |e: &Event| match e.region.as_deref().or(e.community.as_deref()) {
+        Some(region) => caller.community(region),
+        None => admin,
+    };
+    let (items, next_after) = st.read(|r| r.events_visible(q.after, limit, limit * 50, visible))?;
+    Ok(Json(EventPage { items, next_after }))
 }

@@ -158,13 +158,34 @@ impl FromRequestParts<AppState> for Caller {
             None => off_executor(|| st.tokens.scope_of(&st.store, token))?
                 .ok_or_else(ApiError::unauthorized)?,
         };
-        let station = match scope {
+        // A token stops working with the record it belongs to (and works again if the record
+        // is reactivated).
+        let station = match &scope {
             Scope::Station(id) => Some(
-                st.read(|r| r.station(id))?
+                st.read(|r| r.station(*id))?
                     .filter(|s| s.active)
                     .ok_or_else(|| ApiError::forbidden(format!("station {id} is deactivated")))?,
             ),
-            _ => None,
+            Scope::Volunteer(id) => {
+                let active = st
+                    .read(|r| r.volunteer(*id))?
+                    .is_some_and(|v| v.status != crate::registry::VolunteerStatus::Inactive);
+                if !active {
+                    return Err(ApiError::forbidden(format!(
+                        "volunteer {id} is deactivated; its token no longer works"
+                    )));
+                }
+                None
+            }
+            Scope::Bureau(code) => {
+                if !st.read(|r| r.region(code))?.is_some_and(|r| r.active) {
+                    return Err(ApiError::forbidden(format!(
+                        "region {code} is deactivated; its bureau's tokens no longer work"
+                    )));
+                }
+                None
+            }
+            Scope::Admin => None,
         };
         Ok(Caller { scope, station })
     }
@@ -176,9 +197,9 @@ impl FromRequestParts<AppState> for Caller {
         social-work stations, people in care and volunteers. Errors are RFC 9457 problem+json."),
     paths(
         registry::list_regions, registry::create_region, registry::get_region,
-        registry::update_region, registry::deactivate_region,
+        registry::update_region, registry::deactivate_region, registry::reactivate_region,
         registry::list_stations, registry::create_station, registry::get_station,
-        registry::update_station, registry::deactivate_station,
+        registry::update_station, registry::deactivate_station, registry::reactivate_station,
         registry::list_persons, registry::create_person, registry::get_person,
         registry::update_person, registry::deactivate_person, registry::reactivate_person,
         registry::list_volunteers, registry::create_volunteer, registry::get_volunteer,
@@ -306,6 +327,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(update_region)
                 .delete(deactivate_region),
         )
+        .route("/regions/{code}/reactivate", post(reactivate_region))
         .route("/stations", get(list_stations).post(create_station))
         .route(
             "/stations/{id}",
@@ -313,6 +335,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(update_station)
                 .delete(deactivate_station),
         )
+        .route("/stations/{id}/reactivate", post(reactivate_station))
         .route("/persons", get(list_persons).post(create_person))
         .route(
             "/persons/{id}",

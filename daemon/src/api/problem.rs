@@ -150,6 +150,7 @@ impl From<ServiceError> for ApiError {
                 detail: format!("{field}: {message}"),
                 errors: vec![FieldError { field, message }],
             },
+            ServiceError::Forbidden(m) => ApiError::forbidden(m),
             ServiceError::Store(s) => ApiError::internal(s),
         }
     }

@@ -193,6 +193,24 @@ pub async fn deactivate_region(
     .await
 }
 
+#[utoipa::path(post, path = "/v1/regions/{code}/reactivate",
+    params(("code" = String, Path, description = "12-digit division code")), tag = "regions",
+    description = "Reactivates a deactivated region (its parent must be active).",
+    responses((status = 200, body = Region), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn reactivate_region(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> Result<Json<Region>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || {
+        Ok(Json(service::set_region_active(
+            &st.store, &caller, &code, true, now,
+        )?))
+    })
+    .await
+}
+
 // ---------------------------------------------------------------------------------- stations
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -285,6 +303,24 @@ pub async fn deactivate_station(
     blocking(move || {
         Ok(Json(service::set_station_active(
             &st.store, &caller, id, false, now,
+        )?))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/stations/{id}/reactivate",
+    params(("id" = u64, Path, description = "Station id")), tag = "stations",
+    description = "Reactivates a deactivated station (the bureau's to do; its township and communities must be active). Its tokens work again.",
+    responses((status = 200, body = Station), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn reactivate_station(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Station>, ApiError> {
+    let now = st.clock.now();
+    blocking(move || {
+        Ok(Json(service::set_station_active(
+            &st.store, &caller, id, true, now,
         )?))
     })
     .await
@@ -589,8 +625,9 @@ pub struct TokenRequest {
     /// `admin`, `bureau:<code>`, `station:<id>` or `volunteer:<id>`.
     #[schema(example = "station:3")]
     pub scope: String,
-    /// A note on who holds the token.
+    /// A note on who holds the token (at most 200 characters).
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub label: Option<String>,
 }
 
@@ -608,6 +645,16 @@ fn token_error(field: &'static str) -> impl Fn(super::auth::TokenError) -> ApiEr
             field: field.into(),
             message,
         }]),
+        super::auth::TokenError::Label(message) => ApiError::invalid(vec![FieldError {
+            field: "label".into(),
+            message,
+        }]),
+        super::auth::TokenError::LastAdmin => ApiError {
+            status: StatusCode::CONFLICT,
+            kind: "last-admin",
+            detail: e.to_string(),
+            errors: Vec::new(),
+        },
         super::auth::TokenError::Store(s) => s.into(),
     }
 }
@@ -677,7 +724,7 @@ pub async fn list_tokens(
 #[utoipa::path(delete, path = "/v1/tokens/{id}",
     params(("id" = String, Path, description = "Token id, as `GET /v1/tokens` lists it")), tag = "tokens",
     description = "Revokes a token by its id (admin only); it stops authenticating at once.",
-    responses((status = 200, body = super::auth::TokenInfo), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = super::auth::TokenInfo), (status = 403, body = Problem), (status = 409, body = Problem, description = "The last admin token cannot be revoked through the API"), (status = 422, body = Problem)))]
 pub async fn revoke_token(
     State(st): State<AppState>,
     caller: Caller,
@@ -688,9 +735,10 @@ pub async fn revoke_token(
     }
     let now = st.clock.now();
     let tokens = st.tokens.clone();
-    let info =
-        blocking(move || super::auth::revoke_token(&st.store, &id, now).map_err(token_error("id")))
-            .await?;
+    let info = blocking(move || {
+        super::auth::revoke_token(&st.store, &id, now, true).map_err(token_error("id"))
+    })
+    .await?;
     tokens.forget();
     Ok(Json(info))
 }

@@ -70,10 +70,12 @@ pub fn token_list(database: &Path) -> Result<(), Failure> {
 /// `linlid token revoke ID`.
 pub fn token_revoke(database: &Path, id: &str) -> Result<(), Failure> {
     let store = open_store(database, false)?;
-    let t = auth::revoke_token(&store, id, clock::SystemClock.now()).map_err(|e| match e {
-        auth::TokenError::Scope(m) => Failure::Usage(m),
-        other => Failure::Runtime(other.into()),
-    })?;
+    let t =
+        auth::revoke_token(&store, id, clock::SystemClock.now(), false).map_err(|e| match e {
+            auth::TokenError::Scope(m) => Failure::Usage(m),
+            auth::TokenError::Label(m) => Failure::Usage(format!("--label: {m}")),
+            other => Failure::Runtime(other.into()),
+        })?;
     println!(
         "revoked {} ({}); a running daemon stops accepting it within 30 seconds",
         t.id, t.scope
@@ -88,6 +90,7 @@ pub fn token_create(database: &Path, scope: &str, label: Option<String>) -> Resu
     let token = auth::create_token(&store, &scope, label, clock::SystemClock.now()).map_err(
         |e| match e {
             auth::TokenError::Scope(m) => Failure::Usage(m),
+            auth::TokenError::Label(m) => Failure::Usage(format!("--label: {m}")),
             other => Failure::Runtime(other.into()),
         },
     )?;

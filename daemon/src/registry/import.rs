@@ -450,6 +450,14 @@ impl RefCheck<'_> {
                     Ok(r) => r,
                     Err(e) => return Ok(Err(e)),
                 };
+                // Scope before existence: a community outside the caller's reach answers the
+                // same whether it exists or not.
+                if !self.guard.community(&p.community) {
+                    return Ok(Err(Invalid::one(
+                        "community",
+                        "is outside the communities your token covers",
+                    )));
+                }
                 match self.region(&p.community)? {
                     Some((RegionLevel::Community, true)) => {}
                     _ => {
@@ -467,16 +475,14 @@ impl RefCheck<'_> {
                         format!("grid {g} is not registered"),
                     )));
                 }
-                if !self.guard.community(&p.community) {
-                    return Ok(Err(Invalid::one(
-                        "community",
-                        "is outside the communities your token covers",
-                    )));
-                }
                 if let Some(id) = self.read.person_id_by_resident_id(&p.resident_id)? {
+                    let visible = match self.read.person(id)? {
+                        Some(other) if self.guard.community(&other.community) => Some(id),
+                        _ => None,
+                    };
                     return Ok(Err(Invalid::one(
                         "resident_id",
-                        format!("already registered (person {id})"),
+                        crate::service::resident_id_taken("person", visible),
                     )));
                 }
                 Ok(Ok(Checked::Person(p, rid)))
@@ -511,9 +517,14 @@ impl RefCheck<'_> {
                     }
                 }
                 if let Some(id) = self.read.volunteer_id_by_resident_id(&v.resident_id)? {
+                    let station = match self.read.volunteer(id)? {
+                        Some(other) => self.read.station(other.station)?,
+                        None => None,
+                    };
+                    let visible = station.filter(|s| self.guard.station(s)).map(|_| id);
                     return Ok(Err(Invalid::one(
                         "resident_id",
-                        format!("already registered (volunteer {id})"),
+                        crate::service::resident_id_taken("volunteer", visible),
                     )));
                 }
                 Ok(Ok(Checked::Volunteer(v, rid)))
@@ -654,19 +665,20 @@ pub fn import<R: Read>(
             match checked {
                 Checked::Person(p, rid) => {
                     let record = service::person_record(next, p, rid, opts.now, opts.now);
-                    persons.put(&record)?.map_err(|d| {
+                    // Registered meanwhile (between the passes): named to nobody.
+                    persons.put(&record)?.map_err(|_| {
                         conflict(
                             "resident_id",
-                            format!("already registered (person {})", d.existing_id),
+                            crate::service::resident_id_taken("person", None),
                         )
                     })?;
                 }
                 Checked::Volunteer(v, rid) => {
                     let record = service::volunteer_record(next, v, rid, opts.now, opts.now);
-                    volunteers.put(&record)?.map_err(|d| {
+                    volunteers.put(&record)?.map_err(|_| {
                         conflict(
                             "resident_id",
-                            format!("already registered (volunteer {})", d.existing_id),
+                            crate::service::resident_id_taken("volunteer", None),
                         )
                     })?;
                 }
@@ -701,6 +713,17 @@ pub fn import_file(
         opts,
         progress,
     )
+}
+
+/// A cell as a CSV export must write it: text that a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading apostrophe,
+/// which spreadsheets show as text (OWASP's CSV-injection advice). Imports keep every cell as
+/// the text it is, never evaluating it; every CSV linli writes goes through this.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => std::borrow::Cow::Owned(format!("'{cell}")),
+        _ => std::borrow::Cow::Borrowed(cell),
+    }
 }
 
 fn rid_key(rid: &str) -> [u8; 18] {
@@ -740,4 +763,23 @@ pub fn volunteer_header() -> String {
         .map(|(f, _)| *f)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formula_cells_are_escaped_for_spreadsheets() {
+        use super::spreadsheet_safe;
+        for (cell, safe) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+86 139", "'+86 139"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("张桂兰", "张桂兰"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), safe);
+        }
+    }
 }

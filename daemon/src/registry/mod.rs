@@ -108,6 +108,7 @@ pub struct StationInput {
     #[schema(example = "620802001000")]
     pub township: String,
     /// Community codes the station serves; each must lie in its county.
+    #[schema(max_items = 500)]
     pub communities: Vec<String>,
     pub contact: Contact,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,6 +327,7 @@ pub struct PersonInput {
     pub guardian: Option<Guardian>,
     /// Needs tags such as `meals`, `home_care`, `medical`, `rehabilitation`.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub needs: Vec<String>,
 }
 
@@ -504,12 +506,15 @@ pub struct VolunteerInput {
     pub station: u64,
     /// Skill slugs such as `first_aid`, `rehabilitation`, `sign_language`, `elder_care`.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub skills: Vec<String>,
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub certifications: Vec<Certification>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safeguarding: Option<Clearance>,
     #[serde(default)]
+    #[schema(max_items = 42)]
     pub availability: Vec<Availability>,
     pub home: GeoPoint,
     /// Tasks the volunteer takes in a month.
@@ -517,6 +522,7 @@ pub struct VolunteerInput {
     pub monthly_capacity: u32,
     /// Languages or dialects, e.g. 普通话, 平凉话, 手语.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub languages: Vec<String>,
     #[serde(default)]
     pub status: VolunteerStatus,

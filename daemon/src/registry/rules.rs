@@ -122,7 +122,29 @@ pub fn is_slug(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
+/// Most entries in a list inside a record (tags, certifications, availability windows,
+/// languages, a station's communities); the OpenAPI schemas say the same (`maxItems`).
+pub const MAX_TAGS: usize = 32;
+pub const MAX_WINDOWS: usize = 42;
+pub const MAX_COMMUNITIES: usize = 500;
+
+/// Refuses a list longer than `max` with one error (not one per entry); `true` when it fits.
+pub(super) fn at_most<T>(errs: &mut Invalid, field: &str, list: &[T], max: usize) -> bool {
+    if list.len() > max {
+        errs.push(
+            field,
+            format!("has {} entries; at most {max} are allowed", list.len()),
+        );
+        false
+    } else {
+        true
+    }
+}
+
 fn slugs(errs: &mut Invalid, field: &str, tags: &mut Vec<String>) {
+    if !at_most(errs, field, tags, MAX_TAGS) {
+        return;
+    }
     for (i, t) in tags.iter_mut().enumerate() {
         *t = t.trim().to_owned();
         if !is_slug(t) {
@@ -294,7 +316,15 @@ pub fn volunteer(
         );
     }
     slugs(&mut errs, "skills", &mut input.skills);
-    for (i, c) in input.certifications.iter_mut().enumerate() {
+    let certifications_fit = at_most(&mut errs, "certifications", &input.certifications, MAX_TAGS);
+    let windows_fit = at_most(&mut errs, "availability", &input.availability, MAX_WINDOWS);
+    let languages_fit = at_most(&mut errs, "languages", &input.languages, MAX_TAGS);
+    for (i, c) in input
+        .certifications
+        .iter_mut()
+        .enumerate()
+        .filter(|_| certifications_fit)
+    {
         name(&mut errs, &format!("certifications[{i}].name"), &c.name);
         if let Some(s) = c.skill.as_mut() {
             *s = s.trim().to_owned();
@@ -303,7 +333,12 @@ pub fn volunteer(
             }
         }
     }
-    for (i, w) in input.availability.iter().enumerate() {
+    for (i, w) in input
+        .availability
+        .iter()
+        .enumerate()
+        .filter(|_| windows_fit)
+    {
         match (clock_minutes(&w.start), clock_minutes(&w.end)) {
             (Some(s), Some(e)) if s < e => {}
             (None, _) => errs.push(format!("availability[{i}].start"), "must be HH:MM"),
@@ -315,7 +350,12 @@ pub fn volunteer(
     if input.monthly_capacity > 200 {
         errs.push("monthly_capacity", "must be at most 200 tasks a month");
     }
-    for (i, l) in input.languages.iter_mut().enumerate() {
+    for (i, l) in input
+        .languages
+        .iter_mut()
+        .enumerate()
+        .filter(|_| languages_fit)
+    {
         *l = l.trim().to_owned();
         name(&mut errs, &format!("languages[{i}]"), l);
     }
@@ -334,6 +374,12 @@ pub fn station(input: &mut StationInput) -> Result<(), Invalid> {
             "must be the 12-digit code of a township or street",
         );
     }
+    at_most(
+        &mut errs,
+        "communities",
+        &input.communities,
+        MAX_COMMUNITIES,
+    );
     if input.communities.is_empty() {
         errs.push("communities", "a station serves at least one community");
     }

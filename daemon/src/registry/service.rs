@@ -153,15 +153,35 @@ fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), ServiceError> {
     Ok(errs.into_result()?)
 }
 
+/// Scope before existence: a township or community outside the caller's reach is refused with
+/// the same words whether it exists or not.
 fn guard_station(guard: &dyn Guard, s: &Station) -> Result<(), ServiceError> {
-    if guard.station(s) && s.communities.iter().all(|c| guard.community(c)) {
+    if !guard.station(s) {
+        return Err(Invalid::one("township", "is outside the regions your token covers").into());
+    }
+    let mut errs = Invalid::default();
+    for (i, c) in s.communities.iter().enumerate() {
+        if !guard.community(c) {
+            errs.push(
+                format!("communities[{i}]"),
+                "is outside the regions your token covers",
+            );
+        }
+    }
+    Ok(errs.into_result()?)
+}
+
+/// Where a station works (its township, communities) and whether it is active are the bureau's
+/// to decide: a station's own token may change its name, contact and address only.
+fn may_place_station(guard: &dyn Guard, township: &str) -> Result<(), ServiceError> {
+    if guard.region(township) {
         Ok(())
     } else {
-        Err(Invalid::one(
-            "communities",
-            "include communities outside the regions your token covers",
-        )
-        .into())
+        Err(ServiceError::Forbidden(
+            "a station cannot change its own township, communities or active flag; ask the \
+             county bureau"
+                .into(),
+        ))
     }
 }
 
@@ -173,7 +193,6 @@ pub fn create_station(
 ) -> Result<Station, ServiceError> {
     rules::station(&mut input)?;
     store.write(|w| {
-        station_refs(w, &input)?;
         let id = w.reserve_ids("station", 1)?;
         let s = Station {
             id,
@@ -188,6 +207,8 @@ pub fn create_station(
             updated_at: now,
         };
         guard_station(guard, &s)?;
+        may_place_station(guard, &s.township)?;
+        station_refs(w, &s.to_input())?;
         w.put_station(&s)?;
         Ok(s)
     })
@@ -207,7 +228,9 @@ pub fn update_station(
             .ok_or_else(|| not_found("station", id))?;
         let mut input: StationInput = patched(&old.to_input(), patch)?;
         rules::station(&mut input)?;
-        station_refs(w, &input)?;
+        if input.township != old.township || input.communities != old.communities {
+            may_place_station(guard, &old.township)?;
+        }
         let s = Station {
             name: input.name,
             township: input.township,
@@ -219,6 +242,7 @@ pub fn update_station(
             ..old
         };
         guard_station(guard, &s)?;
+        station_refs(w, &s.to_input())?;
         w.put_station(&s)?;
         Ok(s)
     })
@@ -236,6 +260,10 @@ pub fn set_station_active(
             .station(id)?
             .filter(|s| guard.station(s))
             .ok_or_else(|| not_found("station", id))?;
+        may_place_station(guard, &old.township)?;
+        if active {
+            station_refs(w, &old.to_input())?;
+        }
         let s = Station {
             active,
             updated_at: now,
@@ -303,10 +331,36 @@ pub fn person_record(
     }
 }
 
-fn duplicate(kind: &str, existing: u64) -> ServiceError {
+/// A person's resident ID taken by another person: named only when the caller reaches it.
+fn person_taken(w: &WriteTx, guard: &dyn Guard, existing: u64) -> ServiceError {
+    let visible = match w.person(existing) {
+        Ok(Some(p)) if guard.community(&p.community) => Some(existing),
+        _ => None,
+    };
+    if visible.is_none() {
+        tracing::warn!("a resident ID registered outside the caller's area was sent again");
+    }
     ServiceError::Conflict {
         field: "resident_id".into(),
-        message: format!("this resident ID is already registered ({kind} {existing})"),
+        message: crate::service::resident_id_taken("person", visible),
+    }
+}
+
+/// A volunteer's resident ID taken by another volunteer: named only when the caller reaches it.
+fn volunteer_taken(w: &WriteTx, guard: &dyn Guard, existing: u64) -> ServiceError {
+    let visible = match w.volunteer(existing) {
+        Ok(Some(v)) => match w.station(v.station) {
+            Ok(Some(s)) if guard.station(&s) => Some(existing),
+            _ => None,
+        },
+        _ => None,
+    };
+    if visible.is_none() {
+        tracing::warn!("a resident ID registered outside the caller's area was sent again");
+    }
+    ServiceError::Conflict {
+        field: "resident_id".into(),
+        message: crate::service::resident_id_taken("volunteer", visible),
     }
 }
 
@@ -328,9 +382,8 @@ pub fn create_person(
         person_refs(w, &input)?;
         let id = w.reserve_ids("person", 1)?;
         let p = person_record(id, input, rid, now, now);
-        w.person_writer()?
-            .put(&p)?
-            .map_err(|d| duplicate("person", d.existing_id))?;
+        let put = w.person_writer()?.put(&p)?;
+        put.map_err(|d| person_taken(w, guard, d.existing_id))?;
         Ok(p)
     })
 }
@@ -357,9 +410,8 @@ pub fn update_person(
             active: old.active,
             ..person_record(id, input, rid, old.created_at, now)
         };
-        w.person_writer()?
-            .put(&p)?
-            .map_err(|d| duplicate("person", d.existing_id))?;
+        let put = w.person_writer()?.put(&p)?;
+        put.map_err(|d| person_taken(w, guard, d.existing_id))?;
         Ok(p)
     })
 }
@@ -381,25 +433,32 @@ pub fn set_person_active(
             updated_at: now,
             ..old
         };
-        w.person_writer()?
-            .put(&p)?
-            .map_err(|d| duplicate("person", d.existing_id))?;
+        let put = w.person_writer()?.put(&p)?;
+        put.map_err(|d| person_taken(w, guard, d.existing_id))?;
         Ok(p)
     })
 }
 
 // -------------------------------------------------------------------------------- volunteers
 
-/// Checks a volunteer's station inside the transaction and returns it.
-pub fn volunteer_station(w: &WriteTx, v: &VolunteerInput) -> Result<Station, ServiceError> {
+/// Checks a volunteer's station inside the transaction and returns it. A station outside the
+/// caller's reach answers like one that does not exist.
+fn volunteer_station(
+    w: &WriteTx,
+    guard: &dyn Guard,
+    v: &VolunteerInput,
+) -> Result<Station, ServiceError> {
     match w.station(v.station)? {
-        Some(s) if s.active => Ok(s),
-        Some(_) => {
+        Some(s) if guard.station(&s) && s.active => Ok(s),
+        Some(s) if guard.station(&s) => {
             Err(Invalid::one("station", format!("station {} is deactivated", v.station)).into())
         }
-        None => Err(Invalid::one(
+        _ => Err(Invalid::one(
             "station",
-            format!("station {} is not registered", v.station),
+            format!(
+                "station {} is not a registered station your token covers",
+                v.station
+            ),
         )
         .into()),
     }
@@ -441,17 +500,11 @@ pub fn create_volunteer(
 ) -> Result<Volunteer, ServiceError> {
     let rid = rules::volunteer(&mut input, crate::clock::local_date(now))?;
     store.write(|w| {
-        let station = volunteer_station(w, &input)?;
-        if !guard.station(&station) {
-            return Err(
-                Invalid::one("station", "is outside the stations your token covers").into(),
-            );
-        }
+        volunteer_station(w, guard, &input)?;
         let id = w.reserve_ids("volunteer", 1)?;
         let v = volunteer_record(id, input, rid, now, now);
-        w.volunteer_writer()?
-            .put(&v)?
-            .map_err(|d| duplicate("volunteer", d.existing_id))?;
+        let put = w.volunteer_writer()?.put(&v)?;
+        put.map_err(|d| volunteer_taken(w, guard, d.existing_id))?;
         Ok(v)
     })
 }
@@ -475,16 +528,10 @@ pub fn update_volunteer(
         let old = guarded_volunteer(w, guard, id)?;
         let mut input: VolunteerInput = patched(&old.to_input(), patch)?;
         let rid = rules::volunteer(&mut input, crate::clock::local_date(now))?;
-        let station = volunteer_station(w, &input)?;
-        if !guard.station(&station) {
-            return Err(
-                Invalid::one("station", "is outside the stations your token covers").into(),
-            );
-        }
+        volunteer_station(w, guard, &input)?;
         let v = volunteer_record(id, input, rid, old.created_at, now);
-        w.volunteer_writer()?
-            .put(&v)?
-            .map_err(|d| duplicate("volunteer", d.existing_id))?;
+        let put = w.volunteer_writer()?.put(&v)?;
+        put.map_err(|d| volunteer_taken(w, guard, d.existing_id))?;
         Ok(v)
     })
 }
@@ -503,9 +550,8 @@ pub fn set_volunteer_status(
             updated_at: now,
             ..old
         };
-        w.volunteer_writer()?
-            .put(&v)?
-            .map_err(|d| duplicate("volunteer", d.existing_id))?;
+        let put = w.volunteer_writer()?.put(&v)?;
+        put.map_err(|d| volunteer_taken(w, guard, d.existing_id))?;
         Ok(v)
     })
 }

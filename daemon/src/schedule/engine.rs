@@ -278,6 +278,7 @@ impl Scheduler {
                             task: Some(task.id),
                             duty: Some(task.duty),
                             community: Some(task.community.clone()),
+                            region: Some(task.community.clone()),
                             detail: format!(
                                 "{} was due by {}",
                                 task.title.zh,

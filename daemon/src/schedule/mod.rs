@@ -442,5 +442,10 @@ pub struct Event {
     /// The community concerned, so the right station is told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub community: Option<String>,
+    /// The region the event belongs to: a task's community, a duty's selected region. Callers
+    /// see only events of their own regions (an event with no region, from before regions were
+    /// recorded, only administrators see).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub detail: String,
 }

@@ -244,6 +244,7 @@ impl Scheduler {
                     task: None,
                     duty: Some(duty.id),
                     community: None,
+                    region: Some(duty.selector.region.clone()),
                     detail: match occ.next_retry {
                         Some(t) => format!(
                             "{error} (attempt {}; retrying at {})",

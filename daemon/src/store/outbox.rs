@@ -8,6 +8,33 @@ use super::tx::{ReadTx, WriteTx, decode, encode};
 use crate::schedule::Event;
 
 impl ReadTx {
+    /// Up to `limit` events after sequence number `after` that `keep` accepts, reading at most
+    /// `max_scan` events; with the sequence number of the last event read (`after` when none
+    /// was), so a caller who sees few of the events still moves on.
+    pub fn events_visible(
+        &self,
+        after: u64,
+        limit: usize,
+        max_scan: usize,
+        mut keep: impl FnMut(&Event) -> bool,
+    ) -> Result<(Vec<Event>, u64), StoreError> {
+        let t = self.txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        let mut last = after;
+        for row in t.range(after.saturating_add(1)..)?.take(max_scan) {
+            let (k, v) = row?;
+            let e: Event = decode("events", k.value(), v.value())?;
+            last = k.value();
+            if keep(&e) {
+                out.push(e);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok((out, last))
+    }
+
     /// Events after sequence number `after`.
     pub fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let t = self.txn.open_table(EVENTS)?;
