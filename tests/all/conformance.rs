@@ -354,4 +354,15 @@ fn the_checker_catches_what_does_not_fit() {
     let cat = serde_json::json!({"$ref": "#/components/schemas/Category"});
     validate(&cat, &Value::from("SpecialDifficultyElder"), "$", &mut e);
     assert_eq!(e.len(), 1, "{e:?}");
+    // A tagged variant is satisfiable: the tag and the variant's fields, nothing else.
+    let target = serde_json::json!({"$ref": "#/components/schemas/Target"});
+    let person = serde_json::json!({"type": "person", "id": 1, "community": "620802001001",
+        "age": 82, "gender": "female"});
+    let mut e = Vec::new();
+    validate(&target, &person, "$", &mut e);
+    assert!(e.is_empty(), "{e:?}");
+    let mut wrong = person.clone();
+    wrong["colour"] = "red".into();
+    validate(&target, &wrong, "$", &mut e);
+    assert!(!e.is_empty());
 }

@@ -33,6 +33,8 @@ fn manager(caller: &Caller) -> Result<Option<String>, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct DutyQuery {
     /// 1 to 1000 (default 50).
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Cursor from `next_cursor`.
     cursor: Option<String>,
@@ -40,7 +42,7 @@ pub struct DutyQuery {
 
 #[utoipa::path(get, path = "/v1/duties", tag = "duties", params(DutyQuery),
     description = "The duties the token covers, by id, a page at a time.",
-    responses((status = 200, body = Page<Duty>), (status = 422, body = Problem)))]
+    responses((status = 200, body = Page<Duty>)))]
 pub async fn list_duties(
     State(st): State<AppState>,
     caller: Caller,
@@ -189,6 +191,8 @@ pub async fn backfill_duty(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct OccurrenceQuery {
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Cursor from `next_cursor`.
     cursor: Option<String>,
@@ -217,6 +221,7 @@ pub async fn list_occurrences(
 #[serde(deny_unknown_fields)]
 pub struct PreviewQuery {
     /// How many fire times (1-100, default 5).
+    #[param(minimum = 1, maximum = 100)]
     count: Option<u32>,
     /// RFC 3339 (default: now).
     after: Option<DateTime<Utc>>,
@@ -262,6 +267,8 @@ pub struct TaskQuery {
     status: Option<TaskStatus>,
     /// Only tasks in this region's subtree.
     region: Option<String>,
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -340,6 +347,8 @@ pub struct EventQuery {
     /// Events after this sequence number.
     #[serde(default)]
     after: u64,
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

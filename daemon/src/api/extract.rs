@@ -68,9 +68,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 e.column()
             ))
         })?;
+        if !value.is_object() {
+            return Err(ApiError::invalid(vec![FieldError {
+                field: String::new(),
+                message: "the body must be a JSON object".into(),
+            }]));
+        }
+        let mut value = value;
+        integral_numbers(&mut value);
         crate::service::from_json(value)
             .map(Body)
             .map_err(|e| ApiError::invalid(e.0))
+    }
+}
+
+/// JSON Schema counts `7.0` as an integer: numbers with nothing after the point become whole
+/// numbers before the body meets typed fields.
+fn integral_numbers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                // Exact below 2^53: no rounding.
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *v = serde_json::Value::from(i);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
     }
 }
 

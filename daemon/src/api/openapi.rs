@@ -67,6 +67,11 @@ pub fn apply_conventions(doc: &mut Value) {
             }
         }
     }
+    unsigned_widths(doc);
+    let closed = closed_schemas(doc);
+    if let Some(schemas) = doc.pointer_mut("/components/schemas") {
+        merge_tagged_variants(schemas, &closed);
+    }
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -77,6 +82,95 @@ pub fn apply_conventions(doc: &mut Value) {
                 schemas.insert(name, patch_schema(schema, &input));
             }
         }
+    }
+}
+
+/// utoipa publishes `u32` as `int32` (at most 2^31 - 1) with `minimum: 0`; the wire takes
+/// every u32. Such integers are published as int64 with their real maximum.
+fn unsigned_widths(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("format").and_then(Value::as_str) == Some("int32")
+                && o.get("minimum").and_then(Value::as_f64) == Some(0.0)
+            {
+                o.insert("format".into(), Value::from("int64"));
+                o.entry("maximum").or_insert(Value::from(u32::MAX));
+            }
+            o.values_mut().for_each(unsigned_widths);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unsigned_widths),
+        _ => {}
+    }
+}
+
+/// The schemas that refuse unknown fields (`additionalProperties: false`), by name.
+fn closed_schemas(doc: &Value) -> Map<String, Value> {
+    doc.pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|all| {
+            all.iter()
+                .filter(|(_, s)| s.get("additionalProperties") == Some(&Value::Bool(false)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A variant of an internally tagged enum comes out as `allOf: [{$ref: X}, {the tag}]`; when X
+/// refuses unknown fields, nothing satisfies both (the tag is unknown to X). Such an `allOf` is
+/// merged into one object: X's fields and the tag, still closed — what the wire really carries.
+fn merge_tagged_variants(v: &mut Value, closed: &Map<String, Value>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::Array(parts)) = o.get("allOf") {
+                let mut merged: Option<Map<String, Value>> = None;
+                let mut ok = true;
+                for part in parts {
+                    let target = match part.get("$ref").and_then(Value::as_str) {
+                        Some(r) => match closed.get(r.rsplit('/').next().unwrap_or("")) {
+                            Some(s) => s,
+                            None => {
+                                ok = false;
+                                break;
+                            }
+                        },
+                        None => part,
+                    };
+                    let m = merged.get_or_insert_with(|| {
+                        let mut m = Map::new();
+                        m.insert("type".into(), Value::from("object"));
+                        m.insert("properties".into(), Value::Object(Map::new()));
+                        m.insert("required".into(), Value::Array(Vec::new()));
+                        m.insert("additionalProperties".into(), Value::Bool(false));
+                        m
+                    });
+                    if let Some(props) = target.get("properties").and_then(Value::as_object)
+                        && let Some(Value::Object(into)) = m.get_mut("properties")
+                    {
+                        into.extend(props.clone());
+                    }
+                    if let Some(req) = target.get("required").and_then(Value::as_array)
+                        && let Some(Value::Array(into)) = m.get_mut("required")
+                    {
+                        into.extend(req.iter().cloned());
+                    }
+                    if let Some(d) = target.get("description") {
+                        m.entry("description").or_insert_with(|| d.clone());
+                    }
+                }
+                if ok && let Some(m) = merged {
+                    *v = Value::Object(m);
+                    return;
+                }
+            }
+            for (_, child) in o.iter_mut() {
+                merge_tagged_variants(child, closed);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|c| merge_tagged_variants(c, closed)),
+        _ => {}
     }
 }
 

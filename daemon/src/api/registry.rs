@@ -94,12 +94,14 @@ pub struct RegionQuery {
     /// Include deactivated regions.
     #[serde(default)]
     include_inactive: bool,
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/regions", tag = "regions", params(RegionQuery),
-    responses((status = 200, body = Page<Region>), (status = 422, body = Problem)))]
+    responses((status = 200, body = Page<Region>)))]
 pub async fn list_regions(
     State(st): State<AppState>,
     caller: Caller,
@@ -220,6 +222,8 @@ pub struct StationQuery {
     region: Option<String>,
     #[serde(default)]
     include_inactive: bool,
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -339,6 +343,8 @@ pub struct PersonQuery {
     need: Option<String>,
     #[serde(default)]
     include_inactive: bool,
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -366,7 +372,7 @@ fn narrow(scope: Option<Vec<String>>, wanted: Option<&str>) -> Option<Vec<String
 }
 
 #[utoipa::path(get, path = "/v1/persons", tag = "persons", params(PersonQuery),
-    responses((status = 200, body = Page<Person>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Page<Person>), (status = 403, body = Problem)))]
 pub async fn list_persons(
     State(st): State<AppState>,
     caller: Caller,
@@ -501,6 +507,8 @@ pub struct VolunteerQuery {
     skill: Option<String>,
     /// Only volunteers with this status (default: all but inactive).
     status: Option<VolunteerStatus>,
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

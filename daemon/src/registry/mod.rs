@@ -20,8 +20,10 @@ pub use rules::{FieldError, Invalid, age_on as rules_age};
 #[serde(deny_unknown_fields)]
 pub struct GeoPoint {
     /// Latitude, -90 to 90.
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
     /// Longitude, -180 to 180.
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
 }
 
@@ -49,8 +51,10 @@ pub enum Settlement {
 pub struct RegionInput {
     /// 12-digit division code, or `<community code>-<n>` for a grid.
     #[schema(example = "620802001001")]
+    #[schema(pattern = "^[0-9]{12}(-[0-9]{1,4})?$")]
     pub code: String,
     #[schema(example = "东关街道中山社区")]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Urban or rural; meaningful for communities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,12 +107,15 @@ pub struct Contact {
 #[serde(deny_unknown_fields)]
 pub struct StationInput {
     #[schema(example = "东关街道社会工作站")]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// The township-level region the station belongs to.
     #[schema(example = "620802001000")]
+    #[schema(pattern = "^[0-9]{12}$")]
     pub township: String,
     /// Community codes the station serves; each must lie in its county.
     #[schema(max_items = 500)]
+    #[schema(min_items = 1)]
     pub communities: Vec<String>,
     pub contact: Contact,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,13 +307,16 @@ pub struct Guardian {
 #[serde(deny_unknown_fields)]
 pub struct PersonInput {
     #[schema(example = "张桂兰")]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// 18-character resident ID; the check digit is verified.
     #[schema(example = "11010519491231002X")]
+    #[schema(pattern = "^[0-9]{17}[0-9Xx]$")]
     pub resident_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     /// Community code (12 digits).
+    #[schema(pattern = "^[0-9]{12}$")]
     pub community: String,
     /// Grid code inside the community, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +325,7 @@ pub struct PersonInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// At least one priority group.
+    #[schema(min_items = 1)]
     pub categories: Vec<Category>,
     /// For special-difficulty elders: which difficulties apply.
     #[serde(default)]
@@ -499,7 +510,9 @@ pub enum VolunteerStatus {
 #[serde(deny_unknown_fields)]
 pub struct VolunteerInput {
     #[schema(example = "王明")]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    #[schema(pattern = "^[0-9]{17}[0-9Xx]$")]
     pub resident_id: String,
     pub phone: String,
     /// Home station id.
@@ -519,6 +532,7 @@ pub struct VolunteerInput {
     pub home: GeoPoint,
     /// Tasks the volunteer takes in a month.
     #[serde(default = "default_capacity")]
+    #[schema(maximum = 200)]
     pub monthly_capacity: u32,
     /// Languages or dialects, e.g. 普通话, 平凉话, 手语.
     #[serde(default)]

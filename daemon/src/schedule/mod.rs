@@ -95,6 +95,7 @@ pub struct DutyInput {
     /// When set, every task is due this many days after its occurrence (instead of the
     /// plugin's own due window).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 366)]
     pub due_window_days: Option<u32>,
     #[serde(default)]
     pub catch_up: CatchUp,
