@@ -179,3 +179,46 @@ async fn operations_endpoints_answer() {
     }
     d.stop().await;
 }
+
+/// `[api] public_metrics = true` serves `/metrics` without a token (for a Prometheus on a
+/// private network); the config refuses limits out of range.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_be_made_public_by_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = linli::config::Config::parse(
+        "[api]\npublic_metrics = true\nmax_json_kib = 64\n",
+        std::path::Path::new("linli.toml"),
+    )
+    .unwrap();
+    let store =
+        linli::store::Store::open(&dir.path().join("linli.redb"), Default::default()).unwrap();
+    let mut state = linli::api::AppState::new(store, clock()).unwrap();
+    state.api = cfg.api.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(linli::server::run(
+        listener,
+        state,
+        async {
+            let _ = rx.await;
+        },
+        linli::server::ServeOptions::new(std::time::Duration::from_secs(5)),
+    ));
+    let r = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("linli_store_rows"));
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+    for bad in [
+        "[api]\nmax_json_kib = 1\n",
+        "[api]\nmax_import_mib = 0\n",
+        "[api]\nopen = true\n",
+    ] {
+        let e = linli::config::Config::parse(bad, std::path::Path::new("linli.toml"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("linli.toml:2:"), "{e}");
+    }
+}

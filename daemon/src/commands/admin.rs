@@ -23,6 +23,16 @@ pub fn check_config(file: &Path) -> Result<(), Failure> {
     println!("  plugin_dir          {}", cfg.plugin_dir.display());
     println!("  log_format          {:?}", cfg.log_format);
     println!("  shutdown_grace_secs {}", cfg.shutdown_grace_secs);
+    println!(
+        "  api                 JSON bodies ≤ {} KiB, CSV imports ≤ {} MiB, /metrics {}",
+        cfg.api.max_json_kib,
+        cfg.api.max_import_mib,
+        if cfg.api.public_metrics {
+            "public"
+        } else {
+            "for admin tokens"
+        }
+    );
     let p = &cfg.plugins;
     println!(
         "  plugins             components ≤ {} MiB, ≤ {} functions, ≤ {} MiB of code, \
