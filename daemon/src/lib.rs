@@ -8,6 +8,7 @@
 //! - `store`    — redb tables; the only code that touches the database.
 //! - `registry` — regions, stations, people in care, volunteers: types, rules, import.
 //! - `service`  — what service operations share: the caller's guard, errors, merge patches.
+//! - `matching` — who takes which task: hard constraints, an exact min-cost plan; pure.
 //! - `api`      — HTTP routes, authentication and scopes, OpenAPI, metrics.
 //! - `server`   — serve until shutdown, with a grace period.
 //! - `commands` — what each `linlid` subcommand does (`main.rs` only parses and exits).
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod cron;
 pub mod demo;
+pub mod matching;
 pub mod plugins;
 pub mod registry;
 pub mod schedule;

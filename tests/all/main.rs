@@ -14,6 +14,7 @@ mod dates;
 mod duties;
 mod import;
 mod leaks;
+mod matching;
 mod ownership;
 mod persistence;
 mod plugins;

@@ -1,0 +1,706 @@
+//! Volunteer matching: which volunteers take which tasks. Pure — no I/O, no async, no clock: a
+//! function of a [`Problem`] (tasks, volunteers, the planning date, weights) to a [`Plan`]. The
+//! scheduler, the API and `linlid match plan` build problems and store or print plans.
+//!
+//! **Hard constraints** ([`eligible`]): the volunteer is active and of the task's station or a
+//! neighbouring one the bureau allows; holds every required skill (an expired certificate for the
+//! skill voids it); holds each required clearance (`safeguarding`, `insurance`, or a named
+//! certificate) valid through the due end; has a weekly availability window in the due window
+//! (no windows stated: any time); lives within `max_distance_km`; has the required gender,
+//! languages (one of them) and roles; and has capacity left this month. A team task is staffed
+//! by `team_size` different people or by nobody.
+//!
+//! **Objective**, lexicographic: first staff as many urgent task units as possible, then high,
+//! normal, low; among those plans the least total cost, where cost is the great-circle distance
+//! from the volunteer's home to the task, minus `weights.continuity_km` when the volunteer has
+//! served the person before, plus `weights.fairness_km × n` for a volunteer's (n+1)-th task of
+//! the month (convex: each further task costs more). Costs are integers of 10⁻⁹ km, so totals
+//! are exact; the priority levels are rewards so large (i128) that no distance can outweigh one
+//! more staffed task of a higher level.
+//!
+//! **Exactness.** Each task's candidates are its nearest eligible volunteers (a few per team
+//! member); the solver ([`flow`]) is exact on that graph, and its node potentials then price
+//! every eligible arc left out: an arc could improve the plan only if its reduced cost is
+//! negative, which bounds how far away its volunteer can be, so a range query finds every such
+//! arc. Any found are added and the problem is solved again, until none is: the plan is then
+//! optimal for the full graph. Team tasks: solved with the team size as the task's capacity;
+//! a task left with a partial team is released (its members go back) and the rest is solved
+//! again, until no team is partial. Then: with team size 1 everywhere, the plan is exactly
+//! optimal; with teams, it is optimal among plans that staff none of the released tasks.
+
+pub mod flow;
+pub mod geo;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Timelike};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::registry::{Availability, Certification, Gender, GeoPoint, Weekday};
+use crate::schedule::{Priority, Requirements};
+use flow::Cost;
+
+/// One unit of cost: 10⁻⁹ km.
+const UNITS_PER_KM: f64 = 1e9;
+/// Candidates kept per team member before the optimality check adds any it finds missing.
+const CANDIDATES_PER_MEMBER: usize = 8;
+
+/// A task to staff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub id: u64,
+    /// The station whose communities the task is in.
+    pub station: u64,
+    /// The person visited, for continuity (none for a community task).
+    #[serde(default)]
+    pub person: Option<u64>,
+    /// Where the visit happens; `None` when unknown (distance then neither costs nor limits).
+    #[serde(default)]
+    pub location: Option<GeoPoint>,
+    pub priority: Priority,
+    pub due_start: DateTime<FixedOffset>,
+    pub due_end: DateTime<FixedOffset>,
+    pub requirements: Requirements,
+}
+
+/// A volunteer or community worker who can be matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolunteerSpec {
+    pub id: u64,
+    pub station: u64,
+    pub home: GeoPoint,
+    pub gender: Gender,
+    /// Tasks the volunteer may still take this month (capacity minus what they hold).
+    pub capacity: u32,
+    /// Tasks already held this month (the fairness cost counts on from here).
+    #[serde(default)]
+    pub held: u32,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub certifications: Vec<Certification>,
+    /// Safeguarding clearance expiry.
+    #[serde(default)]
+    pub safeguarding_until: Option<NaiveDate>,
+    /// Accident insurance expiry (志愿服务条例 Art. 17: risky activities need it).
+    #[serde(default)]
+    pub insurance_until: Option<NaiveDate>,
+    #[serde(default)]
+    pub availability: Vec<Availability>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Persons this volunteer has visited before.
+    #[serde(default)]
+    pub served: Vec<u64>,
+}
+
+/// How much continuity and fairness weigh, in kilometres of travel.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    /// Taken off the cost when the volunteer has served the person before.
+    pub continuity_km: f64,
+    /// Added for each task a volunteer already holds this month, per further task.
+    pub fairness_km: f64,
+}
+
+/// Everything matching looks at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Problem {
+    /// The planning date (clearances are judged through each task's due end).
+    pub today: NaiveDate,
+    pub tasks: Vec<TaskSpec>,
+    pub volunteers: Vec<VolunteerSpec>,
+    /// Stations whose volunteers may also serve a station's tasks (the bureau allows them).
+    #[serde(default)]
+    pub neighbours: BTreeMap<u64, Vec<u64>>,
+    #[serde(default)]
+    pub weights: Weights,
+}
+
+/// Why a volunteer cannot take a task, or why a task was not staffed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// Nobody of the task's or a neighbouring station.
+    NoVolunteers,
+    OtherStation,
+    MissingSkill {
+        skill: String,
+    },
+    ExpiredCertificate {
+        skill: String,
+    },
+    MissingClearance {
+        clearance: String,
+    },
+    NotAvailable,
+    TooFar {
+        max_km: u32,
+    },
+    WrongGender,
+    NoLanguage,
+    MissingRole {
+        role: String,
+    },
+    AtCapacity,
+    /// Eligible volunteers exist, but all of them went to tasks that ranked higher or were
+    /// nearer.
+    TakenByOtherTasks,
+    /// Fewer eligible people than the team needs.
+    TeamIncomplete {
+        needed: u8,
+        found: u32,
+    },
+}
+
+/// Why a task was not staffed: each reason with how many volunteers it ruled out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Unstaffed {
+    pub reasons: Vec<ReasonCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReasonCount {
+    #[serde(flatten)]
+    pub reason: Reason,
+    /// Volunteers of the task's stations this reason ruled out (0 for task-level reasons).
+    pub volunteers: u32,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Plan {
+    /// Task id → the volunteers who take it.
+    pub assignments: BTreeMap<u64, Vec<u64>>,
+    /// Task id → why it was not staffed.
+    pub unstaffed: BTreeMap<u64, Unstaffed>,
+    /// Tasks staffed (whole teams).
+    pub staffed: usize,
+    /// Staffed tasks per priority.
+    pub staffed_by_priority: BTreeMap<String, usize>,
+    /// Sum of the distances from each assigned volunteer's home to the task, in km.
+    pub total_distance_km: f64,
+    /// The objective's cost part: distances with continuity and fairness applied, in km.
+    pub total_cost: f64,
+    /// Optimality checks that found pruned arcs to add (0 when the first graph was enough).
+    pub rounds: u32,
+}
+
+/// A problem `plan` refuses.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProblemError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn weekday(d: chrono::Weekday) -> Weekday {
+    use chrono::Weekday as W;
+    match d {
+        W::Mon => Weekday::Mon,
+        W::Tue => Weekday::Tue,
+        W::Wed => Weekday::Wed,
+        W::Thu => Weekday::Thu,
+        W::Fri => Weekday::Fri,
+        W::Sat => Weekday::Sat,
+        W::Sun => Weekday::Sun,
+    }
+}
+
+fn clock_minutes(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    Some(h * 60 + m)
+}
+
+/// Does one of the weekly windows fall inside the due window (judged in the task's offset)?
+fn available(
+    windows: &[Availability],
+    start: DateTime<FixedOffset>,
+    end: DateTime<FixedOffset>,
+) -> bool {
+    if windows.is_empty() {
+        return true;
+    }
+    if end <= start {
+        return false;
+    }
+    let mut day = start.date_naive();
+    let last = end.date_naive();
+    let mut days = 0;
+    while day <= last && days < 8 {
+        let from = if day == start.date_naive() {
+            start.hour() * 60 + start.minute()
+        } else {
+            0
+        };
+        let to = if day == last {
+            end.hour() * 60 + end.minute()
+        } else {
+            24 * 60
+        };
+        let wd = weekday(day.weekday());
+        let fits = windows.iter().any(|w| {
+            w.day == wd
+                && match (clock_minutes(&w.start), clock_minutes(&w.end)) {
+                    (Some(s), Some(e)) => s < to && e > from,
+                    _ => false,
+                }
+        });
+        if fits {
+            return true;
+        }
+        match day.succ_opt() {
+            Some(d) => day = d,
+            None => break,
+        }
+        days += 1;
+    }
+    false
+}
+
+/// The hard constraints: `Ok` when `v` may take `t`, else the first one it fails. Station and
+/// capacity are checked by the caller ([`plan`]), which knows the neighbours and the load.
+pub fn eligible(t: &TaskSpec, v: &VolunteerSpec, distance_km: Option<f64>) -> Result<(), Reason> {
+    let r = &t.requirements;
+    let due = t.due_end.date_naive();
+    for s in &r.skills {
+        if !v.skills.iter().any(|x| x == s) {
+            return Err(Reason::MissingSkill { skill: s.clone() });
+        }
+        let certs: Vec<&Certification> = v
+            .certifications
+            .iter()
+            .filter(|c| c.skill.as_deref() == Some(s.as_str()))
+            .collect();
+        if !certs.is_empty() && !certs.iter().any(|c| c.expires_on >= due) {
+            return Err(Reason::ExpiredCertificate { skill: s.clone() });
+        }
+    }
+    for c in &r.clearances {
+        let ok = match c.as_str() {
+            "safeguarding" => v.safeguarding_until.is_some_and(|d| d >= due),
+            "insurance" => v.insurance_until.is_some_and(|d| d >= due),
+            other => v.certifications.iter().any(|x| {
+                (x.name == other || x.skill.as_deref() == Some(other)) && x.expires_on >= due
+            }),
+        };
+        if !ok {
+            return Err(Reason::MissingClearance {
+                clearance: c.clone(),
+            });
+        }
+    }
+    if let Some(g) = r.gender
+        && v.gender != g
+    {
+        return Err(Reason::WrongGender);
+    }
+    if !r.languages.is_empty() && !r.languages.iter().any(|l| v.languages.contains(l)) {
+        return Err(Reason::NoLanguage);
+    }
+    for role in &r.roles {
+        if !v.roles.contains(role) {
+            return Err(Reason::MissingRole { role: role.clone() });
+        }
+    }
+    if let (Some(max), Some(d)) = (r.max_distance_km, distance_km)
+        && d > f64::from(max)
+    {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        return Err(Reason::TooFar {
+            max_km: max.max(0.0).ceil() as u32,
+        });
+    }
+    if !available(&v.availability, t.due_start, t.due_end) {
+        return Err(Reason::NotAvailable);
+    }
+    Ok(())
+}
+
+fn km_units(km: f64) -> Cost {
+    #[allow(clippy::cast_possible_truncation)]
+    let u = (km * UNITS_PER_KM).round() as i64;
+    Cost::from(u)
+}
+
+fn units_km(u: Cost) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let f = u as f64;
+    f / UNITS_PER_KM
+}
+
+fn level(p: Priority) -> usize {
+    match p {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+        Priority::Urgent => 3,
+    }
+}
+
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
+/// Checks a problem's numbers before planning.
+fn check(p: &Problem) -> Result<(), ProblemError> {
+    let w = p.weights;
+    if !(0.0..=1000.0).contains(&w.continuity_km) || !(0.0..=1000.0).contains(&w.fairness_km) {
+        return Err(ProblemError::Invalid(
+            "weights: continuity_km and fairness_km must be 0 to 1000".into(),
+        ));
+    }
+    if p.tasks.len() > 5_000_000 || p.volunteers.len() > 5_000_000 {
+        return Err(ProblemError::Invalid(
+            "at most 5,000,000 tasks and volunteers".into(),
+        ));
+    }
+    let mut ids = HashSet::new();
+    for t in &p.tasks {
+        if !ids.insert(t.id) {
+            return Err(ProblemError::Invalid(format!(
+                "task {} appears twice",
+                t.id
+            )));
+        }
+        if !(1..=20).contains(&t.requirements.team_size) {
+            return Err(ProblemError::Invalid(format!(
+                "task {}: team_size must be 1 to 20",
+                t.id
+            )));
+        }
+        if t.requirements
+            .max_distance_km
+            .is_some_and(|d| !d.is_finite() || d <= 0.0)
+        {
+            return Err(ProblemError::Invalid(format!(
+                "task {}: max_distance_km must be a positive number",
+                t.id
+            )));
+        }
+        for g in t.location.iter() {
+            if !(-90.0..=90.0).contains(&g.lat) || !(-180.0..=180.0).contains(&g.lon) {
+                return Err(ProblemError::Invalid(format!(
+                    "task {}: location out of range",
+                    t.id
+                )));
+            }
+        }
+    }
+    let mut ids = HashSet::new();
+    for v in &p.volunteers {
+        if !ids.insert(v.id) {
+            return Err(ProblemError::Invalid(format!(
+                "volunteer {} appears twice",
+                v.id
+            )));
+        }
+        if !(-90.0..=90.0).contains(&v.home.lat) || !(-180.0..=180.0).contains(&v.home.lon) {
+            return Err(ProblemError::Invalid(format!(
+                "volunteer {}: home out of range",
+                v.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Plans the problem: see the module documentation for the constraints, the objective and
+/// what is guaranteed.
+pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
+    check(p)?;
+    let grid = geo::Grid::new(p.volunteers.iter().map(|v| v.home).collect(), 0.05);
+    let mut by_station: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, v) in p.volunteers.iter().enumerate() {
+        by_station.entry(v.station).or_default().push(i);
+    }
+    let stations_of = |t: &TaskSpec| -> BTreeSet<u64> {
+        let mut s: BTreeSet<u64> = p
+            .neighbours
+            .get(&t.station)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        s.insert(t.station);
+        s
+    };
+    let served: Vec<HashSet<u64>> = p
+        .volunteers
+        .iter()
+        .map(|v| v.served.iter().copied().collect())
+        .collect();
+    let continuity = km_units(p.weights.continuity_km);
+    let fairness = km_units(p.weights.fairness_km);
+    let arc_cost = |t: &TaskSpec, vi: usize, d: Option<f64>| -> Cost {
+        let mut c = km_units(d.unwrap_or(0.0));
+        if let Some(person) = t.person
+            && served[vi].contains(&person)
+        {
+            c -= continuity;
+        }
+        c
+    };
+    // Which volunteers may take each task at all (station, capacity, hard constraints).
+    let may = |t: &TaskSpec, stations: &BTreeSet<u64>, vi: usize, d: Option<f64>| -> bool {
+        let v = &p.volunteers[vi];
+        v.capacity > 0 && stations.contains(&v.station) && eligible(t, v, d).is_ok()
+    };
+    let task_stations: Vec<BTreeSet<u64>> = p.tasks.iter().map(stations_of).collect();
+
+    // Candidates: the nearest eligible, a few per team member.
+    let mut candidates: Vec<Vec<(u32, Cost)>> = Vec::with_capacity(p.tasks.len());
+    let mut known: Vec<HashSet<u32>> = Vec::with_capacity(p.tasks.len());
+    for (ti, t) in p.tasks.iter().enumerate() {
+        let k = CANDIDATES_PER_MEMBER * usize::from(t.requirements.team_size);
+        let stations = &task_stations[ti];
+        let list: Vec<(usize, Option<f64>)> = match t.location {
+            Some(at) => {
+                let max = t
+                    .requirements
+                    .max_distance_km
+                    .map_or(f64::INFINITY, f64::from);
+                grid.nearest(at, k, max, |vi| {
+                    may(
+                        t,
+                        stations,
+                        vi,
+                        Some(geo::haversine_km(at, p.volunteers[vi].home)),
+                    )
+                })
+                .into_iter()
+                .map(|(vi, d)| (vi, Some(d)))
+                .collect()
+            }
+            None => stations
+                .iter()
+                .flat_map(|s| by_station.get(s).into_iter().flatten().copied())
+                // No location, no distance to prune by: every eligible one is a candidate.
+                .filter(|&vi| may(t, stations, vi, None))
+                .map(|vi| (vi, None))
+                .collect(),
+        };
+        known.push(list.iter().map(|(vi, _)| *vi as u32).collect());
+        #[allow(clippy::cast_possible_truncation)]
+        candidates.push(
+            list.into_iter()
+                .map(|(vi, d)| (vi as u32, arc_cost(t, vi, d)))
+                .collect(),
+        );
+    }
+
+    // Priority rewards: one more staffed unit of a level outweighs any cost difference below.
+    let units_total: Cost = p
+        .tasks
+        .iter()
+        .map(|t| Cost::from(t.requirements.team_size))
+        .sum();
+    let max_arc: Cost =
+        km_units(2.0 * std::f64::consts::PI * geo::EARTH_RADIUS_KM) + continuity.abs();
+    let max_fair: Cost = fairness
+        * (Cost::from(
+            p.volunteers
+                .iter()
+                .map(|v| v.held + v.capacity)
+                .max()
+                .unwrap_or(0),
+        ) + 1);
+    let w0: Cost = 2 * (units_total + 1) * (max_arc + max_fair) + 1;
+    let rewards: [Cost; 4] = [
+        w0,
+        w0 * (units_total + 1),
+        w0 * (units_total + 1) * (units_total + 1),
+        w0 * (units_total + 1) * (units_total + 1) * (units_total + 1),
+    ];
+    let skip: Vec<Cost> = p.tasks.iter().map(|t| rewards[level(t.priority)]).collect();
+    let capacity: Vec<u32> = p.volunteers.iter().map(|v| v.capacity).collect();
+    let held: Vec<u32> = p.volunteers.iter().map(|v| v.held).collect();
+    let marginal = move |v: usize, k: u32| -> Cost { fairness * Cost::from(held[v] + k) };
+
+    let mut released: HashSet<usize> = HashSet::new();
+    let mut rounds = 0u32;
+    let solution = loop {
+        let units: Vec<u8> = p
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if released.contains(&i) {
+                    0
+                } else {
+                    t.requirements.team_size
+                }
+            })
+            .collect();
+        let net = flow::Network {
+            volunteers: p.volunteers.len(),
+            capacity: &capacity,
+            candidates: &candidates,
+            units: &units,
+            skip: &skip,
+            marginal: &marginal,
+        };
+        let sol = flow::solve(&net);
+        // Partial teams are released, and the rest solved again.
+        let partial: Vec<usize> = (0..p.tasks.len())
+            .filter(|&i| !sol.assigned[i].is_empty() && sol.skipped[i] > 0)
+            .collect();
+        if !partial.is_empty() {
+            released.extend(partial);
+            continue;
+        }
+        // Price every eligible arc left out; add those that could improve the plan.
+        let v_count = p.volunteers.len();
+        let pmax = sol.potentials[..v_count].iter().copied().max().unwrap_or(0);
+        let mut added = 0usize;
+        for (ti, t) in p.tasks.iter().enumerate() {
+            if released.contains(&ti) {
+                continue;
+            }
+            let Some(at) = t.location else { continue };
+            let pt = sol.potentials[v_count + ti];
+            // c(t, v) + π(t) − π(v) < 0 needs c(t, v) < π(v) − π(t) ≤ pmax − π(t).
+            let bound = pmax - pt + continuity;
+            if bound <= 0 {
+                continue;
+            }
+            let radius = units_km(bound).min(
+                t.requirements
+                    .max_distance_km
+                    .map_or(f64::INFINITY, f64::from),
+            );
+            let stations = &task_stations[ti];
+            for (vi, d) in grid.within(at, radius) {
+                #[allow(clippy::cast_possible_truncation)]
+                let key = vi as u32;
+                if known[ti].contains(&key) || !may(t, stations, vi, Some(d)) {
+                    continue;
+                }
+                let c = arc_cost(t, vi, Some(d));
+                if c + pt - sol.potentials[vi] < 0 {
+                    known[ti].insert(key);
+                    candidates[ti].push((key, c));
+                    added += 1;
+                }
+            }
+        }
+        if added == 0 {
+            break sol;
+        }
+        rounds += 1;
+    };
+
+    // The answer, with reasons for what was not staffed.
+    let mut plan = Plan {
+        assignments: BTreeMap::new(),
+        unstaffed: BTreeMap::new(),
+        staffed: 0,
+        staffed_by_priority: BTreeMap::new(),
+        total_distance_km: 0.0,
+        total_cost: 0.0,
+        rounds,
+    };
+    let mut cost: Cost = 0;
+    let mut load: Vec<u32> = vec![0; p.volunteers.len()];
+    for (ti, t) in p.tasks.iter().enumerate() {
+        let vs = &solution.assigned[ti];
+        if !vs.is_empty() && !released.contains(&ti) {
+            plan.staffed += 1;
+            *plan
+                .staffed_by_priority
+                .entry(priority_name(t.priority).to_owned())
+                .or_default() += 1;
+            let mut ids = Vec::new();
+            for &vi in vs {
+                let v = &p.volunteers[vi as usize];
+                ids.push(v.id);
+                let d = t.location.map_or(0.0, |at| geo::haversine_km(at, v.home));
+                plan.total_distance_km += d;
+                cost += arc_cost(t, vi as usize, Some(d));
+                cost += fairness * Cost::from(v.held + load[vi as usize]);
+                load[vi as usize] += 1;
+            }
+            ids.sort_unstable();
+            plan.assignments.insert(t.id, ids);
+        } else {
+            plan.unstaffed.insert(
+                t.id,
+                reasons(
+                    p,
+                    t,
+                    &task_stations[ti],
+                    &by_station,
+                    released.contains(&ti),
+                ),
+            );
+        }
+    }
+    plan.total_cost = units_km(cost);
+    Ok(plan)
+}
+
+/// Why `t` went unstaffed: what ruled out each volunteer of its stations.
+fn reasons(
+    p: &Problem,
+    t: &TaskSpec,
+    stations: &BTreeSet<u64>,
+    by_station: &HashMap<u64, Vec<usize>>,
+    team_released: bool,
+) -> Unstaffed {
+    let mut counts: BTreeMap<Reason, u32> = BTreeMap::new();
+    let mut eligible_count = 0u32;
+    let mut pool = 0u32;
+    for s in stations {
+        for &vi in by_station.get(s).into_iter().flatten() {
+            pool += 1;
+            let v = &p.volunteers[vi];
+            let d = t.location.map(|at| geo::haversine_km(at, v.home));
+            match eligible(t, v, d) {
+                Err(r) => *counts.entry(r).or_default() += 1,
+                Ok(()) if v.capacity == 0 => *counts.entry(Reason::AtCapacity).or_default() += 1,
+                Ok(()) => eligible_count += 1,
+            }
+        }
+    }
+    let mut reasons: Vec<ReasonCount> = Vec::new();
+    let team = t.requirements.team_size;
+    if pool == 0 {
+        reasons.push(ReasonCount {
+            reason: Reason::NoVolunteers,
+            volunteers: 0,
+        });
+    } else if team_released || (eligible_count > 0 && eligible_count < u32::from(team)) {
+        reasons.push(ReasonCount {
+            reason: Reason::TeamIncomplete {
+                needed: team,
+                found: eligible_count,
+            },
+            volunteers: 0,
+        });
+    } else if eligible_count > 0 {
+        reasons.push(ReasonCount {
+            reason: Reason::TakenByOtherTasks,
+            volunteers: eligible_count,
+        });
+    }
+    let mut ruled: Vec<(Reason, u32)> = counts.into_iter().collect();
+    ruled.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    reasons.extend(
+        ruled
+            .into_iter()
+            .map(|(reason, volunteers)| ReasonCount { reason, volunteers }),
+    );
+    Unstaffed { reasons }
+}
