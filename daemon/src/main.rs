@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         action: DutyAction,
     },
+    /// Plan volunteer matching offline.
+    Match {
+        #[command(subcommand)]
+        action: MatchAction,
+    },
     /// Check, inspect and run plugin components offline.
     Plugin {
         #[command(subcommand)]
@@ -136,6 +141,13 @@ enum DutyAction {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum MatchAction {
+    /// Read tasks and volunteers from a JSON file (see config/match-example.json) and print the
+    /// plan: assignments, unstaffed tasks with reasons, staffed count, total distance and cost.
+    Plan { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -220,6 +232,13 @@ enum Bench {
     Bomb {
         #[arg(long, default_value_t = 200_000)]
         functions: usize,
+    },
+    /// Plan a county-sized synthetic matching problem (clustered villages, 20 stations).
+    Match {
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 20_000)]
+        volunteers: usize,
     },
     /// Generate N people in care as CSV, import them into a fresh database, report time and
     /// peak memory.
@@ -325,6 +344,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     count,
                 },
         } => admin::duty_preview(&cron, &tz, after.as_deref(), count),
+        Command::Match {
+            action: MatchAction::Plan { file },
+        } => commands::matching::plan_file(&file),
         Command::Plugin { action } => match action {
             PluginAction::Shipped { out } => plugin::shipped(&out),
             PluginAction::Check { file } => plugin::check(&file),
@@ -357,6 +379,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 iterations,
             } => bench::bench_plugin(&file, targets, iterations),
             Bench::Bomb { functions } => bench::bench_bomb(functions),
+            Bench::Match { tasks, volunteers } => commands::matching::bench(tasks, volunteers),
             Bench::Duty { targets, dir } => bench::bench_duty(targets, dir),
             Bench::Idle {
                 duties,

@@ -127,3 +127,37 @@ fn a_refused_database_gives_exit_code_3() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("linli.redb"), "{}", stderr(&o));
 }
+
+/// `linlid match plan` plans the documented example file, and names the mistake in a bad one.
+#[test]
+fn match_plan_reads_the_example_and_refuses_bad_files() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/match-example.json");
+    let out = linlid(&["match", "plan", example]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["staffed"], 2);
+    assert_eq!(plan["assignments"]["101"], serde_json::json!([3]));
+    assert_eq!(
+        plan["unstaffed"]["103"]["reasons"][0]["code"],
+        "team_incomplete"
+    );
+    assert!(plan["total_distance_km"].as_f64().unwrap() > 0.0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("\"priority\": \"urgent\"", "\"priority\": \"very\"");
+    std::fs::write(&bad, text).unwrap();
+    let out = linlid(&["match", "plan", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tasks[0].priority") && err.contains("line"),
+        "{err}"
+    );
+}

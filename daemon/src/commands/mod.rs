@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod matching;
 pub mod plugin;
 pub mod serve;
 

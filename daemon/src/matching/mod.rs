@@ -45,6 +45,8 @@ use flow::Cost;
 const UNITS_PER_KM: f64 = 1e9;
 /// Candidates kept per team member before the optimality check adds any it finds missing.
 const CANDIDATES_PER_MEMBER: usize = 8;
+/// Arcs the optimality check adds per task and round (the most negative reduced costs first).
+const ADDED_PER_ROUND: usize = 4;
 
 /// A task to staff.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -553,6 +555,11 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
             marginal: &marginal,
         };
         let sol = flow::solve(&net);
+        tracing::debug!(
+            round = rounds,
+            arcs = candidates.iter().map(Vec::len).sum::<usize>(),
+            "matching: solved"
+        );
         // Partial teams are released, and the rest solved again.
         let partial: Vec<usize> = (0..p.tasks.len())
             .filter(|&i| !sol.assigned[i].is_empty() && sol.skipped[i] > 0)
@@ -582,6 +589,9 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                     .map_or(f64::INFINITY, f64::from),
             );
             let stations = &task_stations[ti];
+            // Every violating arc is found; the most negative few are added per round (the
+            // next round's potentials price the rest again), which keeps the graph sparse.
+            let mut violating: Vec<(Cost, u32)> = Vec::new();
             for (vi, d) in grid.within(at, radius) {
                 #[allow(clippy::cast_possible_truncation)]
                 let key = vi as u32;
@@ -589,13 +599,21 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                     continue;
                 }
                 let c = arc_cost(t, vi, Some(d));
-                if c + pt - sol.potentials[vi] < 0 {
-                    known[ti].insert(key);
-                    candidates[ti].push((key, c));
-                    added += 1;
+                let reduced = c + pt - sol.potentials[vi];
+                if reduced < 0 {
+                    violating.push((reduced, key));
                 }
             }
+            violating.sort_unstable();
+            for &(_, key) in violating.iter().take(ADDED_PER_ROUND) {
+                let vi = key as usize;
+                let d = geo::haversine_km(at, p.volunteers[vi].home);
+                known[ti].insert(key);
+                candidates[ti].push((key, arc_cost(t, vi, Some(d))));
+                added += 1;
+            }
         }
+        tracing::debug!(round = rounds, added, "matching: priced the arcs left out");
         if added == 0 {
             break sol;
         }
