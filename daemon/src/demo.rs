@@ -322,6 +322,7 @@ fn seed_places(store: &Store, now: DateTime<Utc>, rng: &mut StdRng) -> Result<Pl
                 name: format!("{name}社会工作站"),
                 township: township.clone(),
                 communities: served,
+                neighbours: Vec::new(),
                 contact: Contact {
                     name: format!("{}站长", SURNAMES[i % SURNAMES.len()]),
                     phone: format!("0933{:07}", 8_200_000 + i * 17),

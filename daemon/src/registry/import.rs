@@ -132,6 +132,11 @@ const VOLUNTEER_COLUMNS: &[(&str, &[&str])] = &[
     ("lon", &["lon", "经度"]),
     ("monthly_capacity", &["monthly_capacity", "每月任务上限"]),
     ("languages", &["languages", "语言", "方言"]),
+    ("roles", &["roles", "角色", "岗位"]),
+    (
+        "insurance_expires",
+        &["insurance_expires", "保险有效期", "意外险有效期"],
+    ),
     ("status", &["status", "状态"]),
 ];
 const VOLUNTEER_REQUIRED: &[&str] = &["name", "resident_id", "phone", "station", "lat", "lon"];
@@ -388,6 +393,16 @@ fn volunteer_row(cols: &Columns, row: &csv::ByteRecord) -> Result<VolunteerInput
     let sg = get("safeguarding_expires")?;
     if !sg.is_empty() {
         obj["safeguarding"] = json!({"expires_on": date("safeguarding_expires", sg)?});
+    }
+    let roles: Vec<String> = list(get("roles")?)
+        .map(|r| role_slug(&r).to_owned())
+        .collect();
+    if !roles.is_empty() {
+        obj["roles"] = json!(roles);
+    }
+    let ins = get("insurance_expires")?;
+    if !ins.is_empty() {
+        obj["insurance"] = json!({"expires_on": date("insurance_expires", ins)?});
     }
     let cap = get("monthly_capacity")?;
     if !cap.is_empty() {
@@ -713,6 +728,17 @@ pub fn import_file(
         opts,
         progress,
     )
+}
+
+/// A role as written in a spreadsheet: the Chinese titles map to the role tags.
+fn role_slug(r: &str) -> &str {
+    match r.trim() {
+        "儿童主任" => "child_director",
+        "灾害信息员" => "disaster_info_officer",
+        "网格员" => "grid_worker",
+        "社工" | "社会工作者" => "social_worker",
+        other => other,
+    }
 }
 
 /// A cell as a CSV export must write it: text that a spreadsheet would run as a formula

@@ -117,6 +117,10 @@ pub struct StationInput {
     #[schema(max_items = 500)]
     #[schema(min_items = 1)]
     pub communities: Vec<String>,
+    /// Stations whose volunteers may also take this station's tasks (the bureau decides).
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub neighbours: Vec<u64>,
     pub contact: Contact,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -130,6 +134,8 @@ pub struct Station {
     pub name: String,
     pub township: String,
     pub communities: Vec<String>,
+    #[serde(default)]
+    pub neighbours: Vec<u64>,
     pub contact: Contact,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -146,6 +152,7 @@ impl Station {
             name: self.name.clone(),
             township: self.township.clone(),
             communities: self.communities.clone(),
+            neighbours: self.neighbours.clone(),
             contact: self.contact.clone(),
             address: self.address.clone(),
             location: self.location,
@@ -538,6 +545,14 @@ pub struct VolunteerInput {
     #[serde(default)]
     #[schema(max_items = 32)]
     pub languages: Vec<String>,
+    /// Community roles: `child_director` (儿童主任), `disaster_info_officer` (灾害信息员),
+    /// `grid_worker` (网格员), `social_worker` (社工), or another tag.
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    pub roles: Vec<String>,
+    /// Accident insurance (志愿服务条例 Art. 17: risky activities such as drills need it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insurance: Option<Clearance>,
     #[serde(default)]
     pub status: VolunteerStatus,
 }
@@ -563,6 +578,10 @@ pub struct Volunteer {
     pub home: GeoPoint,
     pub monthly_capacity: u32,
     pub languages: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insurance: Option<Clearance>,
     pub status: VolunteerStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -582,6 +601,8 @@ impl Volunteer {
             home: self.home,
             monthly_capacity: self.monthly_capacity,
             languages: self.languages.clone(),
+            roles: self.roles.clone(),
+            insurance: self.insurance.clone(),
             status: self.status,
         }
     }

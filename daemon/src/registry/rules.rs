@@ -316,6 +316,7 @@ pub fn volunteer(
         );
     }
     slugs(&mut errs, "skills", &mut input.skills);
+    slugs(&mut errs, "roles", &mut input.roles);
     let certifications_fit = at_most(&mut errs, "certifications", &input.certifications, MAX_TAGS);
     let windows_fit = at_most(&mut errs, "availability", &input.availability, MAX_WINDOWS);
     let languages_fit = at_most(&mut errs, "languages", &input.languages, MAX_TAGS);
@@ -385,6 +386,9 @@ pub fn station(input: &mut StationInput) -> Result<(), Invalid> {
     }
     input.communities.sort();
     input.communities.dedup();
+    at_most(&mut errs, "neighbours", &input.neighbours, 50);
+    input.neighbours.sort_unstable();
+    input.neighbours.dedup();
     name(&mut errs, "contact.name", &input.contact.name);
     phone(&mut errs, "contact.phone", &mut input.contact.phone);
     optional_text(&mut errs, "address", input.address.as_deref(), 200);

@@ -150,6 +150,15 @@ fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), ServiceError> {
             None => errs.push(field, format!("community {c} is not registered")),
         }
     }
+    for (i, n) in s.neighbours.iter().enumerate() {
+        match w.station(*n)? {
+            Some(other) if other.township.get(..6) == s.township.get(..6) => {}
+            _ => errs.push(
+                format!("neighbours[{i}]"),
+                format!("station {n} is not a station of the same county"),
+            ),
+        }
+    }
     Ok(errs.into_result()?)
 }
 
@@ -199,6 +208,7 @@ pub fn create_station(
             name: input.name,
             township: input.township,
             communities: input.communities,
+            neighbours: input.neighbours,
             contact: input.contact,
             address: input.address,
             location: input.location,
@@ -228,13 +238,17 @@ pub fn update_station(
             .ok_or_else(|| not_found("station", id))?;
         let mut input: StationInput = patched(&old.to_input(), patch)?;
         rules::station(&mut input)?;
-        if input.township != old.township || input.communities != old.communities {
+        if input.township != old.township
+            || input.communities != old.communities
+            || input.neighbours != old.neighbours
+        {
             may_place_station(guard, &old.township)?;
         }
         let s = Station {
             name: input.name,
             township: input.township,
             communities: input.communities,
+            neighbours: input.neighbours,
             contact: input.contact,
             address: input.address,
             location: input.location,
@@ -486,6 +500,8 @@ pub fn volunteer_record(
         home: input.home,
         monthly_capacity: input.monthly_capacity,
         languages: input.languages,
+        roles: input.roles,
+        insurance: input.insurance,
         status: input.status,
         created_at,
         updated_at: now,
