@@ -395,7 +395,7 @@ fn volunteer_row(cols: &Columns, row: &csv::ByteRecord) -> Result<VolunteerInput
         obj["safeguarding"] = json!({"expires_on": date("safeguarding_expires", sg)?});
     }
     let roles: Vec<String> = list(get("roles")?)
-        .map(|r| role_slug(&r).to_owned())
+        .map(|r| role_slug(r).to_owned())
         .collect();
     if !roles.is_empty() {
         obj["roles"] = json!(roles);
