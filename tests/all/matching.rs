@@ -36,6 +36,7 @@ fn task(id: u64, lat: f64, lon: f64, priority: Priority) -> TaskSpec {
         due_start: ts("2026-12-01T09:00:00+08:00"),
         due_end: ts("2026-12-31T18:00:00+08:00"),
         requirements: req(1),
+        exclude: vec![],
     }
 }
 

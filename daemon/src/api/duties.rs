@@ -263,8 +263,11 @@ pub async fn preview_duty(
 pub struct TaskQuery {
     /// Only tasks of this duty.
     duty: Option<u64>,
-    /// Only tasks with this status.
-    status: Option<TaskStatus>,
+    /// Only tasks with this status (`open`, `offered`, `accepted`, `checked_in`, `done`,
+    /// `unstaffed`, `cancelled`), or `overdue` for those past their due end and not done.
+    status: Option<String>,
+    /// Only tasks flagged overdue (`true`) or not (`false`).
+    overdue: Option<bool>,
     /// Only tasks in this region's subtree.
     region: Option<String>,
     /// Items per page, 1 to 1000.
@@ -293,9 +296,28 @@ pub async fn list_tasks(
         ),
         None => None,
     };
+    // `status=overdue` (a status before it became a flag) still means the overdue ones.
+    let (status, overdue) = match q.status.as_deref() {
+        None => (None, q.overdue),
+        Some("overdue") => (None, Some(true)),
+        Some(s) => (
+            Some(
+                serde_json::from_value::<TaskStatus>(Value::String(s.to_owned()))
+                    .map_err(|_| {
+                        query_error(
+                            "status",
+                            "must be open, offered, accepted, checked_in, done, unstaffed, \
+                             cancelled or overdue",
+                        )
+                    })?,
+            ),
+            q.overdue,
+        ),
+    };
     let keep = |t: &Task| {
         caller.community(&t.community)
-            && q.status.is_none_or(|s| t.status == s)
+            && status.is_none_or(|s| t.status == s)
+            && overdue.is_none_or(|o| t.overdue == o)
             && q.duty.is_none_or(|d| t.duty == d)
             && region.as_deref().is_none_or(|p| t.community.starts_with(p))
     };
@@ -319,7 +341,7 @@ pub async fn list_tasks(
         }
         (None, None) => {
             let after = id_cursor(q.cursor.as_deref())?;
-            match q.status {
+            match status {
                 Some(status) => st.read(|r| r.tasks_in_status(status, after, limit, keep))?,
                 None => st.read(|r| r.tasks(after, limit, keep))?,
             }

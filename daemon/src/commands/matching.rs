@@ -89,6 +89,7 @@ pub fn synthetic(tasks: usize, volunteers: usize, seed: u64) -> Problem {
                     languages: vec![],
                     roles: vec![],
                 },
+                exclude: vec![],
             }
         })
         .collect();

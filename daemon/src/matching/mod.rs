@@ -65,6 +65,10 @@ pub struct TaskSpec {
     pub due_start: DateTime<FixedOffset>,
     pub due_end: DateTime<FixedOffset>,
     pub requirements: Requirements,
+    /// Volunteers who may not take it (they hold it already, declined it or let an offer
+    /// expire).
+    #[serde(default)]
+    pub exclude: Vec<u64>,
 }
 
 /// A volunteer or community worker who can be matched.
@@ -458,7 +462,10 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     // Which volunteers may take each task at all (station, capacity, hard constraints).
     let may = |t: &TaskSpec, stations: &BTreeSet<u64>, vi: usize, d: Option<f64>| -> bool {
         let v = &p.volunteers[vi];
-        v.capacity > 0 && stations.contains(&v.station) && eligible(t, v, d).is_ok()
+        v.capacity > 0
+            && stations.contains(&v.station)
+            && !t.exclude.contains(&v.id)
+            && eligible(t, v, d).is_ok()
     };
     let task_stations: Vec<BTreeSet<u64>> = p.tasks.iter().map(stations_of).collect();
 

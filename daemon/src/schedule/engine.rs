@@ -35,6 +35,8 @@ pub struct Scheduler {
     stop: CancellationToken,
     /// Duties whose work is running now.
     busy: Mutex<HashSet<u64>>,
+    /// Matching weights and offer deadlines.
+    pub(super) matching: Mutex<super::staffing::MatchingSettings>,
 }
 
 /// One duty's work due now: the occurrences to run, in order.
@@ -69,6 +71,7 @@ impl Scheduler {
             started,
             stop: CancellationToken::new(),
             busy: Mutex::new(HashSet::new()),
+            matching: Mutex::new(super::staffing::MatchingSettings::default()),
         }
     }
 
@@ -197,9 +200,11 @@ impl Scheduler {
             }
         }
         self.mark_overdue(now)?;
+        self.expire_offers(now)?;
+        self.staff_open()?;
         let due_end = self
             .store
-            .read(|r| r.first_open_due())?
+            .read(|r| Ok::<_, StoreError>(min_some(r.first_open_due()?, r.first_offer_deadline()?)))?
             .and_then(|s| Utc.timestamp_opt(s + 1, 0).single());
         let jobs = runs
             .into_iter()
@@ -266,7 +271,7 @@ impl Scheduler {
                     let mut tasks = w.task_writer()?;
                     for old in &due {
                         let task = Task {
-                            status: TaskStatus::Overdue,
+                            overdue: true,
                             updated_at: now,
                             ..old.clone()
                         };
@@ -346,6 +351,14 @@ impl Scheduler {
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The earlier of two optional instants.
+fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

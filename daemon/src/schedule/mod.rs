@@ -16,6 +16,7 @@ pub mod catchup;
 mod duties;
 pub mod engine;
 mod occurrence;
+pub mod staffing;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
@@ -245,8 +246,107 @@ impl Occurrence {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
+    /// Not offered to anyone yet (or offered, declined and waiting to be matched again).
+    /// (`overdue` in files written before overdue became a flag.)
+    #[serde(alias = "overdue")]
     Open,
-    Overdue,
+    /// Offered to the volunteers who should take it; waiting for their answers.
+    Offered,
+    /// The whole team accepted.
+    Accepted,
+    /// A visitor checked in.
+    CheckedIn,
+    /// Every visitor checked out (a visit report will close it once reports exist).
+    Done,
+    /// Matching found nobody; `unstaffed` says why.
+    Unstaffed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// Still work to do: counts towards capacity, can become overdue.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Open
+                | TaskStatus::Offered
+                | TaskStatus::Accepted
+                | TaskStatus::CheckedIn
+                | TaskStatus::Unstaffed
+        )
+    }
+
+    /// The status as its index key.
+    pub fn key(self) -> &'static str {
+        match self {
+            TaskStatus::Open => "open",
+            TaskStatus::Offered => "offered",
+            TaskStatus::Accepted => "accepted",
+            TaskStatus::CheckedIn => "checked_in",
+            TaskStatus::Done => "done",
+            TaskStatus::Unstaffed => "unstaffed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where one volunteer stands with a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferState {
+    Offered,
+    Accepted,
+    Declined,
+    /// Not answered by `respond_by`.
+    Expired,
+    /// Taken back (the task was cancelled).
+    Withdrawn,
+    CheckedIn,
+    CheckedOut,
+}
+
+impl OfferState {
+    /// The volunteer holds the task (it counts towards their capacity).
+    pub fn holds(self) -> bool {
+        matches!(
+            self,
+            OfferState::Offered | OfferState::Accepted | OfferState::CheckedIn
+        )
+    }
+}
+
+/// A task offered to one volunteer, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Offer {
+    pub volunteer: u64,
+    pub state: OfferState,
+    pub offered_at: DateTime<Utc>,
+    /// Answer by then, or the offer expires and the task is matched again.
+    pub respond_by: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responded_at: Option<DateTime<Utc>>,
+    /// Why the volunteer declined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in_position: Option<crate::registry::GeoPoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_out_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_out_position: Option<crate::registry::GeoPoint>,
+}
+
+/// One change of a task's status: when, to what, and who acted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskChange {
+    pub at: DateTime<Utc>,
+    pub status: TaskStatus,
+    /// `matching`, `scheduler`, `volunteer:<id>`, `station:<id>`, `bureau:<code>`, `admin`.
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What a task is about.
@@ -425,6 +525,21 @@ pub struct Task {
     /// Id of the checklist the visit report must answer (`GET /v1/tasks/{id}` shows it).
     pub checklist: u64,
     pub status: TaskStatus,
+    /// Past its due end and not done (a flag on top of the status).
+    #[serde(default)]
+    pub overdue: bool,
+    /// The station responsible (the one serving the community), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<u64>,
+    /// Offers made, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offers: Vec<Offer>,
+    /// Why matching left it unstaffed (the latest attempt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unstaffed: Vec<crate::matching::ReasonCount>,
+    /// Status changes, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<TaskChange>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

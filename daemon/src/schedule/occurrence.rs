@@ -206,6 +206,11 @@ impl Scheduler {
             persist_ms = persist_started.elapsed().as_millis() as u64,
             "occurrence done"
         );
+        // Its new tasks are matched in one batch (a failure here leaves them open, and the
+        // next tick's sweep matches them).
+        if let Err(e) = self.staff_open() {
+            tracing::warn!(duty = duty.id, error = %e, "matching the new tasks failed");
+        }
         Ok(occ)
     }
 
@@ -402,6 +407,16 @@ impl Scheduler {
                             .copied()
                             .unwrap_or(0),
                         status: TaskStatus::Open,
+                        overdue: false,
+                        station: None,
+                        offers: Vec::new(),
+                        unstaffed: Vec::new(),
+                        history: vec![super::TaskChange {
+                            at: now,
+                            status: TaskStatus::Open,
+                            by: "scheduler".into(),
+                            note: None,
+                        }],
                         created_at: now,
                         updated_at: now,
                     })?;

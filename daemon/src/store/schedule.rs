@@ -5,7 +5,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::StoreError;
 use super::tables::*;
 use super::tx::{Page, ReadTx, WriteTx, collect_page, decode, encode, reads};
-use crate::schedule::{ChecklistItem, Duty, Occurrence, Task, TaskStatus};
+use crate::schedule::{ChecklistItem, Duty, OfferState, Occurrence, Task, TaskStatus};
 
 reads! {
     pub fn duty(&self, id: u64) -> Result<Option<Duty>, StoreError> {
@@ -58,6 +58,12 @@ reads! {
         t.get(id)?
             .map(|v| decode("tasks", id, v.value()))
             .transpose()
+    }
+
+    /// The earliest deadline of an offer waiting for an answer (Unix seconds).
+    pub fn first_offer_deadline(&self) -> Result<Option<i64>, StoreError> {
+        let t = self.txn.open_table(OFFERS_BY_DEADLINE)?;
+        Ok(t.first()?.map(|(k, _)| k.value().0))
     }
 
     /// The earliest due end among open tasks (Unix seconds).
@@ -145,10 +151,28 @@ impl ReadTx {
         limit: usize,
         keep: impl FnMut(&Task) -> bool,
     ) -> Result<Page<Task>, StoreError> {
-        let key = status_key(status);
+        let key = status.key();
         let index = self.txn.open_table(TASKS_BY_STATUS)?;
         let ids = index
             .range((key, after.saturating_add(1))..=(key, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().1));
+        let tasks = self.txn.open_table(TASKS)?;
+        collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
+            t.id.to_string()
+        })
+    }
+
+    /// Tasks ever offered to a volunteer, in id order.
+    pub fn tasks_of_volunteer(
+        &self,
+        volunteer: u64,
+        after: u64,
+        limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Page<Task>, StoreError> {
+        let index = self.txn.open_table(TASKS_BY_VOLUNTEER)?;
+        let ids = index
+            .range((volunteer, after.saturating_add(1))..=(volunteer, u64::MAX))?
             .map(|row| row.map(|(k, _)| k.value().1));
         let tasks = self.txn.open_table(TASKS)?;
         collect_page(&tasks, "tasks", ids, limit, keep, |t: &Task| {
@@ -204,7 +228,60 @@ impl WriteTx {
             by_community: self.txn.open_table(TASKS_BY_COMMUNITY)?,
             open_by_due: self.txn.open_table(TASKS_OPEN_BY_DUE)?,
             by_status: self.txn.open_table(TASKS_BY_STATUS)?,
+            by_volunteer: self.txn.open_table(TASKS_BY_VOLUNTEER)?,
+            offers_by_deadline: self.txn.open_table(OFFERS_BY_DEADLINE)?,
         })
+    }
+
+    /// Tasks with an offer waiting past `before` (Unix seconds), at most `limit`.
+    pub fn tasks_with_offers_due_before(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let index = self.txn.open_table(OFFERS_BY_DEADLINE)?;
+        let tasks = self.txn.open_table(TASKS)?;
+        let mut out: Vec<Task> = Vec::new();
+        for row in index.range((i64::MIN, 0)..(before, 0))?.take(limit) {
+            let (_, id) = row?.0.value();
+            if out.iter().any(|t| t.id == id) {
+                continue;
+            }
+            if let Some(v) = tasks.get(id)? {
+                out.push(decode("tasks", id, v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Before the status `overdue` became a flag: such tasks are open and flagged (once; the
+    /// index entries under `overdue` say which).
+    pub(super) fn migrate_overdue_status(&mut self) -> Result<(), StoreError> {
+        let ids: Vec<u64> = {
+            let index = self.txn.open_table(TASKS_BY_STATUS)?;
+            let mut ids = Vec::new();
+            for row in index.range(("overdue", 0)..=("overdue", u64::MAX))? {
+                ids.push(row?.0.value().1);
+            }
+            ids
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut index = self.txn.open_table(TASKS_BY_STATUS)?;
+            for id in &ids {
+                index.remove(("overdue", *id))?;
+            }
+        }
+        let mut writer = self.task_writer()?;
+        for id in ids {
+            if let Some(mut task) = writer.get(id)? {
+                task.overdue = true;
+                writer.put(&task)?;
+            }
+        }
+        Ok(())
     }
 
     /// Open tasks whose due end is before `before` (Unix seconds), at most `limit`.
@@ -236,7 +313,7 @@ impl WriteTx {
         for row in tasks.iter()? {
             let (k, v) = row?;
             let task: Task = decode("tasks", k.value(), v.value())?;
-            index.insert((status_key(task.status), task.id), ())?;
+            index.insert((task.status.key(), task.id), ())?;
         }
         Ok(())
     }
@@ -250,17 +327,24 @@ pub struct TaskWriter<'t> {
     by_community: redb::Table<'t, (&'static str, u64), ()>,
     open_by_due: redb::Table<'t, (i64, u64), ()>,
     by_status: redb::Table<'t, (&'static str, u64), ()>,
+    by_volunteer: redb::Table<'t, (u64, u64), ()>,
+    offers_by_deadline: redb::Table<'t, (i64, u64), ()>,
 }
 
-/// A task status as its index key.
-fn status_key(s: TaskStatus) -> &'static str {
-    match s {
-        TaskStatus::Open => "open",
-        TaskStatus::Overdue => "overdue",
-    }
+/// A task waits in the open-by-due index while it is still to do and not yet flagged overdue.
+fn waits_for_due(t: &Task) -> bool {
+    t.status.is_active() && !t.overdue
 }
 
 impl TaskWriter<'_> {
+    /// A task by id (as this transaction sees it).
+    pub fn get(&self, id: u64) -> Result<Option<Task>, StoreError> {
+        self.tasks
+            .get(id)?
+            .map(|v| decode("tasks", id, v.value()))
+            .transpose()
+    }
+
     /// The task already created under this idempotency key, if any.
     pub fn existing(&self, duty: u64, at: i64, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.keys.get((duty, at, key))?.map(|v| v.value()))
@@ -286,16 +370,26 @@ impl TaskWriter<'_> {
             .map(|v| decode("tasks", task.id, v.value()))
             .transpose()?;
         if let Some(o) = &old {
-            self.by_status.remove((status_key(o.status), o.id))?;
-            if o.status == TaskStatus::Open {
+            self.by_status.remove((o.status.key(), o.id))?;
+            if waits_for_due(o) {
                 self.open_by_due.remove((o.due_end.timestamp(), o.id))?;
             }
+            for offer in o.offers.iter().filter(|f| f.state == OfferState::Offered) {
+                self.offers_by_deadline
+                    .remove((offer.respond_by.timestamp(), o.id))?;
+            }
         }
-        self.by_status
-            .insert((status_key(task.status), task.id), ())?;
-        if task.status == TaskStatus::Open {
+        self.by_status.insert((task.status.key(), task.id), ())?;
+        if waits_for_due(task) {
             self.open_by_due
                 .insert((task.due_end.timestamp(), task.id), ())?;
+        }
+        for offer in &task.offers {
+            self.by_volunteer.insert((offer.volunteer, task.id), ())?;
+            if offer.state == OfferState::Offered {
+                self.offers_by_deadline
+                    .insert((offer.respond_by.timestamp(), task.id), ())?;
+            }
         }
         self.tasks
             .insert(task.id, encode("tasks", task)?.as_slice())?;

@@ -5,7 +5,7 @@ use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it on any incompatible change and add the
 /// migration to `Store::check_schema`.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 
@@ -69,9 +69,15 @@ pub(super) const TASKS_BY_COMMUNITY: TableDefinition<(&str, u64), ()> =
 /// (task status, task id): lists by status scan only the tasks in it
 pub(super) const TASKS_BY_STATUS: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("tasks_by_status");
-/// Open tasks by due end: (Unix seconds, task id)
+/// Tasks still to do and not yet flagged overdue, by due end: (Unix seconds, task id)
 pub(super) const TASKS_OPEN_BY_DUE: TableDefinition<(i64, u64), ()> =
     TableDefinition::new("tasks_open_by_due");
+/// (volunteer id, task id) for every task ever offered to the volunteer
+pub(super) const TASKS_BY_VOLUNTEER: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("tasks_by_volunteer");
+/// Offers waiting for an answer, by deadline: (Unix seconds, task id)
+pub(super) const OFFERS_BY_DEADLINE: TableDefinition<(i64, u64), ()> =
+    TableDefinition::new("offers_by_deadline");
 /// Checklist id → the checklist's items (tasks refer to one by id)
 pub(super) const CHECKLISTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checklists");
 /// Event sequence number → event (the outbox notifications deliver from)

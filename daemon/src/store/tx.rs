@@ -215,7 +215,10 @@ impl WriteTx {
         self.txn.open_table(TASKS_BY_DUTY)?;
         self.txn.open_table(TASKS_BY_COMMUNITY)?;
         self.txn.open_table(TASKS_OPEN_BY_DUE)?;
+        self.txn.open_table(TASKS_BY_VOLUNTEER)?;
+        self.txn.open_table(OFFERS_BY_DEADLINE)?;
         self.index_task_statuses()?;
+        self.migrate_overdue_status()?;
         self.txn.open_table(EVENTS)?;
         self.txn.open_table(CHECKLISTS)?;
         let mut meta = self.txn.open_table(META)?;

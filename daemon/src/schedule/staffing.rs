@@ -1,0 +1,600 @@
+//! Staffing: who takes a task. Builds a matching problem from the store for some tasks, runs
+//! `matching::plan` (pure), and records the offers — each change one transaction with its
+//! outbox events. Offers are answered (accept, decline), expire at their deadline and are
+//! matched again; visitors check in and out.
+//!
+//! Runs after each occurrence (its new tasks, one batch), when a one-off task is created, and
+//! when an offer is declined or expires (that task alone: nothing else is re-solved). Accepted
+//! and pending offers are never touched by a later plan: a task is planned only for its open
+//! seats, and the people already holding it (or who declined it) are excluded.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::*;
+use crate::matching::{self, Problem, TaskSpec, VolunteerSpec, Weights};
+use crate::registry::{GeoPoint, Station, VolunteerStatus};
+use crate::service::{ServiceError, not_found};
+use crate::store::{StoreError, WriteTx};
+
+/// How matching weighs and how long offers wait (`[matching]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchingSettings {
+    /// Taken off the travel cost when the volunteer has visited the person before, in km.
+    pub continuity_km: f64,
+    /// Added per task a volunteer already holds this month, per further task, in km.
+    pub fairness_km: f64,
+    /// Hours an offer waits for an answer.
+    pub offer_hours: u32,
+    /// Hours an offer of an urgent task waits.
+    pub urgent_offer_hours: u32,
+}
+
+impl Default for MatchingSettings {
+    fn default() -> Self {
+        MatchingSettings {
+            continuity_km: 2.0,
+            fairness_km: 0.5,
+            offer_hours: 24,
+            urgent_offer_hours: 1,
+        }
+    }
+}
+
+/// What a staffing run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct Staffed {
+    /// Offers made.
+    pub offered: usize,
+    /// Tasks nobody could take.
+    pub unstaffed: usize,
+}
+
+/// The status a task's offers add up to (done and cancelled tasks keep theirs).
+fn derived_status(task: &Task) -> TaskStatus {
+    if matches!(task.status, TaskStatus::Done | TaskStatus::Cancelled) {
+        return task.status;
+    }
+    let team = usize::from(task.requirements.team_size.max(1));
+    let holding: Vec<&Offer> = task
+        .offers
+        .iter()
+        .filter(|o| o.state.holds() || o.state == OfferState::CheckedOut)
+        .collect();
+    if holding.is_empty() {
+        return if task.status == TaskStatus::Unstaffed {
+            TaskStatus::Unstaffed
+        } else {
+            TaskStatus::Open
+        };
+    }
+    let out = holding
+        .iter()
+        .filter(|o| o.state == OfferState::CheckedOut)
+        .count();
+    if out == team {
+        return TaskStatus::Done;
+    }
+    if holding
+        .iter()
+        .any(|o| matches!(o.state, OfferState::CheckedIn | OfferState::CheckedOut))
+    {
+        return TaskStatus::CheckedIn;
+    }
+    let accepted = holding
+        .iter()
+        .filter(|o| o.state == OfferState::Accepted)
+        .count();
+    if accepted == team {
+        TaskStatus::Accepted
+    } else {
+        TaskStatus::Offered
+    }
+}
+
+/// Records a status change on the task (when it changed).
+fn settle(task: &mut Task, now: DateTime<Utc>, by: &str, note: Option<String>) -> bool {
+    let status = derived_status(task);
+    let changed = status != task.status;
+    if changed {
+        task.status = status;
+        task.history.push(TaskChange {
+            at: now,
+            status,
+            by: by.to_owned(),
+            note,
+        });
+    }
+    task.updated_at = now;
+    changed
+}
+
+fn event(kind: &str, task: &Task, now: DateTime<Utc>, detail: String) -> Event {
+    Event {
+        seq: 0,
+        kind: kind.into(),
+        at: now,
+        task: Some(task.id),
+        duty: (task.duty != 0).then_some(task.duty),
+        community: Some(task.community.clone()),
+        region: Some(task.community.clone()),
+        detail,
+    }
+}
+
+/// The station serving each community (the first active one, by id).
+fn stations_by_community(stations: &[Station]) -> HashMap<String, u64> {
+    let mut map = HashMap::new();
+    let mut sorted: Vec<&Station> = stations.iter().filter(|s| s.active).collect();
+    sorted.sort_by_key(|s| s.id);
+    for s in sorted {
+        for c in &s.communities {
+            map.entry(c.clone()).or_insert(s.id);
+        }
+    }
+    map
+}
+
+impl Scheduler {
+    /// The matching settings in force.
+    pub fn matching(&self) -> MatchingSettings {
+        *self
+            .matching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the matching settings (from the config at start).
+    pub fn set_matching(&self, settings: MatchingSettings) {
+        *self
+            .matching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
+    }
+
+    /// The matching problem for the open seats of `ids`, as the store stands.
+    fn problem(&self, ids: &[u64], now: DateTime<Utc>) -> Result<Problem, StoreError> {
+        let settings = self.matching();
+        let today = crate::clock::local_date(now);
+        let month_start = today.with_day(1).unwrap_or(today);
+        self.store.read(|r| {
+            let stations = r.all_stations()?;
+            let serving = stations_by_community(&stations);
+            let by_id: HashMap<u64, &Station> = stations.iter().map(|s| (s.id, s)).collect();
+            let mut tasks = Vec::new();
+            let mut wanted: BTreeSet<u64> = BTreeSet::new();
+            for &id in ids {
+                let Some(task) = r.task(id)? else { continue };
+                if !task.status.is_active() {
+                    continue;
+                }
+                let holding = task.offers.iter().filter(|o| o.state.holds()).count();
+                let seats = usize::from(task.requirements.team_size.max(1)).saturating_sub(holding);
+                if seats == 0 {
+                    continue;
+                }
+                let Some(station) = task.station.or_else(|| serving.get(&task.community).copied())
+                else {
+                    // No station serves the community: nobody to ask.
+                    tasks.push((task, None, seats));
+                    continue;
+                };
+                wanted.insert(station);
+                if let Some(s) = by_id.get(&station) {
+                    wanted.extend(s.neighbours.iter().copied());
+                }
+                tasks.push((task, Some(station), seats));
+            }
+            let mut volunteers = Vec::new();
+            for &s in &wanted {
+                let page = r.volunteers_of_station(s, 0, usize::MAX, |v| {
+                    v.status == VolunteerStatus::Active
+                })?;
+                for v in page.items {
+                    let mut held = 0u32;
+                    let mut served = Vec::new();
+                    for t in r.tasks_of_volunteer(v.id, 0, usize::MAX, |_| true)?.items {
+                        let Some(offer) = t.offers.iter().rev().find(|o| o.volunteer == v.id) else {
+                            continue;
+                        };
+                        let this_month = t.due_end.date_naive() >= month_start;
+                        if (offer.state.holds() && this_month)
+                            || (offer.state == OfferState::CheckedOut
+                                && offer.checked_out_at.is_some_and(|at| {
+                                    crate::clock::local_date(at) >= month_start
+                                }))
+                        {
+                            held += 1;
+                        }
+                        if offer.state == OfferState::CheckedOut
+                            && let TaskTarget::Person { id } = t.target
+                        {
+                            served.push(id);
+                        }
+                    }
+                    volunteers.push(VolunteerSpec {
+                        id: v.id,
+                        station: v.station,
+                        home: v.home,
+                        gender: v.gender,
+                        capacity: v.monthly_capacity.saturating_sub(held),
+                        held,
+                        skills: v.skills,
+                        certifications: v.certifications,
+                        safeguarding_until: v.safeguarding.map(|c| c.expires_on),
+                        insurance_until: v.insurance.map(|c| c.expires_on),
+                        availability: v.availability,
+                        languages: v.languages,
+                        roles: v.roles,
+                        served,
+                    });
+                }
+            }
+            let mut specs = Vec::new();
+            for (task, station, seats) in tasks {
+                let location: Option<GeoPoint> = match &task.target {
+                    TaskTarget::Person { id } => r.person(*id)?.map(|p| p.location),
+                    TaskTarget::Community { .. } => {
+                        station.and_then(|s| by_id.get(&s)).and_then(|s| s.location)
+                    }
+                };
+                let mut requirements = task.requirements.clone();
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    requirements.team_size = seats.min(20) as u8;
+                }
+                specs.push(TaskSpec {
+                    id: task.id,
+                    // A community no station serves: station 0, which has no volunteers.
+                    station: station.unwrap_or(0),
+                    person: match task.target {
+                        TaskTarget::Person { id } => Some(id),
+                        TaskTarget::Community { .. } => None,
+                    },
+                    location,
+                    priority: task.priority,
+                    due_start: task.due_start,
+                    due_end: task.due_end,
+                    requirements,
+                    exclude: task.offers.iter().map(|o| o.volunteer).collect(),
+                });
+            }
+            let neighbours: BTreeMap<u64, Vec<u64>> = stations
+                .iter()
+                .filter(|s| !s.neighbours.is_empty())
+                .map(|s| (s.id, s.neighbours.clone()))
+                .collect();
+            Ok(Problem {
+                today,
+                tasks: specs,
+                volunteers,
+                neighbours,
+                weights: Weights {
+                    continuity_km: settings.continuity_km,
+                    fairness_km: settings.fairness_km,
+                },
+            })
+        })
+    }
+
+    /// Matches the open seats of `ids` and records the offers (or why nobody could take them).
+    /// `by` names who asked (`matching` for the scheduler's own runs).
+    pub fn staff(&self, ids: &[u64], by: &str) -> Result<Staffed, ServiceError> {
+        if ids.is_empty() {
+            return Ok(Staffed::default());
+        }
+        let now = self.clock.now();
+        let problem = self.problem(ids, now)?;
+        if problem.tasks.is_empty() {
+            return Ok(Staffed::default());
+        }
+        let plan = matching::plan(&problem).map_err(|e| ServiceError::Conflict {
+            field: "matching".into(),
+            message: e.to_string(),
+        })?;
+        let settings = self.matching();
+        let mut result = Staffed::default();
+        let specs: HashMap<u64, &TaskSpec> = problem.tasks.iter().map(|t| (t.id, t)).collect();
+        // Written in chunks, each one transaction with its events.
+        let ids: Vec<u64> = problem.tasks.iter().map(|t| t.id).collect();
+        for chunk in ids.chunks(500) {
+            self.store.write(|w| {
+                let mut events = Vec::new();
+                {
+                    let mut writer = w.task_writer()?;
+                    for id in chunk {
+                        let Some(mut task) = writer.get(*id)? else { continue };
+                        let spec = specs[id];
+                        // Changed since the problem was read (an answer came in): left alone.
+                        let holding = task.offers.iter().filter(|o| o.state.holds()).count();
+                        let seats = usize::from(task.requirements.team_size.max(1))
+                            .saturating_sub(holding);
+                        if !task.status.is_active()
+                            || seats != usize::from(spec.requirements.team_size)
+                        {
+                            continue;
+                        }
+                        if task.station.is_none() && spec.station != 0 {
+                            task.station = Some(spec.station);
+                        }
+                        if let Some(vs) = plan.assignments.get(id) {
+                            let hours = if task.priority == Priority::Urgent {
+                                settings.urgent_offer_hours
+                            } else {
+                                settings.offer_hours
+                            };
+                            let respond_by = now + Duration::hours(i64::from(hours));
+                            for v in vs {
+                                task.offers.push(Offer {
+                                    volunteer: *v,
+                                    state: OfferState::Offered,
+                                    offered_at: now,
+                                    respond_by,
+                                    responded_at: None,
+                                    reason: None,
+                                    checked_in_at: None,
+                                    checked_in_position: None,
+                                    checked_out_at: None,
+                                    checked_out_position: None,
+                                });
+                                events.push(event(
+                                    "task.offered",
+                                    &task,
+                                    now,
+                                    format!("{} offered to volunteer {v}", task.title.zh),
+                                ));
+                                result.offered += 1;
+                            }
+                            task.unstaffed.clear();
+                            if task.status == TaskStatus::Unstaffed {
+                                task.status = TaskStatus::Open;
+                            }
+                            settle(&mut task, now, by, None);
+                        } else if let Some(why) = plan.unstaffed.get(id) {
+                            task.unstaffed = why.reasons.clone();
+                            result.unstaffed += 1;
+                            if holding == 0 && task.status != TaskStatus::Unstaffed {
+                                task.status = TaskStatus::Unstaffed;
+                                task.history.push(TaskChange {
+                                    at: now,
+                                    status: TaskStatus::Unstaffed,
+                                    by: by.to_owned(),
+                                    note: None,
+                                });
+                                let codes: Vec<String> = why
+                                    .reasons
+                                    .iter()
+                                    .map(|r| {
+                                        serde_json::to_value(&r.reason)
+                                            .ok()
+                                            .and_then(|v| v["code"].as_str().map(str::to_owned))
+                                            .unwrap_or_default()
+                                    })
+                                    .collect();
+                                events.push(event(
+                                    "task.unstaffed",
+                                    &task,
+                                    now,
+                                    format!("{}: nobody could take it ({})", task.title.zh, codes.join(", ")),
+                                ));
+                            }
+                            task.updated_at = now;
+                        }
+                        writer.put(&task)?;
+                    }
+                }
+                for e in events {
+                    w.push_event(e)?;
+                }
+                Ok::<_, StoreError>(())
+            })?;
+        }
+        Ok(result)
+    }
+
+    /// A volunteer's own offer on a task, for the change `f` makes to it; one transaction with
+    /// its event.
+    fn change_offer(
+        &self,
+        task_id: u64,
+        volunteer: u64,
+        f: impl FnOnce(&mut Offer, DateTime<Utc>) -> Result<(&'static str, String), ServiceError>,
+    ) -> Result<Task, ServiceError> {
+        let now = self.clock.now();
+        self.store.write(|w: &mut WriteTx| {
+            let mut writer = w.task_writer()?;
+            let mut task = writer
+                .get(task_id)?
+                .filter(|t| t.offers.iter().any(|o| o.volunteer == volunteer))
+                .ok_or_else(|| not_found("task", task_id))?;
+            let Some(offer) = task
+                .offers
+                .iter_mut()
+                .rev()
+                .find(|o| o.volunteer == volunteer)
+            else {
+                return Err(not_found("task", task_id));
+            };
+            let (kind, detail) = f(offer, now)?;
+            settle(&mut task, now, &format!("volunteer:{volunteer}"), None);
+            writer.put(&task)?;
+            drop(writer);
+            w.push_event(event(kind, &task, now, detail))?;
+            Ok(task)
+        })
+    }
+
+    /// The volunteer accepts an offer (before it expires).
+    pub fn accept(&self, task: u64, volunteer: u64) -> Result<Task, ServiceError> {
+        self.change_offer(task, volunteer, |o, now| {
+            if o.state != OfferState::Offered {
+                return Err(conflict("state", "there is no open offer to accept"));
+            }
+            if now > o.respond_by {
+                return Err(conflict("state", "the offer has expired"));
+            }
+            o.state = OfferState::Accepted;
+            o.responded_at = Some(now);
+            Ok(("task.accepted", format!("accepted by volunteer {volunteer}")))
+        })
+    }
+
+    /// The volunteer declines (with a reason); the task is matched again at once.
+    pub fn decline(
+        &self,
+        task: u64,
+        volunteer: u64,
+        reason: String,
+    ) -> Result<Task, ServiceError> {
+        let declined = self.change_offer(task, volunteer, |o, now| {
+            if !matches!(o.state, OfferState::Offered | OfferState::Accepted) {
+                return Err(conflict("state", "there is no offer to decline"));
+            }
+            o.state = OfferState::Declined;
+            o.responded_at = Some(now);
+            o.reason = Some(reason.clone());
+            Ok((
+                "task.declined",
+                format!("declined by volunteer {volunteer}: {reason}"),
+            ))
+        })?;
+        self.staff(&[task], "matching")?;
+        Ok(self.store.read(|r| r.task(task))?.unwrap_or(declined))
+    }
+
+    /// The volunteer checks in (`out` false) or out at a position.
+    pub fn check_in_out(
+        &self,
+        task: u64,
+        volunteer: u64,
+        position: Option<GeoPoint>,
+        out: bool,
+    ) -> Result<Task, ServiceError> {
+        self.change_offer(task, volunteer, |o, now| {
+            if out {
+                if o.state != OfferState::CheckedIn {
+                    return Err(conflict("state", "check in before checking out"));
+                }
+                o.state = OfferState::CheckedOut;
+                o.checked_out_at = Some(now);
+                o.checked_out_position = position;
+                Ok(("task.checked_out", format!("volunteer {volunteer} checked out")))
+            } else {
+                if o.state != OfferState::Accepted {
+                    return Err(conflict("state", "accept the task before checking in"));
+                }
+                o.state = OfferState::CheckedIn;
+                o.checked_in_at = Some(now);
+                o.checked_in_position = position;
+                Ok(("task.checked_in", format!("volunteer {volunteer} checked in")))
+            }
+        })
+    }
+
+    /// Matches every task still open (new tasks, and any a crash left unmatched), in one
+    /// batch of at most 200,000.
+    pub fn staff_open(&self) -> Result<Staffed, ServiceError> {
+        let ids: Vec<u64> = self
+            .store
+            .read(|r| r.tasks_in_status(TaskStatus::Open, 0, 200_000, |_| true))?
+            .items
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        self.staff(&ids, "matching")
+    }
+
+    /// Offers past their deadline expire, and their tasks are matched again.
+    pub(super) fn expire_offers(&self, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        let expired: Vec<u64> = self.store.write(|w| {
+            let due = w.tasks_with_offers_due_before(now.timestamp() + 1, 1000)?;
+            let mut ids = Vec::new();
+            let mut events = Vec::new();
+            {
+                let mut writer = w.task_writer()?;
+                for mut task in due {
+                    let mut any = false;
+                    for o in task.offers.iter_mut() {
+                        if o.state == OfferState::Offered && o.respond_by <= now {
+                            o.state = OfferState::Expired;
+                            any = true;
+                            events.push((o.volunteer, task.id));
+                        }
+                    }
+                    if any {
+                        settle(&mut task, now, "scheduler", Some("offer expired".into()));
+                        writer.put(&task)?;
+                        ids.push(task.id);
+                    }
+                }
+            }
+            for (v, id) in events {
+                if let Some(task) = w.task(id)? {
+                    w.push_event(event(
+                        "task.expired",
+                        &task,
+                        now,
+                        format!("volunteer {v} did not answer in time"),
+                    ))?;
+                }
+            }
+            Ok::<_, StoreError>(ids)
+        })?;
+        for id in expired {
+            self.staff(&[id], "matching")?;
+        }
+        Ok(())
+    }
+
+    /// Cancels a task (a station, bureau or administrator): pending offers are withdrawn.
+    pub fn cancel(
+        &self,
+        task_id: u64,
+        guard: &dyn crate::service::Guard,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<Task, ServiceError> {
+        let now = self.clock.now();
+        self.store.write(|w| {
+            let mut writer = w.task_writer()?;
+            let mut task = writer
+                .get(task_id)?
+                .filter(|t| guard.community(&t.community))
+                .ok_or_else(|| not_found("task", task_id))?;
+            if !task.status.is_active() {
+                return Err(conflict("status", "only a task still to do can be cancelled"));
+            }
+            for o in task.offers.iter_mut().filter(|o| o.state.holds()) {
+                o.state = OfferState::Withdrawn;
+            }
+            task.status = TaskStatus::Cancelled;
+            task.history.push(TaskChange {
+                at: now,
+                status: TaskStatus::Cancelled,
+                by: by.to_owned(),
+                note: reason.clone(),
+            });
+            task.updated_at = now;
+            writer.put(&task)?;
+            drop(writer);
+            w.push_event(event(
+                "task.cancelled",
+                &task,
+                now,
+                reason.unwrap_or_else(|| "cancelled".into()),
+            ))?;
+            Ok(task)
+        })
+    }
+}
+
+fn conflict(field: &str, message: &str) -> ServiceError {
+    ServiceError::Conflict {
+        field: field.into(),
+        message: message.into(),
+    }
+}
