@@ -21,3 +21,4 @@ mod plugins;
 mod sandbox;
 mod scopes;
 mod shipped;
+mod staffing;

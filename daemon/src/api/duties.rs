@@ -302,14 +302,15 @@ pub async fn list_tasks(
         Some("overdue") => (None, Some(true)),
         Some(s) => (
             Some(
-                serde_json::from_value::<TaskStatus>(Value::String(s.to_owned()))
-                    .map_err(|_| {
+                serde_json::from_value::<TaskStatus>(Value::String(s.to_owned())).map_err(
+                    |_| {
                         query_error(
                             "status",
                             "must be open, offered, accepted, checked_in, done, unstaffed, \
                              cancelled or overdue",
                         )
-                    })?,
+                    },
+                )?,
             ),
             q.overdue,
         ),

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod plugins;
 pub mod problem;
 pub mod registry;
+pub mod tasks;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -213,6 +214,8 @@ impl FromRequestParts<AppState> for Caller {
         duties::pause_duty, duties::resume_duty, duties::trigger_duty, duties::backfill_duty,
         duties::list_occurrences, duties::get_occurrence, duties::preview_duty, duties::list_tasks, duties::get_task,
         duties::list_events,
+        tasks::create_task, tasks::cancel, tasks::my_tasks, tasks::my_task_detail,
+        tasks::accept, tasks::decline, tasks::check_in, tasks::check_out,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -389,8 +392,15 @@ pub fn router(state: AppState) -> Router {
         .route("/duties/{id}/occurrences", get(duties::list_occurrences))
         .route("/duties/{id}/occurrences/{at}", get(duties::get_occurrence))
         .route("/duties/{id}/preview", get(duties::preview_duty))
-        .route("/tasks", get(duties::list_tasks))
+        .route("/tasks", get(duties::list_tasks).post(tasks::create_task))
         .route("/tasks/{id}", get(duties::get_task))
+        .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/tasks/{id}/accept", post(tasks::accept))
+        .route("/tasks/{id}/decline", post(tasks::decline))
+        .route("/tasks/{id}/check-in", post(tasks::check_in))
+        .route("/tasks/{id}/check-out", post(tasks::check_out))
+        .route("/me/tasks", get(tasks::my_tasks))
+        .route("/me/tasks/{id}", get(tasks::my_task_detail))
         .route("/events", get(duties::list_events))
         .route("/openapi.json", get(openapi_json));
     Router::new()

@@ -5,7 +5,7 @@
 pub mod import;
 pub mod region;
 pub mod resident_id;
-mod rules;
+pub mod rules;
 pub mod service;
 
 use chrono::{DateTime, NaiveDate, Utc};

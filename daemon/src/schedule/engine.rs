@@ -204,7 +204,9 @@ impl Scheduler {
         self.staff_open()?;
         let due_end = self
             .store
-            .read(|r| Ok::<_, StoreError>(min_some(r.first_open_due()?, r.first_offer_deadline()?)))?
+            .read(|r| {
+                Ok::<_, StoreError>(min_some(r.first_open_due()?, r.first_offer_deadline()?))
+            })?
             .and_then(|s| Utc.timestamp_opt(s + 1, 0).single());
         let jobs = runs
             .into_iter()

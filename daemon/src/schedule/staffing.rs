@@ -177,7 +177,9 @@ impl Scheduler {
                 if seats == 0 {
                     continue;
                 }
-                let Some(station) = task.station.or_else(|| serving.get(&task.community).copied())
+                let Some(station) = task
+                    .station
+                    .or_else(|| serving.get(&task.community).copied())
                 else {
                     // No station serves the community: nobody to ask.
                     tasks.push((task, None, seats));
@@ -198,15 +200,16 @@ impl Scheduler {
                     let mut held = 0u32;
                     let mut served = Vec::new();
                     for t in r.tasks_of_volunteer(v.id, 0, usize::MAX, |_| true)?.items {
-                        let Some(offer) = t.offers.iter().rev().find(|o| o.volunteer == v.id) else {
+                        let Some(offer) = t.offers.iter().rev().find(|o| o.volunteer == v.id)
+                        else {
                             continue;
                         };
                         let this_month = t.due_end.date_naive() >= month_start;
                         if (offer.state.holds() && this_month)
                             || (offer.state == OfferState::CheckedOut
-                                && offer.checked_out_at.is_some_and(|at| {
-                                    crate::clock::local_date(at) >= month_start
-                                }))
+                                && offer
+                                    .checked_out_at
+                                    .is_some_and(|at| crate::clock::local_date(at) >= month_start))
                         {
                             held += 1;
                         }
@@ -307,12 +310,14 @@ impl Scheduler {
                 {
                     let mut writer = w.task_writer()?;
                     for id in chunk {
-                        let Some(mut task) = writer.get(*id)? else { continue };
+                        let Some(mut task) = writer.get(*id)? else {
+                            continue;
+                        };
                         let spec = specs[id];
                         // Changed since the problem was read (an answer came in): left alone.
                         let holding = task.offers.iter().filter(|o| o.state.holds()).count();
-                        let seats = usize::from(task.requirements.team_size.max(1))
-                            .saturating_sub(holding);
+                        let seats =
+                            usize::from(task.requirements.team_size.max(1)).saturating_sub(holding);
                         if !task.status.is_active()
                             || seats != usize::from(spec.requirements.team_size)
                         {
@@ -379,7 +384,11 @@ impl Scheduler {
                                     "task.unstaffed",
                                     &task,
                                     now,
-                                    format!("{}: nobody could take it ({})", task.title.zh, codes.join(", ")),
+                                    format!(
+                                        "{}: nobody could take it ({})",
+                                        task.title.zh,
+                                        codes.join(", ")
+                                    ),
                                 ));
                             }
                             task.updated_at = now;
@@ -439,17 +448,15 @@ impl Scheduler {
             }
             o.state = OfferState::Accepted;
             o.responded_at = Some(now);
-            Ok(("task.accepted", format!("accepted by volunteer {volunteer}")))
+            Ok((
+                "task.accepted",
+                format!("accepted by volunteer {volunteer}"),
+            ))
         })
     }
 
     /// The volunteer declines (with a reason); the task is matched again at once.
-    pub fn decline(
-        &self,
-        task: u64,
-        volunteer: u64,
-        reason: String,
-    ) -> Result<Task, ServiceError> {
+    pub fn decline(&self, task: u64, volunteer: u64, reason: String) -> Result<Task, ServiceError> {
         let declined = self.change_offer(task, volunteer, |o, now| {
             if !matches!(o.state, OfferState::Offered | OfferState::Accepted) {
                 return Err(conflict("state", "there is no offer to decline"));
@@ -482,7 +489,10 @@ impl Scheduler {
                 o.state = OfferState::CheckedOut;
                 o.checked_out_at = Some(now);
                 o.checked_out_position = position;
-                Ok(("task.checked_out", format!("volunteer {volunteer} checked out")))
+                Ok((
+                    "task.checked_out",
+                    format!("volunteer {volunteer} checked out"),
+                ))
             } else {
                 if o.state != OfferState::Accepted {
                     return Err(conflict("state", "accept the task before checking in"));
@@ -490,7 +500,10 @@ impl Scheduler {
                 o.state = OfferState::CheckedIn;
                 o.checked_in_at = Some(now);
                 o.checked_in_position = position;
-                Ok(("task.checked_in", format!("volunteer {volunteer} checked in")))
+                Ok((
+                    "task.checked_in",
+                    format!("volunteer {volunteer} checked in"),
+                ))
             }
         })
     }
@@ -566,7 +579,10 @@ impl Scheduler {
                 .filter(|t| guard.community(&t.community))
                 .ok_or_else(|| not_found("task", task_id))?;
             if !task.status.is_active() {
-                return Err(conflict("status", "only a task still to do can be cancelled"));
+                return Err(conflict(
+                    "status",
+                    "only a task still to do can be cancelled",
+                ));
             }
             for o in task.offers.iter_mut().filter(|o| o.state.holds()) {
                 o.state = OfferState::Withdrawn;
@@ -596,5 +612,142 @@ fn conflict(field: &str, message: &str) -> ServiceError {
     ServiceError::Conflict {
         field: field.into(),
         message: message.into(),
+    }
+}
+
+/// A one-off task a station records (a resident's phone request, 接诉即办; an urgent
+/// follow-up): matched at once, without re-solving anything else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    /// A short tag for the kind of task, e.g. `phone-request`.
+    #[schema(example = "phone-request")]
+    pub kind: String,
+    pub title: Names,
+    pub target: TaskTarget,
+    pub due_start: chrono::DateTime<chrono::FixedOffset>,
+    pub due_end: chrono::DateTime<chrono::FixedOffset>,
+    #[serde(default = "normal")]
+    pub priority: Priority,
+    pub requirements: Requirements,
+}
+
+fn normal() -> Priority {
+    Priority::Normal
+}
+
+impl Scheduler {
+    /// Creates a one-off task and offers it at once; answers the task as stored after matching.
+    pub fn create_task(
+        &self,
+        input: NewTask,
+        guard: &dyn crate::service::Guard,
+        by: &str,
+    ) -> Result<Task, ServiceError> {
+        let mut errs = crate::registry::Invalid::default();
+        if !crate::registry::rules::is_slug(&input.kind) {
+            errs.push("kind", "must be a tag such as phone-request");
+        }
+        for (field, text) in [("title.zh", &input.title.zh), ("title.en", &input.title.en)] {
+            let n = text.trim().chars().count();
+            if n == 0 || n > 100 || text.chars().any(char::is_control) {
+                errs.push(field, "must be 1 to 100 characters of one line");
+            }
+        }
+        if input.due_end <= input.due_start {
+            errs.push("due_end", "must be after due_start");
+        }
+        let r = &input.requirements;
+        if !(1..=20).contains(&r.team_size) {
+            errs.push("requirements.team_size", "must be 1 to 20");
+        }
+        if r.max_distance_km
+            .is_some_and(|d| !d.is_finite() || d <= 0.0 || d > 500.0)
+        {
+            errs.push(
+                "requirements.max_distance_km",
+                "must be above 0 and at most 500",
+            );
+        }
+        for (field, list) in [
+            ("requirements.skills", &r.skills),
+            ("requirements.clearances", &r.clearances),
+            ("requirements.roles", &r.roles),
+            ("requirements.languages", &r.languages),
+        ] {
+            if list.len() > 16 {
+                errs.push(field, "at most 16 entries");
+            }
+        }
+        errs.into_result()?;
+        let now = self.clock.now();
+        let task = self.store.write(|w| {
+            let community = match &input.target {
+                TaskTarget::Person { id } => w
+                    .person(*id)?
+                    .filter(|p| p.active && guard.community(&p.community))
+                    .map(|p| p.community)
+                    .ok_or_else(|| {
+                        crate::registry::Invalid::one(
+                            "target.id",
+                            format!("person {id} is not an active person your token covers"),
+                        )
+                    })?,
+                TaskTarget::Community { code } => {
+                    if !guard.community(code) {
+                        return Err(crate::registry::Invalid::one(
+                            "target.code",
+                            "is outside the communities your token covers",
+                        )
+                        .into());
+                    }
+                    w.region(code)?
+                        .filter(|r| r.active && r.level == crate::registry::RegionLevel::Community)
+                        .map(|r| r.code)
+                        .ok_or_else(|| {
+                            crate::registry::Invalid::one(
+                                "target.code",
+                                format!("{code} is not an active community"),
+                            )
+                        })?
+                }
+            };
+            let id = w.reserve_ids("task", 1)?;
+            let task = Task {
+                id,
+                duty: 0,
+                scheduled_at: now,
+                key: format!("one-off-{id}"),
+                target: input.target.clone(),
+                community,
+                plugin: String::new(),
+                action: String::new(),
+                kind: input.kind.clone(),
+                title: input.title.clone(),
+                due_start: input.due_start,
+                due_end: input.due_end,
+                priority: input.priority,
+                requirements: input.requirements.clone(),
+                checklist: 0,
+                status: TaskStatus::Open,
+                overdue: false,
+                station: None,
+                offers: Vec::new(),
+                unstaffed: Vec::new(),
+                history: vec![TaskChange {
+                    at: now,
+                    status: TaskStatus::Open,
+                    by: by.to_owned(),
+                    note: None,
+                }],
+                created_at: now,
+                updated_at: now,
+            };
+            w.task_writer()?.create(&task)?;
+            w.push_event(event("task.created", &task, now, task.title.zh.clone()))?;
+            Ok::<_, ServiceError>(task)
+        })?;
+        self.staff(&[task.id], by)?;
+        Ok(self.store.read(|r| r.task(task.id))?.unwrap_or(task))
     }
 }

@@ -5,7 +5,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::StoreError;
 use super::tables::*;
 use super::tx::{Page, ReadTx, WriteTx, collect_page, decode, encode, reads};
-use crate::schedule::{ChecklistItem, Duty, OfferState, Occurrence, Task, TaskStatus};
+use crate::schedule::{ChecklistItem, Duty, Occurrence, OfferState, Task, TaskStatus};
 
 reads! {
     pub fn duty(&self, id: u64) -> Result<Option<Duty>, StoreError> {

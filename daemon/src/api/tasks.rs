@@ -1,0 +1,326 @@
+//! Task routes beyond listing: one-off tasks, cancelling, and the volunteer's side — my tasks,
+//! accept, decline, check in and out. A volunteer token sees its own tasks only, and of the
+//! person only what the visit needs (name, address, phone, needs) — never the resident ID.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{Caller, Scope};
+use super::extract::{Body, Path, Query};
+use super::problem::{ApiError, Problem};
+use super::registry::{Page, id_cursor, limit};
+use super::{AppState, blocking};
+use crate::registry::GeoPoint;
+use crate::schedule::staffing::NewTask;
+use crate::schedule::{ChecklistItem, Names, Offer, Priority, Task, TaskStatus, TaskTarget};
+
+/// The person a visit is for, as the visitor needs them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitPerson {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    pub location: GeoPoint,
+    pub needs: Vec<String>,
+}
+
+/// A task as its volunteer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyTask {
+    pub id: u64,
+    pub kind: String,
+    pub title: Names,
+    pub status: TaskStatus,
+    pub overdue: bool,
+    pub priority: Priority,
+    pub due_start: chrono::DateTime<chrono::FixedOffset>,
+    pub due_end: chrono::DateTime<chrono::FixedOffset>,
+    pub community: String,
+    /// My offer: its state, deadline and check-in times.
+    pub offer: Offer,
+    /// The person visited (only while I hold the task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<VisitPerson>,
+    /// The questions the visit report answers.
+    pub checklist: Vec<ChecklistItem>,
+}
+
+fn volunteer_of(caller: &Caller) -> Result<u64, ApiError> {
+    match caller.scope {
+        Scope::Volunteer(id) => Ok(id),
+        _ => Err(ApiError::forbidden(
+            "these routes are for a volunteer's own token",
+        )),
+    }
+}
+
+/// The volunteer's view of a task they were offered; `None` when they were not.
+fn my_task(
+    r: &crate::store::ReadTx,
+    task: Task,
+    me: u64,
+) -> Result<Option<MyTask>, crate::store::StoreError> {
+    let Some(offer) = task
+        .offers
+        .iter()
+        .rev()
+        .find(|o| o.volunteer == me)
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let person = match (&task.target, offer.state.holds()) {
+        (TaskTarget::Person { id }, true) => r.person(*id)?.map(|p| VisitPerson {
+            name: p.name,
+            address: p.address,
+            phone: p.phone,
+            location: p.location,
+            needs: p.needs,
+        }),
+        _ => None,
+    };
+    let checklist = if task.checklist == 0 {
+        Vec::new()
+    } else {
+        r.checklist(task.checklist)?.unwrap_or_default()
+    };
+    Ok(Some(MyTask {
+        id: task.id,
+        kind: task.kind,
+        title: task.title,
+        status: task.status,
+        overdue: task.overdue,
+        priority: task.priority,
+        due_start: task.due_start,
+        due_end: task.due_end,
+        community: task.community,
+        offer,
+        person,
+        checklist,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MyTaskQuery {
+    /// Items per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/me/tasks", tag = "volunteers", params(MyTaskQuery),
+    description = "A volunteer's offers and tasks (volunteer tokens only).",
+    responses((status = 200, body = Page<MyTask>)))]
+pub async fn my_tasks(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<MyTaskQuery>,
+) -> Result<Json<Page<MyTask>>, ApiError> {
+    let me = volunteer_of(&caller)?;
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.cursor.as_deref())?;
+    let page = st.read(|r| {
+        let page = r.tasks_of_volunteer(me, after, limit, |_| true)?;
+        let mut items = Vec::new();
+        for t in page.items {
+            if let Some(m) = my_task(r, t, me)? {
+                items.push(m);
+            }
+        }
+        Ok::<_, crate::store::StoreError>(Page {
+            items,
+            next_cursor: page.next,
+        })
+    })?;
+    Ok(Json(page))
+}
+
+#[utoipa::path(get, path = "/v1/me/tasks/{id}", tag = "volunteers",
+    params(("id" = u64, Path, description = "Task id")),
+    responses((status = 200, body = MyTask), (status = 404, body = Problem)))]
+pub async fn my_task_detail(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<MyTask>, ApiError> {
+    let me = volunteer_of(&caller)?;
+    st.read(|r| match r.task(id)? {
+        Some(t) => my_task(r, t, me),
+        None => Ok(None),
+    })?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found(format!("task {id}")))
+}
+
+async fn answer(
+    st: AppState,
+    me: u64,
+    id: u64,
+    f: impl FnOnce(&crate::schedule::Scheduler) -> Result<Task, crate::service::ServiceError>
+    + Send
+    + 'static,
+) -> Result<Json<MyTask>, ApiError> {
+    let scheduler = st.scheduler.clone();
+    let store = st.store.clone();
+    blocking(move || {
+        let task = f(&scheduler)?;
+        let view = store.read(|r| my_task(r, task, me))?;
+        view.map(Json)
+            .ok_or_else(|| ApiError::not_found(format!("task {id}")))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/accept", tag = "volunteers",
+    params(("id" = u64, Path, description = "Task id")),
+    description = "The volunteer accepts the task offered to them (before the offer's `respond_by`).",
+    responses((status = 200, body = MyTask), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn accept(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<MyTask>, ApiError> {
+    let me = volunteer_of(&caller)?;
+    answer(st, me, id, move |s| s.accept(id, me)).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decline {
+    /// Why (the station reads it), e.g. 本周在外地.
+    #[schema(min_length = 1, max_length = 200)]
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/decline", tag = "volunteers", request_body = Decline,
+    params(("id" = u64, Path, description = "Task id")),
+    description = "The volunteer declines with a reason; the task is offered to someone else at once.",
+    responses((status = 200, body = MyTask), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn decline(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(req): Body<Decline>,
+) -> Result<Json<MyTask>, ApiError> {
+    let me = volunteer_of(&caller)?;
+    let reason = req.reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
+        return Err(ApiError::invalid(vec![crate::registry::FieldError {
+            field: "reason".into(),
+            message: "say why in 1 to 200 characters of one line".into(),
+        }]));
+    }
+    answer(st, me, id, move |s| s.decline(id, me, reason)).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckIn {
+    /// Where the volunteer is (from the phone), if shared.
+    #[serde(default)]
+    pub position: Option<GeoPoint>,
+}
+
+fn checked_position(p: Option<GeoPoint>) -> Result<Option<GeoPoint>, ApiError> {
+    if let Some(g) = p
+        && (!(-90.0..=90.0).contains(&g.lat) || !(-180.0..=180.0).contains(&g.lon))
+    {
+        return Err(ApiError::invalid(vec![crate::registry::FieldError {
+            field: "position".into(),
+            message: "latitude -90 to 90, longitude -180 to 180".into(),
+        }]));
+    }
+    Ok(p)
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/check-in", tag = "volunteers", request_body = CheckIn,
+    params(("id" = u64, Path, description = "Task id")),
+    responses((status = 200, body = MyTask), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn check_in(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(req): Body<CheckIn>,
+) -> Result<Json<MyTask>, ApiError> {
+    let me = volunteer_of(&caller)?;
+    let position = checked_position(req.position)?;
+    answer(st, me, id, move |s| s.check_in_out(id, me, position, false)).await
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/check-out", tag = "volunteers", request_body = CheckIn,
+    params(("id" = u64, Path, description = "Task id")),
+    responses((status = 200, body = MyTask), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn check_out(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(req): Body<CheckIn>,
+) -> Result<Json<MyTask>, ApiError> {
+    let me = volunteer_of(&caller)?;
+    let position = checked_position(req.position)?;
+    answer(st, me, id, move |s| s.check_in_out(id, me, position, true)).await
+}
+
+fn staff_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_volunteer() {
+        Err(ApiError::forbidden(
+            "a volunteer token cannot create or cancel tasks",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = NewTask,
+    description = "Records a one-off task (a resident's phone request, 接诉即办) and offers it at once: the answer shows the offer made, or why nobody could take it.",
+    responses((status = 201, body = Task), (status = 422, body = Problem)))]
+pub async fn create_task(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(input): Body<NewTask>,
+) -> Result<(StatusCode, Json<Task>), ApiError> {
+    staff_only(&caller)?;
+    let by = caller.scope.to_string();
+    let task = blocking(move || Ok(st.scheduler.create_task(input, &caller, &by)?)).await?;
+    Ok((StatusCode::CREATED, Json(task)))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cancel {
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", request_body = Cancel,
+    params(("id" = u64, Path, description = "Task id")),
+    description = "Cancels a task still to do; its offers are withdrawn.",
+    responses((status = 200, body = Task), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(req): Body<Cancel>,
+) -> Result<Json<Task>, ApiError> {
+    staff_only(&caller)?;
+    if req
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.chars().count() > 200 || r.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid(vec![crate::registry::FieldError {
+            field: "reason".into(),
+            message: "at most 200 characters of one line".into(),
+        }]));
+    }
+    let by = caller.scope.to_string();
+    let task = blocking(move || Ok(st.scheduler.cancel(id, &caller, &by, req.reason)?)).await?;
+    Ok(Json(task))
+}

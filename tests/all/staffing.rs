@@ -1,0 +1,270 @@
+//! Staffing end to end: a one-off task is offered at once to the nearest qualified volunteer;
+//! the volunteer sees only what the visit needs, accepts, checks in and out; a decline or an
+//! expired offer goes to the next volunteer; with nobody left the task says why.
+
+use chrono::Duration;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn one_off(person: u64, priority: &str) -> Value {
+    json!({
+        "kind": "phone-request",
+        "title": {"zh": "接诉即办：送药", "en": "Phone request: deliver medicine"},
+        "target": {"type": "person", "id": person},
+        "due_start": "2026-12-01T09:00:00+08:00",
+        "due_end": "2026-12-08T18:00:00+08:00",
+        "priority": priority,
+        "requirements": {"skills": [], "clearances": [], "team_size": 1, "gender": null,
+                         "max_distance_km": 20.0, "languages": [], "roles": []}
+    })
+}
+
+async fn events_of(d: &Daemon, task: u64) -> Vec<String> {
+    let r = d.get("/v1/events?limit=1000", &d.admin).await;
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["task"] == task)
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_off_task_is_offered_accepted_visited_and_done() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    // Two volunteers of station 1: the first lives nearer.
+    let mut near = volunteer(w.stations[0], 901);
+    near["home"] = json!({"lat": 35.541, "lon": 106.661});
+    let near = d.created("/v1/volunteers", near).await["id"]
+        .as_u64()
+        .unwrap();
+    let far = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 902))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let near_token = d.token(&format!("volunteer:{near}")).await;
+    let far_token = d.token(&format!("volunteer:{far}")).await;
+
+    let r = d
+        .post("/v1/tasks", &station, one_off(w.persons[0], "urgent"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let task = r.body["id"].as_u64().unwrap();
+    assert_eq!(r.body["status"], "offered");
+    assert_eq!(r.body["offers"][0]["volunteer"], near);
+    // Urgent: an hour to answer.
+    let offered =
+        chrono::DateTime::parse_from_rfc3339(r.body["offers"][0]["offered_at"].as_str().unwrap())
+            .unwrap();
+    let respond_by =
+        chrono::DateTime::parse_from_rfc3339(r.body["offers"][0]["respond_by"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(respond_by - offered, Duration::hours(1));
+
+    // The volunteer sees the task with what the visit needs, never the resident ID.
+    let mine = d.get("/v1/me/tasks", &near_token).await;
+    assert_eq!(mine.status, StatusCode::OK, "{:?}", mine.body);
+    let item = &mine.body["items"][0];
+    assert_eq!(item["id"], task);
+    assert_eq!(item["person"]["name"], "张桂兰");
+    assert!(
+        !mine.body.to_string().contains(&rid(1940, 100)),
+        "resident ID leaked"
+    );
+    // Another volunteer cannot read it, nor answer it.
+    assert_eq!(
+        d.get(&format!("/v1/me/tasks/{task}"), &far_token)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        d.post(&format!("/v1/tasks/{task}/accept"), &far_token, json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Staff routes are not a volunteer's.
+    assert_eq!(
+        d.get("/v1/tasks", &near_token).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Check in before accepting is refused; accept, check in, check out: done.
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/check-in"),
+            &near_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    let r = d
+        .post(&format!("/v1/tasks/{task}/accept"), &near_token, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["status"], "accepted");
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/check-in"),
+            &near_token,
+            json!({"position": {"lat": 35.5401, "lon": 106.6601}}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "checked_in", "{:?}", r.body);
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/check-out"),
+            &near_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "done", "{:?}", r.body);
+    let t = d.get(&format!("/v1/tasks/{task}"), &station).await;
+    let statuses: Vec<&str> = t.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["open", "offered", "accepted", "checked_in", "done"]
+    );
+    assert_eq!(
+        events_of(&d, task).await,
+        [
+            "task.created",
+            "task.offered",
+            "task.accepted",
+            "task.checked_in",
+            "task.checked_out"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decline_or_an_expired_offer_goes_to_the_next_volunteer_then_the_task_says_why() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let mut a = volunteer(w.stations[0], 911);
+    a["home"] = json!({"lat": 35.541, "lon": 106.661});
+    let a = d.created("/v1/volunteers", a).await["id"].as_u64().unwrap();
+    let b = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 912))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let a_token = d.token(&format!("volunteer:{a}")).await;
+    let r = d
+        .post("/v1/tasks", &d.admin, one_off(w.persons[0], "normal"))
+        .await;
+    let task = r.body["id"].as_u64().unwrap();
+    assert_eq!(r.body["offers"][0]["volunteer"], a);
+    // A declines: the task goes to B at once.
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/decline"),
+            &a_token,
+            json!({"reason": "本周在外地"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    let offers = t.body["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 2);
+    assert_eq!(offers[0]["state"], "declined");
+    assert_eq!(offers[0]["reason"], "本周在外地");
+    assert_eq!(offers[1]["volunteer"], b);
+    assert_eq!(t.body["status"], "offered");
+    // B does not answer within 24 hours: the offer expires; nobody else is left.
+    d.clock.advance(Duration::hours(25));
+    tick(&d).await;
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    assert_eq!(t.body["offers"][1]["state"], "expired");
+    assert_eq!(t.body["status"], "unstaffed", "{:?}", t.body);
+    let codes: Vec<&str> = t.body["unstaffed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert!(!codes.is_empty(), "{:?}", t.body);
+    let kinds = events_of(&d, task).await;
+    for k in [
+        "task.offered",
+        "task.declined",
+        "task.expired",
+        "task.unstaffed",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k}: {kinds:?}");
+    }
+    // A task nobody can take at all (a skill nobody has) says so at once, with counts.
+    let mut t = one_off(w.persons[0], "high");
+    t["requirements"]["skills"] = json!(["sign_language"]);
+    let r = d.post("/v1/tasks", &d.admin, t).await;
+    assert_eq!(r.body["status"], "unstaffed");
+    assert_eq!(
+        r.body["unstaffed"][0]["code"], "missing_skill",
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["unstaffed"][0]["skill"], "sign_language");
+    // Cancelling withdraws; a cancelled task cannot be cancelled again.
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/cancel"),
+            &d.admin,
+            json!({"reason": "家属已处理"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "cancelled", "{:?}", r.body);
+    let r = d
+        .post(&format!("/v1/tasks/{task}/cancel"), &d.admin, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_occurrence_s_tasks_are_matched_in_one_batch() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    for i in 0..3 {
+        d.created(
+            "/v1/volunteers",
+            volunteer(w.stations[i % 2], 920 + i as u16),
+        )
+        .await;
+    }
+    deploy(&d, "steady").await;
+    let duty = d
+        .post(
+            "/v1/duties",
+            &d.admin,
+            json!({"name": "visits", "plugin": "steady", "action": "visit", "cron": "0 9 * * *",
+                   "selector": {"region": "620802000000"}}),
+        )
+        .await;
+    let id = duty.body["id"].as_u64().unwrap();
+    d.post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
+        .await;
+    tick(&d).await;
+    let tasks = d
+        .get(&format!("/v1/tasks?duty={id}&limit=100"), &d.admin)
+        .await;
+    let items = tasks.body["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    for t in items {
+        assert!(
+            t["status"] == "offered" || t["status"] == "unstaffed",
+            "{t}"
+        );
+    }
+    assert!(items.iter().any(|t| t["status"] == "offered"), "{items:?}");
+}
