@@ -5,6 +5,7 @@
 //! - `config`   — TOML configuration, errors located by file, line and column.
 //! - `clock`    — the only source of the current time.
 //! - `cron`     — cron expressions (POSIX and extended) and their next fire times; pure.
+//! - `task`     — tasks as plain data: status, offers, requirements, reasons.
 //! - `store`    — redb tables; the only code that touches the database.
 //! - `registry` — regions, stations, people in care, volunteers: types, rules, import.
 //! - `service`  — what service operations share: the caller's guard, errors, merge patches.
@@ -27,3 +28,4 @@ pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod task;

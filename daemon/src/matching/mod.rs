@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::registry::{Availability, Certification, Gender, GeoPoint, Weekday};
-use crate::schedule::{Priority, Requirements};
+use crate::task::{Priority, Requirements};
+pub use crate::task::{Reason, ReasonCount};
 use flow::Cost;
 
 /// One unit of cost: 10⁻⁹ km.
@@ -130,54 +131,10 @@ pub struct Problem {
     pub weights: Weights,
 }
 
-/// Why a volunteer cannot take a task, or why a task was not staffed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "code", rename_all = "snake_case")]
-pub enum Reason {
-    /// Nobody of the task's or a neighbouring station.
-    NoVolunteers,
-    OtherStation,
-    MissingSkill {
-        skill: String,
-    },
-    ExpiredCertificate {
-        skill: String,
-    },
-    MissingClearance {
-        clearance: String,
-    },
-    NotAvailable,
-    TooFar {
-        max_km: u32,
-    },
-    WrongGender,
-    NoLanguage,
-    MissingRole {
-        role: String,
-    },
-    AtCapacity,
-    /// Eligible volunteers exist, but all of them went to tasks that ranked higher or were
-    /// nearer.
-    TakenByOtherTasks,
-    /// Fewer eligible people than the team needs.
-    TeamIncomplete {
-        needed: u8,
-        found: u32,
-    },
-}
-
 /// Why a task was not staffed: each reason with how many volunteers it ruled out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Unstaffed {
     pub reasons: Vec<ReasonCount>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ReasonCount {
-    #[serde(flatten)]
-    pub reason: Reason,
-    /// Volunteers of the task's stations this reason ruled out (0 for task-level reasons).
-    pub volunteers: u32,
 }
 
 /// The answer.

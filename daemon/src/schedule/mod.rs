@@ -18,13 +18,14 @@ pub mod engine;
 mod occurrence;
 pub mod staffing;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::plugins::model as pm;
 use crate::registry::Gender;
 
+pub use crate::task::*;
 pub use duties::next_n;
 pub use engine::Scheduler;
 pub use occurrence::PLAN_BATCH;
@@ -243,163 +244,8 @@ impl Occurrence {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    /// Not offered to anyone yet (or offered, declined and waiting to be matched again).
-    /// (`overdue` in files written before overdue became a flag.)
-    #[serde(alias = "overdue")]
-    Open,
-    /// Offered to the volunteers who should take it; waiting for their answers.
-    Offered,
-    /// The whole team accepted.
-    Accepted,
-    /// A visitor checked in.
-    CheckedIn,
-    /// Every visitor checked out (a visit report will close it once reports exist).
-    Done,
-    /// Matching found nobody; `unstaffed` says why.
-    Unstaffed,
-    Cancelled,
-}
-
-impl TaskStatus {
-    /// Still work to do: counts towards capacity, can become overdue.
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Open
-                | TaskStatus::Offered
-                | TaskStatus::Accepted
-                | TaskStatus::CheckedIn
-                | TaskStatus::Unstaffed
-        )
-    }
-
-    /// The status as its index key.
-    pub fn key(self) -> &'static str {
-        match self {
-            TaskStatus::Open => "open",
-            TaskStatus::Offered => "offered",
-            TaskStatus::Accepted => "accepted",
-            TaskStatus::CheckedIn => "checked_in",
-            TaskStatus::Done => "done",
-            TaskStatus::Unstaffed => "unstaffed",
-            TaskStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// Where one volunteer stands with a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OfferState {
-    Offered,
-    Accepted,
-    Declined,
-    /// Not answered by `respond_by`.
-    Expired,
-    /// Taken back (the task was cancelled).
-    Withdrawn,
-    CheckedIn,
-    CheckedOut,
-}
-
-impl OfferState {
-    /// The volunteer holds the task (it counts towards their capacity).
-    pub fn holds(self) -> bool {
-        matches!(
-            self,
-            OfferState::Offered | OfferState::Accepted | OfferState::CheckedIn
-        )
-    }
-}
-
-/// A task offered to one volunteer, and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Offer {
-    pub volunteer: u64,
-    pub state: OfferState,
-    pub offered_at: DateTime<Utc>,
-    /// Answer by then, or the offer expires and the task is matched again.
-    pub respond_by: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub responded_at: Option<DateTime<Utc>>,
-    /// Why the volunteer declined.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checked_in_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checked_in_position: Option<crate::registry::GeoPoint>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checked_out_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checked_out_position: Option<crate::registry::GeoPoint>,
-}
-
-/// One change of a task's status: when, to what, and who acted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct TaskChange {
-    pub at: DateTime<Utc>,
-    pub status: TaskStatus,
-    /// `matching`, `scheduler`, `volunteer:<id>`, `station:<id>`, `bureau:<code>`, `admin`.
-    pub by: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// What a task is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum TaskTarget {
-    Person { id: u64 },
-    Community { code: String },
-}
-
-/// A text in Chinese (what users read) and English.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(as = TaskTitle)]
-pub struct Names {
-    pub zh: String,
-    pub en: String,
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = TaskPriority)]
-pub enum Priority {
-    Low,
-    Normal,
-    High,
-    Urgent,
-}
-
-/// What the people who take a task must bring: the daemon's own type, so a change of the plugin
-/// interface is a visible migration (`From<&pm::Requirements>`), never a silent change of what
-/// is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(as = TaskRequirements)]
-pub struct Requirements {
-    /// Skill tags the team must cover, e.g. `first_aid`.
-    pub skills: Vec<String>,
-    /// Clearances every visitor must hold unexpired, e.g. `safeguarding`.
-    pub clearances: Vec<String>,
-    /// People in the team (1 to 20).
-    pub team_size: u8,
-    /// Required gender of the visitors, if any.
-    pub gender: Option<Gender>,
-    /// Farthest a visitor may live from the target, in kilometres.
-    pub max_distance_km: Option<f32>,
-    /// Languages or dialects at least one visitor must speak.
-    pub languages: Vec<String>,
-    /// Community roles that must take part.
-    pub roles: Vec<String>,
-}
-
 // The one place the plugin interface's task data becomes the daemon's (the host has checked it:
+
 // gender is `female` or `male`, distance finite and positive).
 
 impl From<&pm::Names> for Names {
@@ -440,32 +286,6 @@ impl From<&pm::Requirements> for Requirements {
     }
 }
 
-/// How a checklist question is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = ChecklistAnswerKind)]
-pub enum AnswerKind {
-    YesNo,
-    Text,
-    Number,
-    Choice,
-}
-
-/// One question of a task's checklist, as stored: the daemon's own type (converted from the
-/// plugin interface's in one place, like [`Requirements`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(as = ChecklistQuestion)]
-pub struct ChecklistItem {
-    /// Stable id the visit report answers by.
-    pub id: String,
-    pub question: Names,
-    pub kind: AnswerKind,
-    /// The allowed answers of a `choice` question.
-    #[serde(default)]
-    pub choices: Vec<String>,
-    pub required: bool,
-}
-
 impl From<&pm::ChecklistItem> for ChecklistItem {
     fn from(c: &pm::ChecklistItem) -> Self {
         ChecklistItem {
@@ -501,47 +321,6 @@ impl From<&ChecklistItem> for pm::ChecklistItem {
             required: c.required,
         }
     }
-}
-
-/// A task created by an occurrence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Task {
-    pub id: u64,
-    pub duty: u64,
-    pub scheduled_at: DateTime<Utc>,
-    /// The idempotency key within the occurrence: target and kind.
-    pub key: String,
-    pub target: TaskTarget,
-    /// The community of the target (for scopes and stations).
-    pub community: String,
-    pub plugin: String,
-    pub action: String,
-    pub kind: String,
-    pub title: Names,
-    pub due_start: DateTime<FixedOffset>,
-    pub due_end: DateTime<FixedOffset>,
-    pub priority: Priority,
-    pub requirements: Requirements,
-    /// Id of the checklist the visit report must answer (`GET /v1/tasks/{id}` shows it).
-    pub checklist: u64,
-    pub status: TaskStatus,
-    /// Past its due end and not done (a flag on top of the status).
-    #[serde(default)]
-    pub overdue: bool,
-    /// The station responsible (the one serving the community), once known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub station: Option<u64>,
-    /// Offers made, newest last.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub offers: Vec<Offer>,
-    /// Why matching left it unstaffed (the latest attempt).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unstaffed: Vec<crate::matching::ReasonCount>,
-    /// Status changes, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<TaskChange>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
 /// Something that happened, for notifications to pick up (the outbox).
