@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -46,6 +46,34 @@ pub struct Config {
     /// Request limits and what the HTTP API shows without a token (`[api]`).
     #[serde(default)]
     pub api: ApiConfig,
+    /// How matching weighs continuity and fairness, and how long offers wait (`[matching]`).
+    #[serde(default)]
+    pub matching: MatchingSettings,
+}
+
+/// How matching weighs and how long offers wait (`[matching]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchingSettings {
+    /// Taken off the travel cost when the volunteer has visited the person before, in km.
+    pub continuity_km: f64,
+    /// Added per task a volunteer already holds this month, per further task, in km.
+    pub fairness_km: f64,
+    /// Hours an offer waits for an answer.
+    pub offer_hours: u32,
+    /// Hours an offer of an urgent task waits.
+    pub urgent_offer_hours: u32,
+}
+
+impl Default for MatchingSettings {
+    fn default() -> Self {
+        MatchingSettings {
+            continuity_km: 2.0,
+            fairness_km: 0.5,
+            offer_hours: 24,
+            urgent_offer_hours: 1,
+        }
+    }
 }
 
 /// The HTTP API's limits (`[api]` in the config file).
@@ -149,6 +177,7 @@ impl Default for Config {
             shutdown_grace_secs: default_grace(),
             plugins: PluginHostConfig::default(),
             api: ApiConfig::default(),
+            matching: Default::default(),
         }
     }
 }
@@ -266,6 +295,35 @@ impl Config {
         ];
         if let Some((key, _, rule)) = api_checks.iter().find(|(_, ok, _)| !ok) {
             return Err(invalid(key_offset(text, key), format!("api.{key} {rule}")));
+        }
+        let m = &config.matching;
+        let matching_checks: [(&str, bool, &str); 4] = [
+            (
+                "continuity_km",
+                (0.0..=1000.0).contains(&m.continuity_km),
+                "must be 0 to 1000",
+            ),
+            (
+                "fairness_km",
+                (0.0..=1000.0).contains(&m.fairness_km),
+                "must be 0 to 1000",
+            ),
+            (
+                "offer_hours",
+                (1..=720).contains(&m.offer_hours),
+                "must be 1 to 720",
+            ),
+            (
+                "urgent_offer_hours",
+                (1..=72).contains(&m.urgent_offer_hours),
+                "must be 1 to 72",
+            ),
+        ];
+        if let Some((key, _, rule)) = matching_checks.iter().find(|(_, ok, _)| !ok) {
+            return Err(invalid(
+                key_offset(text, key),
+                format!("matching.{key} {rule}"),
+            ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {

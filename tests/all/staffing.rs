@@ -268,3 +268,47 @@ async fn an_occurrence_s_tasks_are_matched_in_one_batch() {
     }
     assert!(items.iter().any(|t| t["status"] == "offered"), "{items:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shortage_report_says_whom_to_recruit_and_where() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    d.created("/v1/volunteers", volunteer(w.stations[0], 930))
+        .await;
+    d.created("/v1/volunteers", volunteer(w.stations[1], 931))
+        .await;
+    for person in [w.persons[0], w.persons[1]] {
+        let mut t = one_off(person, "normal");
+        t["requirements"]["skills"] = json!(["sign_language"]);
+        let r = d.post("/v1/tasks", &d.admin, t).await;
+        assert_eq!(r.body["status"], "unstaffed", "{:?}", r.body);
+    }
+    let bureau = d.token("bureau:620802000000").await;
+    let r = d.get("/v1/reports/shortage", &bureau).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["unstaffed"], 2);
+    let row = &r.body["rows"][0];
+    assert_eq!(row["township"], "620802001000");
+    assert_eq!(row["township_name"], "东关街道");
+    assert_eq!(row["reason"], "missing_skill");
+    assert_eq!(row["what"], "sign_language");
+    assert_eq!(row["tasks"], 2);
+    // As CSV, for a spreadsheet.
+    let r = d.get("/v1/reports/shortage?format=csv", &bureau).await;
+    assert!(r.content_type.starts_with("text/csv"), "{}", r.content_type);
+    let text = r.body.as_str().unwrap();
+    assert!(
+        text.starts_with("township,township_name,reason,what,tasks\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("620802001000,东关街道,missing_skill,sign_language,2"),
+        "{text}"
+    );
+    // Another county's bureau sees none of it.
+    let other = d.token("bureau:620821000000").await;
+    assert_eq!(
+        d.get("/v1/reports/shortage", &other).await.body["unstaffed"],
+        0
+    );
+}

@@ -215,7 +215,7 @@ impl FromRequestParts<AppState> for Caller {
         duties::list_occurrences, duties::get_occurrence, duties::preview_duty, duties::list_tasks, duties::get_task,
         duties::list_events,
         tasks::create_task, tasks::cancel, tasks::my_tasks, tasks::my_task_detail,
-        tasks::accept, tasks::decline, tasks::check_in, tasks::check_out,
+        tasks::accept, tasks::decline, tasks::check_in, tasks::check_out, tasks::shortage,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -399,6 +399,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{id}/decline", post(tasks::decline))
         .route("/tasks/{id}/check-in", post(tasks::check_in))
         .route("/tasks/{id}/check-out", post(tasks::check_out))
+        .route("/reports/shortage", get(tasks::shortage))
         .route("/me/tasks", get(tasks::my_tasks))
         .route("/me/tasks/{id}", get(tasks::my_task_detail))
         .route("/events", get(duties::list_events))

@@ -324,3 +324,133 @@ pub async fn cancel(
     let task = blocking(move || Ok(st.scheduler.cancel(id, &caller, &by, req.reason)?)).await?;
     Ok(Json(task))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ShortageQuery {
+    /// Only this region's subtree (a county or township code).
+    region: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// Unstaffed tasks of one township for one reason (and the skill, role or clearance missing).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShortageRow {
+    pub township: String,
+    pub township_name: String,
+    /// The reason code, as on the tasks (`missing_skill`, `too_far`, `at_capacity`, …).
+    pub reason: String,
+    /// The skill, role or clearance the reason names, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
+    pub tasks: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Shortage {
+    /// Unstaffed tasks counted.
+    pub unstaffed: u64,
+    /// Most tasks first.
+    pub rows: Vec<ShortageRow>,
+}
+
+#[utoipa::path(get, path = "/v1/reports/shortage", tag = "tasks", params(ShortageQuery),
+    description = "Where volunteers are missing: the caller's unstaffed tasks counted by township and reason (and the skill, role or clearance missing), so the bureau knows whom to recruit and where. `format=csv` answers text/csv.",
+    responses((status = 200, description = "The report", content((Shortage = "application/json"), (String = "text/csv")))))]
+pub async fn shortage(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ShortageQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    staff_only(&caller)?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(super::extract::query_error("format", "must be json or csv")),
+    };
+    let prefix = match q.region.as_deref() {
+        Some(r) => Some(
+            crate::registry::region::subtree_prefix(r)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    super::extract::query_error("region", "must be a 12-digit division code")
+                })?,
+        ),
+        None => None,
+    };
+    let report = st.read(|r| {
+        let mut counts: std::collections::BTreeMap<(String, String, Option<String>), u64> =
+            Default::default();
+        let mut unstaffed = 0u64;
+        let mut after = 0;
+        loop {
+            let page = r.tasks_in_status(TaskStatus::Unstaffed, after, 1000, |t: &Task| {
+                crate::service::Guard::community(&caller, &t.community)
+                    && prefix.as_deref().is_none_or(|p| t.community.starts_with(p))
+            })?;
+            for t in &page.items {
+                unstaffed += 1;
+                let township = format!("{}000", t.community.get(..9).unwrap_or(""));
+                for rc in &t.unstaffed {
+                    let v = serde_json::to_value(&rc.reason).unwrap_or_default();
+                    let code = v["code"].as_str().unwrap_or("").to_owned();
+                    let what = ["skill", "role", "clearance"]
+                        .iter()
+                        .find_map(|k| v[*k].as_str().map(str::to_owned));
+                    *counts.entry((township.clone(), code, what)).or_default() += 1;
+                }
+            }
+            match page.next.and_then(|n| n.parse().ok()) {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+        let mut rows = Vec::new();
+        for ((township, reason, what), tasks) in counts {
+            let township_name = r.region(&township)?.map(|g| g.name).unwrap_or_default();
+            rows.push(ShortageRow {
+                township,
+                township_name,
+                reason,
+                what,
+                tasks,
+            });
+        }
+        rows.sort_by(|a, b| b.tasks.cmp(&a.tasks).then(a.township.cmp(&b.township)));
+        Ok::<_, crate::store::StoreError>(Shortage { unstaffed, rows })
+    })?;
+    if !csv {
+        return Ok(Json(report).into_response());
+    }
+    use crate::registry::import::spreadsheet_safe as safe;
+    let mut out = String::from("township,township_name,reason,what,tasks\n");
+    for row in &report.rows {
+        let cells = [
+            row.township.clone(),
+            row.township_name.clone(),
+            row.reason.clone(),
+            row.what.clone().unwrap_or_default(),
+            row.tasks.to_string(),
+        ];
+        let line: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                let c = safe(c);
+                if c.contains([',', '"', '\n']) {
+                    format!("\"{}\"", c.replace('"', "\"\""))
+                } else {
+                    c.into_owned()
+                }
+            })
+            .collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        out,
+    )
+        .into_response())
+}

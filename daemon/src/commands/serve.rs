@@ -25,6 +25,7 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
             .context("starting")
             .map_err(Failure::Runtime)?;
     state.api = cfg.api.clone();
+    state.scheduler.set_matching(cfg.matching);
     let mut opts = ServeOptions::new(cfg.shutdown_grace());
     opts.plugin_dir = Some(cfg.plugin_dir.clone());
     tracing::info!(data = %cfg.data_dir.display(), "opening");

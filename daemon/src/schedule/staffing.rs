@@ -20,30 +20,7 @@ use crate::registry::{GeoPoint, Station, VolunteerStatus};
 use crate::service::{ServiceError, not_found};
 use crate::store::{StoreError, WriteTx};
 
-/// How matching weighs and how long offers wait (`[matching]` in the config).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MatchingSettings {
-    /// Taken off the travel cost when the volunteer has visited the person before, in km.
-    pub continuity_km: f64,
-    /// Added per task a volunteer already holds this month, per further task, in km.
-    pub fairness_km: f64,
-    /// Hours an offer waits for an answer.
-    pub offer_hours: u32,
-    /// Hours an offer of an urgent task waits.
-    pub urgent_offer_hours: u32,
-}
-
-impl Default for MatchingSettings {
-    fn default() -> Self {
-        MatchingSettings {
-            continuity_km: 2.0,
-            fairness_km: 0.5,
-            offer_hours: 24,
-            urgent_offer_hours: 1,
-        }
-    }
-}
+pub use crate::config::MatchingSettings;
 
 /// What a staffing run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
