@@ -312,3 +312,89 @@ async fn the_shortage_report_says_whom_to_recruit_and_where() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_volunteer_s_calendar_feed_lists_accepted_tasks_and_can_be_replaced() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let v = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 940))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let token = d.token(&format!("volunteer:{v}")).await;
+    let r = d
+        .post(&format!("/v1/volunteers/{v}/calendar"), &token, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let path = r.body["path"].as_str().unwrap().to_owned();
+    let fetch = |path: String| {
+        let url = format!("{}{path}", d.url);
+        async move {
+            let resp = reqwest::get(url).await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let events = |text: &str| -> Vec<(String, String)> {
+        let cal: icalendar::Calendar = text.parse().unwrap();
+        cal.components
+            .iter()
+            .filter_map(|c| c.as_event())
+            .map(|e| {
+                use icalendar::{Component, EventLike};
+                (
+                    e.get_summary().unwrap_or_default().to_owned(),
+                    e.get_location().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (status, text) = fetch(path.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(events(&text).is_empty(), "{text}");
+    // An accepted task appears, with its summary; offers not yet accepted do not.
+    let mut task = one_off(w.persons[0], "normal");
+    task["title"]["zh"] = "接诉即办：送药, 并检查燃气；附近".into();
+    let t = d.post("/v1/tasks", &d.admin, task).await.body["id"]
+        .as_u64()
+        .unwrap();
+    assert!(events(&fetch(path.clone()).await.1).is_empty());
+    d.post(&format!("/v1/tasks/{t}/accept"), &token, json!({}))
+        .await;
+    let (_, text) = fetch(path.clone()).await;
+    let evs = events(&text);
+    assert_eq!(evs.len(), 1, "{text}");
+    assert_eq!(evs[0].0, "接诉即办：送药, 并检查燃气；附近");
+    assert!(
+        text.lines().all(|l| l.len() <= 76),
+        "lines are folded at 75 octets: {text}"
+    );
+    // Another volunteer cannot make this volunteer's feed; a new secret replaces the old.
+    let other = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 941))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let other_token = d.token(&format!("volunteer:{other}")).await;
+    assert_eq!(
+        d.post(
+            &format!("/v1/volunteers/{v}/calendar"),
+            &other_token,
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = d
+        .post(&format!("/v1/volunteers/{v}/calendar"), &token, json!({}))
+        .await;
+    let new_path = r.body["path"].as_str().unwrap().to_owned();
+    assert_ne!(new_path, path);
+    assert_eq!(fetch(path).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(events(&fetch(new_path).await.1).len(), 1);
+    assert_eq!(
+        fetch("/calendar/nothing.ics".into()).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

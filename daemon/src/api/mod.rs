@@ -5,6 +5,7 @@
 //! bodies or personal data.
 
 pub mod auth;
+pub mod calendar;
 pub mod duties;
 pub mod extract;
 pub mod metrics;
@@ -216,6 +217,7 @@ impl FromRequestParts<AppState> for Caller {
         duties::list_events,
         tasks::create_task, tasks::cancel, tasks::my_tasks, tasks::my_task_detail,
         tasks::accept, tasks::decline, tasks::check_in, tasks::check_out, tasks::shortage,
+        calendar::rotate, calendar::feed,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -400,6 +402,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{id}/check-in", post(tasks::check_in))
         .route("/tasks/{id}/check-out", post(tasks::check_out))
         .route("/reports/shortage", get(tasks::shortage))
+        .route("/volunteers/{id}/calendar", post(calendar::rotate))
         .route("/me/tasks", get(tasks::my_tasks))
         .route("/me/tasks/{id}", get(tasks::my_task_detail))
         .route("/events", get(duties::list_events))
@@ -408,6 +411,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
+        .route("/calendar/{file}", get(calendar::feed))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -75,6 +75,8 @@ pub(super) const TASKS_OPEN_BY_DUE: TableDefinition<(i64, u64), ()> =
 /// (volunteer id, task id) for every task ever offered to the volunteer
 pub(super) const TASKS_BY_VOLUNTEER: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("tasks_by_volunteer");
+/// SHA-256 of a volunteer's calendar-feed secret → volunteer id
+pub(super) const CALENDARS: TableDefinition<&str, u64> = TableDefinition::new("calendars");
 /// Offers waiting for an answer, by deadline: (Unix seconds, task id)
 pub(super) const OFFERS_BY_DEADLINE: TableDefinition<(i64, u64), ()> =
     TableDefinition::new("offers_by_deadline");

@@ -9,6 +9,34 @@ use super::tables::*;
 use super::tx::{WriteTx, decode, encode, reads};
 
 reads! {
+    /// The volunteer whose calendar feed has this secret (by its SHA-256).
+    pub fn calendar_owner(&self, hash: &str) -> Result<Option<u64>, StoreError> {
+        let t = self.txn.open_table(CALENDARS)?;
+        Ok(t.get(hash)?.map(|v| v.value()))
+    }
+}
+
+impl WriteTx {
+    /// Gives a volunteer a new calendar secret (by its hash), forgetting the old one.
+    pub fn set_calendar(&mut self, volunteer: u64, new: &str) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(CALENDARS)?;
+        // The volunteer's earlier secrets stop working.
+        let mut stale = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            if v.value() == volunteer {
+                stale.push(k.value().to_owned());
+            }
+        }
+        for k in stale {
+            t.remove(k.as_str())?;
+        }
+        t.insert(new, volunteer)?;
+        Ok(())
+    }
+}
+
+reads! {
     /// Every token record with its hash.
     pub fn all_tokens<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>, StoreError> {
         let t = self.txn.open_table(TOKENS)?;

@@ -217,6 +217,7 @@ impl WriteTx {
         self.txn.open_table(TASKS_OPEN_BY_DUE)?;
         self.txn.open_table(TASKS_BY_VOLUNTEER)?;
         self.txn.open_table(OFFERS_BY_DEADLINE)?;
+        self.txn.open_table(CALENDARS)?;
         self.index_task_statuses()?;
         self.migrate_overdue_status()?;
         self.txn.open_table(EVENTS)?;
