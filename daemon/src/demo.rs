@@ -736,6 +736,8 @@ pub struct Prepared {
     pub admin: String,
     pub bureau: String,
     pub station: String,
+    /// A volunteer with offers waiting, and their token.
+    pub volunteer: Option<(u64, String)>,
 }
 
 /// Everything `linlid demo` does before serving: seeds the county into an empty store (or
@@ -806,12 +808,34 @@ pub fn prepare(
         }
         Err(e) => say(format!("  duties not created: {e}")),
     }
+    // What matching made of the tasks.
+    let count = |status: crate::schedule::TaskStatus| {
+        store
+            .read(|r| r.tasks_in_status(status, 0, usize::MAX, |_| true))
+            .map(|p| p.items)
+    };
+    let offered = count(crate::schedule::TaskStatus::Offered)?;
+    let unstaffed = count(crate::schedule::TaskStatus::Unstaffed)?;
+    say(format!(
+        "  matching: {} tasks offered to volunteers, {} unstaffed (GET /v1/reports/shortage says why)",
+        offered.len(),
+        unstaffed.len()
+    ));
+    let volunteer = offered
+        .iter()
+        .flat_map(|t| t.offers.iter())
+        .map(|o| o.volunteer)
+        .next();
     let mk =
         |scope: Scope, label: &str| auth::create_token(&store, &scope, Some(label.to_owned()), now);
     Ok(Prepared {
         admin: mk(Scope::Admin, "demo admin")?,
         bureau: mk(Scope::Bureau(COUNTY.into()), "demo 崆峒区民政局")?,
         station: mk(Scope::Station(1), "demo 东关街道社会工作站")?,
+        volunteer: match volunteer {
+            Some(v) => Some((v, mk(Scope::Volunteer(v), "demo volunteer")?)),
+            None => None,
+        },
         state,
     })
 }

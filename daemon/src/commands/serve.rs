@@ -89,6 +89,9 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
         crate::demo::COUNTY
     );
     println!("  station token:  {station}   (station:1, 东关街道社会工作站)");
+    if let Some((id, token)) = &p.volunteer {
+        println!("  volunteer token: {token}   (volunteer:{id}, with offers waiting)");
+    }
     println!();
     println!("Try:");
     println!("  curl -s {url}/healthz");
@@ -101,6 +104,10 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
     println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/plugins'");
     println!("  curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/duties'");
     println!("  curl -s -H 'Authorization: Bearer {station}' '{url}/v1/tasks?limit=3'");
+    if let Some((_, token)) = &p.volunteer {
+        println!("  curl -s -H 'Authorization: Bearer {token}' '{url}/v1/me/tasks?limit=3'");
+    }
+    println!("  curl -s -H 'Authorization: Bearer {bureau}' '{url}/v1/reports/shortage'");
     println!("  curl -s {url}/v1/openapi.json | head -c 300");
     println!("  curl -s -H 'Authorization: Bearer {admin}' {url}/metrics | grep linli_store_rows");
     if o.no_serve {
