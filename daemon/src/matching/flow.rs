@@ -236,3 +236,88 @@ pub fn solve(net: &Network<'_>) -> Solution {
         cost,
     }
 }
+
+/// Potentials as tight as the solution allows: minus each node's shortest distance to the sink
+/// in the residual network (one Dijkstra from the sink over reversed arcs, on the reduced costs
+/// `sol.potentials` make non-negative). They prove the same optimality, but price an arc left
+/// out of the graph against what the task could really gain (reaching a volunteer with room to
+/// spare), not against how far the solver's potentials drifted while it ran.
+pub fn tightened(net: &Network<'_>, sol: &Solution) -> Vec<Cost> {
+    let v_count = net.volunteers;
+    let t_count = net.candidates.len();
+    let sink = v_count + t_count;
+    let pi = &sol.potentials;
+    let mut used = vec![0u32; v_count];
+    // Per volunteer: the (task, cost) arcs into it without flow, and the tasks it serves.
+    let mut into: Vec<Vec<(u32, Cost)>> = vec![Vec::new(); v_count];
+    let mut serves: Vec<Vec<(u32, Cost)>> = vec![Vec::new(); v_count];
+    for (t, cands) in net.candidates.iter().enumerate() {
+        for &(v, c) in cands {
+            if sol.assigned[t].contains(&v) {
+                used[v as usize] += 1;
+                serves[v as usize].push((t as u32, c));
+            } else {
+                into[v as usize].push((t as u32, c));
+            }
+        }
+    }
+    let reduced = |x: usize, y: usize, c: Cost| c + pi[x] - pi[y];
+    let mut dist: Vec<Option<Cost>> = vec![None; sink + 1];
+    let mut done = vec![false; sink + 1];
+    let mut heap: BinaryHeap<Reverse<(Cost, usize)>> = BinaryHeap::new();
+    dist[sink] = Some(0);
+    heap.push(Reverse((0, sink)));
+    let push = |y: usize,
+                d: Cost,
+                dist: &mut Vec<Option<Cost>>,
+                heap: &mut BinaryHeap<Reverse<(Cost, usize)>>| {
+        if dist[y].is_none_or(|old| d < old) {
+            dist[y] = Some(d);
+            heap.push(Reverse((d, y)));
+        }
+    };
+    while let Some(Reverse((d, x))) = heap.pop() {
+        if done[x] || dist[x] != Some(d) {
+            continue;
+        }
+        done[x] = true;
+        if x == sink {
+            // Arcs into the sink: every task's skip, every volunteer with room.
+            for t in 0..t_count {
+                let y = v_count + t;
+                push(y, d + reduced(y, sink, net.skip[t]), &mut dist, &mut heap);
+            }
+            for v in 0..v_count {
+                if used[v] < net.capacity[v] {
+                    push(
+                        v,
+                        d + reduced(v, sink, (net.marginal)(v, used[v])),
+                        &mut dist,
+                        &mut heap,
+                    );
+                }
+            }
+        } else if x >= v_count {
+            // Into a task: the reverse arcs of the volunteers serving it.
+            let t = x - v_count;
+            for &(v, c) in &net.candidates[t] {
+                if sol.assigned[t].contains(&v) {
+                    push(
+                        v as usize,
+                        d + reduced(v as usize, x, -c),
+                        &mut dist,
+                        &mut heap,
+                    );
+                }
+            }
+        } else {
+            // Into a volunteer: the tasks whose arc to it carries no flow.
+            for &(t, c) in &into[x] {
+                let y = v_count + t as usize;
+                push(y, d + reduced(y, x, c), &mut dist, &mut heap);
+            }
+        }
+    }
+    let far = dist.iter().flatten().copied().max().unwrap_or(0) + 1;
+    (0..=sink).map(|x| pi[x] - dist[x].unwrap_or(far)).collect()
+}

@@ -532,16 +532,18 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
             released.extend(partial);
             continue;
         }
-        // Price every eligible arc left out; add those that could improve the plan.
+        // Price every eligible arc left out, with the tightest potentials the solution allows;
+        // add those that could improve the plan.
         let v_count = p.volunteers.len();
-        let pmax = sol.potentials[..v_count].iter().copied().max().unwrap_or(0);
+        let potentials = flow::tightened(&net, &sol);
+        let pmax = potentials[..v_count].iter().copied().max().unwrap_or(0);
         let mut added = 0usize;
         for (ti, t) in p.tasks.iter().enumerate() {
             if released.contains(&ti) {
                 continue;
             }
             let Some(at) = t.location else { continue };
-            let pt = sol.potentials[v_count + ti];
+            let pt = potentials[v_count + ti];
             // c(t, v) + π(t) − π(v) < 0 needs c(t, v) < π(v) − π(t) ≤ pmax − π(t).
             let bound = pmax - pt + continuity;
             if bound <= 0 {
@@ -563,7 +565,7 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                     continue;
                 }
                 let c = arc_cost(t, vi, Some(d));
-                let reduced = c + pt - sol.potentials[vi];
+                let reduced = c + pt - potentials[vi];
                 if reduced < 0 {
                     violating.push((reduced, key));
                 }
