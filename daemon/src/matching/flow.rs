@@ -287,11 +287,11 @@ pub fn tightened(net: &Network<'_>, sol: &Solution) -> Vec<Cost> {
                 let y = v_count + t;
                 push(y, d + reduced(y, sink, net.skip[t]), &mut dist, &mut heap);
             }
-            for v in 0..v_count {
-                if used[v] < net.capacity[v] {
+            for (v, &u) in used.iter().enumerate() {
+                if u < net.capacity[v] {
                     push(
                         v,
-                        d + reduced(v, sink, (net.marginal)(v, used[v])),
+                        d + reduced(v, sink, (net.marginal)(v, u)),
                         &mut dist,
                         &mut heap,
                     );
