@@ -398,3 +398,41 @@ async fn a_volunteer_s_calendar_feed_lists_accepted_tasks_and_can_be_replaced() 
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unstaffed_task_is_tried_again_when_a_volunteer_joins() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let r = d
+        .post("/v1/tasks", &d.admin, one_off(w.persons[0], "normal"))
+        .await;
+    let task = r.body["id"].as_u64().unwrap();
+    assert_eq!(r.body["status"], "unstaffed");
+    assert_eq!(r.body["unstaffed"][0]["code"], "no_volunteers");
+    let v = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 950))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    // Not at once (an unstaffed task is retried every few hours) …
+    tick(&d).await;
+    assert_eq!(
+        d.get(&format!("/v1/tasks/{task}"), &d.admin).await.body["status"],
+        "unstaffed"
+    );
+    // … but within the day.
+    d.clock.advance(Duration::hours(7));
+    tick(&d).await;
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    assert_eq!(t.body["status"], "offered", "{:?}", t.body);
+    assert_eq!(t.body["offers"][0]["volunteer"], v);
+    // Exactly one task.unstaffed event, however often it was tried.
+    assert_eq!(
+        events_of(&d, task)
+            .await
+            .iter()
+            .filter(|k| *k == "task.unstaffed")
+            .count(),
+        1
+    );
+}

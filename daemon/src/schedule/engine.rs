@@ -202,6 +202,7 @@ impl Scheduler {
         self.mark_overdue(now)?;
         self.expire_offers(now)?;
         self.staff_open()?;
+        self.retry_unstaffed(now)?;
         let due_end = self
             .store
             .read(|r| {

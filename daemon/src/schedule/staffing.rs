@@ -498,6 +498,24 @@ impl Scheduler {
         self.staff(&ids, "matching")
     }
 
+    /// Unstaffed tasks are tried again every few hours (volunteers join, capacity frees up):
+    /// those last tried before `now - 6 h`, at most 10,000 at a time.
+    pub(super) fn retry_unstaffed(&self, now: DateTime<Utc>) -> Result<Staffed, ServiceError> {
+        let before = now - Duration::hours(6);
+        let ids: Vec<u64> = self
+            .store
+            .read(|r| {
+                r.tasks_in_status(TaskStatus::Unstaffed, 0, 10_000, |t: &Task| {
+                    t.updated_at <= before
+                })
+            })?
+            .items
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        self.staff(&ids, "matching")
+    }
+
     /// Offers past their deadline expire, and their tasks are matched again.
     pub(super) fn expire_offers(&self, now: DateTime<Utc>) -> Result<(), ServiceError> {
         let expired: Vec<u64> = self.store.write(|w| {
