@@ -47,7 +47,7 @@ const UNITS_PER_KM: f64 = 1e9;
 /// Candidates kept per team member before the optimality check adds any it finds missing.
 const CANDIDATES_PER_MEMBER: usize = 8;
 /// Arcs the optimality check adds per task and round (the most negative reduced costs first).
-const ADDED_PER_ROUND: usize = 4;
+const ADDED_PER_ROUND: usize = 64;
 
 /// A task to staff.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
