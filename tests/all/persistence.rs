@@ -141,3 +141,98 @@ fn a_foreign_redb_file_is_refused() {
     let err = open(&path).unwrap_err();
     assert!(matches!(err, OpenError::Foreign { .. }), "{err}");
 }
+
+/// A file from schema 1 (where `overdue` was a task status) opens under schema 2: each such task
+/// becomes open with the overdue flag, its index entries follow, and nothing else changes.
+#[test]
+fn a_schema_1_file_with_overdue_tasks_is_migrated() {
+    use linli::schedule::{Names, Priority, Requirements, Task, TaskStatus, TaskTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linli.redb");
+    drop(open(&path).unwrap());
+    let t = chrono::DateTime::parse_from_rfc3339("2026-11-01T09:00:00+08:00").unwrap();
+    let task = Task {
+        id: 7,
+        duty: 1,
+        scheduled_at: t.to_utc(),
+        key: "person:1:visit".into(),
+        target: TaskTarget::Person { id: 1 },
+        community: "620802001001".into(),
+        plugin: "steady".into(),
+        action: "visit".into(),
+        kind: "visit".into(),
+        title: Names {
+            zh: "探访".into(),
+            en: "Visit".into(),
+        },
+        due_start: t,
+        due_end: t,
+        priority: Priority::Normal,
+        requirements: Requirements {
+            skills: vec![],
+            clearances: vec![],
+            team_size: 1,
+            gender: None,
+            max_distance_km: None,
+            languages: vec![],
+            roles: vec![],
+        },
+        checklist: 0,
+        status: TaskStatus::Open,
+        overdue: false,
+        station: None,
+        offers: vec![],
+        unstaffed: vec![],
+        history: vec![],
+        created_at: t.to_utc(),
+        updated_at: t.to_utc(),
+    };
+    // Written as schema 1 wrote it: status "overdue", no flag, indexed under "overdue".
+    let mut old = serde_json::to_value(&task).unwrap();
+    old["status"] = "overdue".into();
+    old.as_object_mut().unwrap().remove("overdue");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut tasks = w
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("tasks"))
+                .unwrap();
+            tasks
+                .insert(7, serde_json::to_vec(&old).unwrap().as_slice())
+                .unwrap();
+            let mut by_status = w
+                .open_table(redb::TableDefinition::<(&str, u64), ()>::new(
+                    "tasks_by_status",
+                ))
+                .unwrap();
+            by_status.insert(("overdue", 7), ()).unwrap();
+            let mut meta = w
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("schema_version", 1).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let store = open(&path).unwrap();
+    let migrated = store.read(|r| r.task(7)).unwrap().unwrap();
+    assert_eq!(migrated.status, TaskStatus::Open);
+    assert!(migrated.overdue);
+    assert_eq!(migrated.title.zh, "探访");
+    let open_ids: Vec<u64> = store
+        .read(|r| r.tasks_in_status(TaskStatus::Open, 0, 10, |_| true))
+        .unwrap()
+        .items
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(open_ids, [7]);
+    assert_eq!(
+        store.read(|r| r.meta("schema_version")).unwrap(),
+        Some(linli::store::SCHEMA_VERSION)
+    );
+    // Opening again changes nothing more.
+    drop(store);
+    let again = open(&path).unwrap().read(|r| r.task(7)).unwrap().unwrap();
+    assert_eq!(again, migrated);
+}
