@@ -78,6 +78,11 @@ impl OfferState {
             OfferState::Offered | OfferState::Accepted | OfferState::CheckedIn
         )
     }
+
+    /// The offer fills one of the team's seats: held, or the visit is made.
+    pub fn fills_seat(self) -> bool {
+        self.holds() || self == OfferState::CheckedOut
+    }
 }
 
 /// A task offered to one volunteer, and what became of it.
@@ -148,7 +153,7 @@ pub enum Priority {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(as = TaskRequirements)]
 pub struct Requirements {
-    /// Skill tags the team must cover, e.g. `first_aid`.
+    /// Skill tags every visitor must hold, e.g. `first_aid` (matching asks it of each member).
     pub skills: Vec<String>,
     /// Clearances every visitor must hold unexpired, e.g. `safeguarding`.
     pub clearances: Vec<String>,
@@ -158,9 +163,9 @@ pub struct Requirements {
     pub gender: Option<Gender>,
     /// Farthest a visitor may live from the target, in kilometres.
     pub max_distance_km: Option<f32>,
-    /// Languages or dialects at least one visitor must speak.
+    /// Languages or dialects: every visitor must speak one of them.
     pub languages: Vec<String>,
-    /// Community roles that must take part.
+    /// Community roles every visitor must hold.
     pub roles: Vec<String>,
 }
 

@@ -236,3 +236,51 @@ fn a_schema_1_file_with_overdue_tasks_is_migrated() {
     let again = open(&path).unwrap().read(|r| r.task(7)).unwrap().unwrap();
     assert_eq!(again, migrated);
 }
+
+/// An older file still (no status index at all): its overdue tasks are found and migrated too.
+#[test]
+fn a_file_older_than_the_status_index_is_migrated_too() {
+    use linli::schedule::TaskStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linli.redb");
+    drop(open(&path).unwrap());
+    let task = serde_json::json!({
+        "id": 3, "duty": 1, "scheduled_at": "2026-11-01T01:00:00Z", "key": "k",
+        "target": {"type": "person", "id": 1}, "community": "620802001001",
+        "plugin": "steady", "action": "visit", "kind": "visit",
+        "title": {"zh": "探访", "en": "Visit"},
+        "due_start": "2026-11-01T09:00:00+08:00", "due_end": "2026-11-02T09:00:00+08:00",
+        "priority": "normal",
+        "requirements": {"skills": [], "clearances": [], "team_size": 1, "gender": null,
+                         "max_distance_km": null, "languages": [], "roles": []},
+        "checklist": 0, "status": "overdue",
+        "created_at": "2026-11-01T01:00:00Z", "updated_at": "2026-11-01T01:00:00Z"
+    });
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut tasks = w
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("tasks"))
+                .unwrap();
+            tasks
+                .insert(3, serde_json::to_vec(&task).unwrap().as_slice())
+                .unwrap();
+        }
+        w.delete_table(redb::TableDefinition::<(&str, u64), ()>::new(
+            "tasks_by_status",
+        ))
+        .unwrap();
+        {
+            let mut meta = w
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("schema_version", 1).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let store = open(&path).unwrap();
+    let t = store.read(|r| r.task(3)).unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Open);
+    assert!(t.overdue, "the old overdue status became the flag");
+}

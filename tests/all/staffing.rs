@@ -436,3 +436,52 @@ async fn an_unstaffed_task_is_tried_again_when_a_volunteer_joins() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_visit_already_made_keeps_its_seat_in_the_team() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let mut ids = Vec::new();
+    let mut tokens = Vec::new();
+    for (i, lat) in [35.5401, 35.5402, 35.5403].into_iter().enumerate() {
+        let mut v = volunteer(w.stations[0], 960 + i as u16);
+        v["home"] = json!({"lat": lat, "lon": 106.6601});
+        let id = d.created("/v1/volunteers", v).await["id"].as_u64().unwrap();
+        ids.push(id);
+        tokens.push(d.token(&format!("volunteer:{id}")).await);
+    }
+    let mut t = one_off(w.persons[0], "normal");
+    t["requirements"]["team_size"] = 2.into();
+    let r = d.post("/v1/tasks", &d.admin, t).await;
+    let task = r.body["id"].as_u64().unwrap();
+    let offered: Vec<u64> = r.body["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["volunteer"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offered, [ids[0], ids[1]]);
+    // A visits; B declines: exactly one more person is asked.
+    for step in ["accept", "check-in", "check-out"] {
+        let r = d
+            .post(&format!("/v1/tasks/{task}/{step}"), &tokens[0], json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {:?}", r.body);
+    }
+    d.post(
+        &format!("/v1/tasks/{task}/decline"),
+        &tokens[1],
+        json!({"reason": "生病"}),
+    )
+    .await;
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    let offers = t.body["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 3, "{:?}", t.body);
+    assert_eq!(offers[2]["volunteer"], ids[2]);
+    for step in ["accept", "check-in", "check-out"] {
+        d.post(&format!("/v1/tasks/{task}/{step}"), &tokens[2], json!({}))
+            .await;
+    }
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    assert_eq!(t.body["status"], "done", "{:?}", t.body);
+}

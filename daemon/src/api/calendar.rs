@@ -157,16 +157,15 @@ pub async fn feed(State(st): State<AppState>, Path(file): Path<String>) -> Respo
             return Ok(None);
         }
         let mut tasks = Vec::new();
-        for t in r.tasks_of_volunteer(volunteer, 0, 2000, |_| true)?.items {
-            let holds = t
-                .offers
+        // Only accepted tasks are read (at most 2,000), however long the volunteer's history.
+        let accepted = |t: &Task| {
+            t.offers
                 .iter()
                 .rev()
                 .find(|o| o.volunteer == volunteer)
-                .is_some_and(|o| matches!(o.state, OfferState::Accepted | OfferState::CheckedIn));
-            if !holds {
-                continue;
-            }
+                .is_some_and(|o| matches!(o.state, OfferState::Accepted | OfferState::CheckedIn))
+        };
+        for t in r.tasks_of_volunteer(volunteer, 0, 2000, accepted)?.items {
             let address = match t.target {
                 TaskTarget::Person { id } => r.person(id)?.and_then(|p| p.address),
                 TaskTarget::Community { .. } => None,

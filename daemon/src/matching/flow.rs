@@ -218,15 +218,15 @@ pub fn solve(net: &Network<'_>) -> Solution {
             if f {
                 let (v, c) = net.candidates[t][arc];
                 vs.push(v);
-                cost += c;
+                cost = cost.saturating_add(c);
             }
         }
-        cost += Cost::from(skipped[t]) * net.skip[t];
+        cost = cost.saturating_add(Cost::from(skipped[t]).saturating_mul(net.skip[t]));
         assigned.push(vs);
     }
     for (v, &u) in used.iter().enumerate() {
         for k in 0..u {
-            cost += (net.marginal)(v, k);
+            cost = cost.saturating_add((net.marginal)(v, k));
         }
     }
     Solution {

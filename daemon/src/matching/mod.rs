@@ -179,7 +179,7 @@ fn weekday(d: chrono::Weekday) -> Weekday {
 fn clock_minutes(s: &str) -> Option<u32> {
     let (h, m) = s.split_once(':')?;
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    Some(h * 60 + m)
+    (h <= 24 && m < 60).then_some(h * 60 + m)
 }
 
 /// Does one of the weekly windows fall inside the due window (judged in the task's offset)?
@@ -325,9 +325,15 @@ fn check(p: &Problem) -> Result<(), ProblemError> {
             "weights: continuity_km and fairness_km must be 0 to 1000".into(),
         ));
     }
-    if p.tasks.len() > 5_000_000 || p.volunteers.len() > 5_000_000 {
+    // The priority rewards grow with the fourth power of the team places: keep them in i128.
+    let units: u64 = p
+        .tasks
+        .iter()
+        .map(|t| u64::from(t.requirements.team_size))
+        .sum();
+    if units > 1_000_000 || p.volunteers.len() > 1_000_000 {
         return Err(ProblemError::Invalid(
-            "at most 5,000,000 tasks and volunteers".into(),
+            "at most 1,000,000 team places and 1,000,000 volunteers in one problem".into(),
         ));
     }
     let mut ids = HashSet::new();
@@ -375,6 +381,23 @@ fn check(p: &Problem) -> Result<(), ProblemError> {
                 "volunteer {}: home out of range",
                 v.id
             )));
+        }
+        if v.capacity > 10_000 || v.held > 10_000 {
+            return Err(ProblemError::Invalid(format!(
+                "volunteer {}: capacity and held must be at most 10,000",
+                v.id
+            )));
+        }
+        for (i, w) in v.availability.iter().enumerate() {
+            match (clock_minutes(&w.start), clock_minutes(&w.end)) {
+                (Some(s), Some(e)) if s < e && e <= 24 * 60 => {}
+                _ => {
+                    return Err(ProblemError::Invalid(format!(
+                        "volunteer {}: availability[{i}] must be HH:MM to a later HH:MM",
+                        v.id
+                    )));
+                }
+            }
         }
     }
     Ok(())
@@ -473,23 +496,67 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         .iter()
         .map(|t| Cost::from(t.requirements.team_size))
         .sum();
-    let max_arc: Cost =
-        km_units(2.0 * std::f64::consts::PI * geo::EARTH_RADIUS_KM) + continuity.abs();
+    // The longest arc there can be: across the box around every task and home.
+    let points = p
+        .tasks
+        .iter()
+        .filter_map(|t| t.location)
+        .chain(p.volunteers.iter().map(|v| v.home));
+    let (mut lo, mut hi) = (
+        GeoPoint {
+            lat: 90.0,
+            lon: 180.0,
+        },
+        GeoPoint {
+            lat: -90.0,
+            lon: -180.0,
+        },
+    );
+    for g in points {
+        lo = GeoPoint {
+            lat: lo.lat.min(g.lat),
+            lon: lo.lon.min(g.lon),
+        };
+        hi = GeoPoint {
+            lat: hi.lat.max(g.lat),
+            lon: hi.lon.max(g.lon),
+        };
+    }
+    // No great circle inside the box is longer than its height plus its width at the equator.
+    let deg_km = geo::EARTH_RADIUS_KM * std::f64::consts::PI / 180.0;
+    let span = if lo.lat <= hi.lat {
+        ((hi.lat - lo.lat) + (hi.lon - lo.lon)) * deg_km + 1.0
+    } else {
+        1.0
+    };
+    let max_arc: Cost = km_units(span) + continuity.abs();
     let max_fair: Cost = fairness
         * (Cost::from(
             p.volunteers
                 .iter()
-                .map(|v| v.held + v.capacity)
+                .map(|v| v.held.saturating_add(v.capacity))
                 .max()
                 .unwrap_or(0),
         ) + 1);
-    let w0: Cost = 2 * (units_total + 1) * (max_arc + max_fair) + 1;
-    let rewards: [Cost; 4] = [
-        w0,
-        w0 * (units_total + 1),
-        w0 * (units_total + 1) * (units_total + 1),
-        w0 * (units_total + 1) * (units_total + 1) * (units_total + 1),
-    ];
+    // Checked: a problem whose rewards would not fit is refused, never wrapped.
+    let n = units_total + 1;
+    let rewards: Option<[Cost; 4]> = (|| {
+        let w0 = n
+            .checked_mul(2)?
+            .checked_mul(max_arc.checked_add(max_fair)?)?
+            .checked_add(1)?;
+        let w1 = w0.checked_mul(n)?;
+        let w2 = w1.checked_mul(n)?;
+        let w3 = w2.checked_mul(n)?;
+        // Sums of every skip must fit too.
+        w3.checked_mul(n)?;
+        Some([w0, w1, w2, w3])
+    })();
+    let Some(rewards) = rewards else {
+        return Err(ProblemError::Invalid(
+            "the problem is too large to plan exactly in one piece: split it (by county)".into(),
+        ));
+    };
     let skip: Vec<Cost> = p.tasks.iter().map(|t| rewards[level(t.priority)]).collect();
     let capacity: Vec<u32> = p.volunteers.iter().map(|v| v.capacity).collect();
     let held: Vec<u32> = p.volunteers.iter().map(|v| v.held).collect();

@@ -40,7 +40,7 @@ fn derived_status(task: &Task) -> TaskStatus {
     let holding: Vec<&Offer> = task
         .offers
         .iter()
-        .filter(|o| o.state.holds() || o.state == OfferState::CheckedOut)
+        .filter(|o| o.state.fills_seat())
         .collect();
     if holding.is_empty() {
         return if task.status == TaskStatus::Unstaffed {
@@ -53,7 +53,7 @@ fn derived_status(task: &Task) -> TaskStatus {
         .iter()
         .filter(|o| o.state == OfferState::CheckedOut)
         .count();
-    if out == team {
+    if out >= team {
         return TaskStatus::Done;
     }
     if holding
@@ -149,7 +149,7 @@ impl Scheduler {
                 if !task.status.is_active() {
                     continue;
                 }
-                let holding = task.offers.iter().filter(|o| o.state.holds()).count();
+                let holding = task.offers.iter().filter(|o| o.state.fills_seat()).count();
                 let seats = usize::from(task.requirements.team_size.max(1)).saturating_sub(holding);
                 if seats == 0 {
                     continue;
@@ -292,7 +292,7 @@ impl Scheduler {
                         };
                         let spec = specs[id];
                         // Changed since the problem was read (an answer came in): left alone.
-                        let holding = task.offers.iter().filter(|o| o.state.holds()).count();
+                        let holding = task.offers.iter().filter(|o| o.state.fills_seat()).count();
                         let seats =
                             usize::from(task.requirements.team_size.max(1)).saturating_sub(holding);
                         if !task.status.is_active()
@@ -420,7 +420,7 @@ impl Scheduler {
             if o.state != OfferState::Offered {
                 return Err(conflict("state", "there is no open offer to accept"));
             }
-            if now > o.respond_by {
+            if now >= o.respond_by {
                 return Err(conflict("state", "the offer has expired"));
             }
             o.state = OfferState::Accepted;
@@ -446,7 +446,10 @@ impl Scheduler {
                 format!("declined by volunteer {volunteer}: {reason}"),
             ))
         })?;
-        self.staff(&[task], "matching")?;
+        // The decline is stored; if matching fails now, the sweep matches the task later.
+        if let Err(e) = self.staff(&[task], "matching") {
+            tracing::warn!(task, error = %e, "re-matching a declined task failed");
+        }
         Ok(self.store.read(|r| r.task(task))?.unwrap_or(declined))
     }
 
@@ -502,17 +505,26 @@ impl Scheduler {
     /// those last tried before `now - 6 h`, at most 10,000 at a time.
     pub(super) fn retry_unstaffed(&self, now: DateTime<Utc>) -> Result<Staffed, ServiceError> {
         let before = now - Duration::hours(6);
-        let ids: Vec<u64> = self
-            .store
-            .read(|r| {
-                r.tasks_in_status(TaskStatus::Unstaffed, 0, 10_000, |t: &Task| {
-                    t.updated_at <= before
-                })
-            })?
-            .items
-            .iter()
-            .map(|t| t.id)
-            .collect();
+        let open_seat = |t: &Task| {
+            t.updated_at <= before
+                && t.offers.iter().filter(|o| o.state.fills_seat()).count()
+                    < usize::from(t.requirements.team_size.max(1))
+        };
+        let mut ids: Vec<u64> = Vec::new();
+        // Unstaffed tasks, and teams still missing a member (one declined, nobody else yet).
+        for status in [
+            TaskStatus::Unstaffed,
+            TaskStatus::Offered,
+            TaskStatus::CheckedIn,
+        ] {
+            ids.extend(
+                self.store
+                    .read(|r| r.tasks_in_status(status, 0, 10_000, open_seat))?
+                    .items
+                    .iter()
+                    .map(|t| t.id),
+            );
+        }
         self.staff(&ids, "matching")
     }
 
@@ -553,7 +565,9 @@ impl Scheduler {
             Ok::<_, StoreError>(ids)
         })?;
         for id in expired {
-            self.staff(&[id], "matching")?;
+            if let Err(e) = self.staff(&[id], "matching") {
+                tracing::warn!(task = id, error = %e, "re-matching after an expired offer failed");
+            }
         }
         Ok(())
     }
@@ -742,7 +756,10 @@ impl Scheduler {
             w.push_event(event("task.created", &task, now, task.title.zh.clone()))?;
             Ok::<_, ServiceError>(task)
         })?;
-        self.staff(&[task.id], by)?;
+        // The task is stored; if matching fails now, the sweep matches it later.
+        if let Err(e) = self.staff(&[task.id], by) {
+            tracing::warn!(task = task.id, error = %e, "matching a one-off task failed");
+        }
         Ok(self.store.read(|r| r.task(task.id))?.unwrap_or(task))
     }
 }

@@ -313,7 +313,15 @@ impl WriteTx {
         for row in tasks.iter()? {
             let (k, v) = row?;
             let task: Task = decode("tasks", k.value(), v.value())?;
-            index.insert((task.status.key(), task.id), ())?;
+            // A status written before overdue became a flag is indexed as written, so the
+            // migration that follows finds it.
+            let raw: serde_json::Value = decode("tasks", k.value(), v.value())?;
+            let key = if raw["status"] == "overdue" {
+                "overdue"
+            } else {
+                task.status.key()
+            };
+            index.insert((key, task.id), ())?;
         }
         Ok(())
     }
