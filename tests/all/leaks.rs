@@ -585,3 +585,28 @@ async fn lists_inside_records_and_labels_are_capped() {
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["address"], "=HYPERLINK(\"http://evil\",\"点击\")");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn neighbours_are_the_bureau_s_to_set_and_stay_in_the_county() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let (s1, s2, s3) = (w.stations[0], w.stations[1], w.stations[2]);
+    let bureau = d.token("bureau:620802000000").await;
+    let own = d.token(&format!("station:{s1}")).await;
+    let path = format!("/v1/stations/{s1}");
+    let r = d.patch(&path, &own, json!({"neighbours": [s2]})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let r = d.patch(&path, &bureau, json!({"neighbours": [s2]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["neighbours"], json!([s2]));
+    for bad in [json!([s1]), json!([s3]), json!([9999])] {
+        let r = d.patch(&path, &d.admin, json!({"neighbours": bad})).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {:?}",
+            r.body
+        );
+        assert_eq!(r.body["errors"][0]["field"], "neighbours[0]");
+    }
+}

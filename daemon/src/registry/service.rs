@@ -124,7 +124,7 @@ pub fn set_region_active(
 
 // ---------------------------------------------------------------------------------- stations
 
-fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), ServiceError> {
+fn station_refs(w: &WriteTx, id: u64, s: &StationInput) -> Result<(), ServiceError> {
     let mut errs = Invalid::default();
     match w.region(&s.township)? {
         Some(r) if r.active => {}
@@ -151,6 +151,13 @@ fn station_refs(w: &WriteTx, s: &StationInput) -> Result<(), ServiceError> {
         }
     }
     for (i, n) in s.neighbours.iter().enumerate() {
+        if *n == id {
+            errs.push(
+                format!("neighbours[{i}]"),
+                "a station is not its own neighbour",
+            );
+            continue;
+        }
         match w.station(*n)? {
             Some(other) if other.township.get(..6) == s.township.get(..6) => {}
             _ => errs.push(
@@ -218,7 +225,7 @@ pub fn create_station(
         };
         guard_station(guard, &s)?;
         may_place_station(guard, &s.township)?;
-        station_refs(w, &s.to_input())?;
+        station_refs(w, s.id, &s.to_input())?;
         w.put_station(&s)?;
         Ok(s)
     })
@@ -256,7 +263,7 @@ pub fn update_station(
             ..old
         };
         guard_station(guard, &s)?;
-        station_refs(w, &s.to_input())?;
+        station_refs(w, s.id, &s.to_input())?;
         w.put_station(&s)?;
         Ok(s)
     })
@@ -276,7 +283,7 @@ pub fn set_station_active(
             .ok_or_else(|| not_found("station", id))?;
         may_place_station(guard, &old.township)?;
         if active {
-            station_refs(w, &old.to_input())?;
+            station_refs(w, old.id, &old.to_input())?;
         }
         let s = Station {
             active,
