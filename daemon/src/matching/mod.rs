@@ -604,17 +604,21 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         let v_count = p.volunteers.len();
         let potentials = flow::tightened(&net, &sol);
         let pmax = potentials[..v_count].iter().copied().max().unwrap_or(0);
-        let mut added = 0usize;
-        for (ti, t) in p.tasks.iter().enumerate() {
+        // Each task's left-out arcs, priced on two threads; the cheap test (the reduced cost)
+        // first, the hard constraints only for arcs that would pay.
+        let price = |ti: usize| -> Vec<(u32, Cost)> {
+            let t = &p.tasks[ti];
             if released.contains(&ti) {
-                continue;
+                return Vec::new();
             }
-            let Some(at) = t.location else { continue };
+            let Some(at) = t.location else {
+                return Vec::new();
+            };
             let pt = potentials[v_count + ti];
             // c(t, v) + π(t) − π(v) < 0 needs c(t, v) < π(v) − π(t) ≤ pmax − π(t).
             let bound = pmax - pt + continuity;
             if bound <= 0 {
-                continue;
+                return Vec::new();
             }
             let radius = units_km(bound).min(
                 t.requirements
@@ -622,27 +626,39 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                     .map_or(f64::INFINITY, f64::from),
             );
             let stations = &task_stations[ti];
-            // Every violating arc is found; the most negative few are added per round (the
-            // next round's potentials price the rest again), which keeps the graph sparse.
-            let mut violating: Vec<(Cost, u32)> = Vec::new();
+            let mut violating: Vec<(Cost, u32, Cost)> = Vec::new();
             for (vi, d) in grid.within(at, radius) {
-                #[allow(clippy::cast_possible_truncation)]
-                let key = vi as u32;
-                if known[ti].contains(&key) || !may(t, stations, vi, Some(d)) {
-                    continue;
-                }
                 let c = arc_cost(t, vi, Some(d));
                 let reduced = c + pt - potentials[vi];
-                if reduced < 0 {
-                    violating.push((reduced, key));
+                #[allow(clippy::cast_possible_truncation)]
+                let key = vi as u32;
+                if reduced < 0 && !known[ti].contains(&key) && may(t, stations, vi, Some(d)) {
+                    violating.push((reduced, key, c));
                 }
             }
+            // Every violating arc is found; the most negative few are added per round (the
+            // next round's potentials price the rest again), which keeps the graph sparse.
             violating.sort_unstable();
-            for &(_, key) in violating.iter().take(ADDED_PER_ROUND) {
-                let vi = key as usize;
-                let d = geo::haversine_km(at, p.volunteers[vi].home);
+            violating
+                .into_iter()
+                .take(ADDED_PER_ROUND)
+                .map(|(_, key, c)| (key, c))
+                .collect()
+        };
+        let half = p.tasks.len() / 2;
+        let (first, second) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| (half..p.tasks.len()).map(&price).collect::<Vec<_>>());
+            let mine: Vec<Vec<(u32, Cost)>> = (0..half).map(&price).collect();
+            (mine, other.join())
+        });
+        let second = second.map_err(|_| {
+            ProblemError::Invalid("the optimality check stopped unexpectedly".into())
+        })?;
+        let mut added = 0usize;
+        for (ti, arcs) in first.into_iter().chain(second).enumerate() {
+            for (key, c) in arcs {
                 known[ti].insert(key);
-                candidates[ti].push((key, arc_cost(t, vi, Some(d))));
+                candidates[ti].push((key, c));
                 added += 1;
             }
         }
