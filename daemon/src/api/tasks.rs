@@ -248,9 +248,7 @@ pub async fn check_in(
     Path(id): Path<u64>,
     Body(req): Body<CheckIn>,
 ) -> Result<Json<MyTask>, ApiError> {
-    let me = volunteer_of(&caller)?;
-    let position = checked_position(req.position)?;
-    answer(st, me, id, move |s| s.check_in_out(id, me, position, false)).await
+    visit(st, &caller, id, req, false).await
 }
 
 #[utoipa::path(post, path = "/v1/tasks/{id}/check-out", tag = "volunteers", request_body = CheckIn,
@@ -262,9 +260,20 @@ pub async fn check_out(
     Path(id): Path<u64>,
     Body(req): Body<CheckIn>,
 ) -> Result<Json<MyTask>, ApiError> {
-    let me = volunteer_of(&caller)?;
+    visit(st, &caller, id, req, true).await
+}
+
+/// Check in (`out` false) or out: the volunteer's own offer, at the position given.
+async fn visit(
+    st: AppState,
+    caller: &Caller,
+    id: u64,
+    req: CheckIn,
+    out: bool,
+) -> Result<Json<MyTask>, ApiError> {
+    let me = volunteer_of(caller)?;
     let position = checked_position(req.position)?;
-    answer(st, me, id, move |s| s.check_in_out(id, me, position, true)).await
+    answer(st, me, id, move |s| s.check_in_out(id, me, position, out)).await
 }
 
 fn staff_only(caller: &Caller) -> Result<(), ApiError> {
