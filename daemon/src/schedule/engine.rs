@@ -37,6 +37,8 @@ pub struct Scheduler {
     busy: Mutex<HashSet<u64>>,
     /// Matching weights and offer deadlines.
     pub(super) matching: Mutex<super::staffing::MatchingSettings>,
+    /// One staffing run at a time, so two runs never offer one volunteer beyond capacity.
+    pub(super) staffing: Mutex<()>,
 }
 
 /// One duty's work due now: the occurrences to run, in order.
@@ -72,6 +74,7 @@ impl Scheduler {
             stop: CancellationToken::new(),
             busy: Mutex::new(HashSet::new()),
             matching: Mutex::new(super::staffing::MatchingSettings::default()),
+            staffing: Mutex::new(()),
         }
     }
 

@@ -267,6 +267,12 @@ impl Scheduler {
         if ids.is_empty() {
             return Ok(Staffed::default());
         }
+        // Read, plan and write under one lock: the loads a plan counted are still the loads
+        // when its offers are written.
+        let _one_at_a_time = self
+            .staffing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.clock.now();
         let problem = self.problem(ids, now)?;
         if problem.tasks.is_empty() {
