@@ -280,3 +280,24 @@ async fn bodies_over_the_limit_answer_413() {
     let r = Daemon::reply_to("PATCH", resp).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
+
+/// A patch that gives a volunteer another volunteer's resident ID is a documented 409 (the
+/// harness checks the status against the OpenAPI document).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_to_a_taken_resident_id_is_a_documented_conflict() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let a = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 970))
+        .await;
+    d.created("/v1/volunteers", volunteer(w.stations[0], 971))
+        .await;
+    let r = d
+        .patch(
+            &format!("/v1/volunteers/{}", a["id"]),
+            &d.admin,
+            json!({"resident_id": rid(1990, 971)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+}

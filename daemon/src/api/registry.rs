@@ -587,7 +587,9 @@ pub async fn get_volunteer(
 #[utoipa::path(patch, path = "/v1/volunteers/{id}",
     params(("id" = u64, Path, description = "Volunteer id")), tag = "volunteers",
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of VolunteerInput"),
-    responses((status = 200, body = Volunteer), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Volunteer), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The resident ID belongs to another volunteer"),
+        (status = 422, body = Problem)))]
 pub async fn update_volunteer(
     State(st): State<AppState>,
     caller: Caller,
