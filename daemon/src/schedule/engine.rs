@@ -39,6 +39,8 @@ pub struct Scheduler {
     pub(super) matching: Mutex<super::staffing::MatchingSettings>,
     /// One staffing run at a time, so two runs never offer one volunteer beyond capacity.
     pub(super) staffing: Mutex<()>,
+    /// When unstaffed tasks were last swept (at most hourly: the sweep reads them all).
+    pub(super) last_retry: Mutex<Option<DateTime<Utc>>>,
 }
 
 /// One duty's work due now: the occurrences to run, in order.
@@ -75,6 +77,7 @@ impl Scheduler {
             busy: Mutex::new(HashSet::new()),
             matching: Mutex::new(super::staffing::MatchingSettings::default()),
             staffing: Mutex::new(()),
+            last_retry: Mutex::new(None),
         }
     }
 

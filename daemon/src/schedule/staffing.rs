@@ -510,6 +510,16 @@ impl Scheduler {
     /// Unstaffed tasks are tried again every few hours (volunteers join, capacity frees up):
     /// those last tried before `now - 6 h`, at most 10,000 at a time.
     pub(super) fn retry_unstaffed(&self, now: DateTime<Utc>) -> Result<Staffed, ServiceError> {
+        {
+            let mut last = self
+                .last_retry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| now < at + Duration::hours(1)) {
+                return Ok(Staffed::default());
+            }
+            *last = Some(now);
+        }
         let before = now - Duration::hours(6);
         let open_seat = |t: &Task| {
             t.updated_at <= before
