@@ -288,14 +288,11 @@ pub async fn list_tasks(
         ));
     }
     let limit = limit(q.limit)?;
-    let region = match &q.region {
-        Some(r) => Some(
-            crate::registry::region::subtree_prefix(r)
-                .map(str::to_owned)
-                .ok_or_else(|| query_error("region", "must be a 12-digit division code"))?,
-        ),
-        None => None,
-    };
+    let region = q
+        .region
+        .as_deref()
+        .map(super::registry::subtree)
+        .transpose()?;
     // `status=overdue` (a status before it became a flag) still means the overdue ones.
     let (status, overdue) = match q.status.as_deref() {
         None => (None, q.overdue),

@@ -126,7 +126,8 @@ pub async fn list_regions(
     Ok(Json(page.into()))
 }
 
-fn subtree(code: &str) -> Result<String, ApiError> {
+/// The key prefix of a region's subtree, from a `region` query parameter.
+pub(super) fn subtree(code: &str) -> Result<String, ApiError> {
     region::subtree_prefix(code)
         .map(str::to_owned)
         .ok_or_else(|| query_error("region", "must be a 12-digit division code"))

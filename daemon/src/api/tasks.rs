@@ -379,16 +379,11 @@ pub async fn shortage(
         Some("csv") => true,
         Some(_) => return Err(super::extract::query_error("format", "must be json or csv")),
     };
-    let prefix = match q.region.as_deref() {
-        Some(r) => Some(
-            crate::registry::region::subtree_prefix(r)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    super::extract::query_error("region", "must be a 12-digit division code")
-                })?,
-        ),
-        None => None,
-    };
+    let prefix = q
+        .region
+        .as_deref()
+        .map(super::registry::subtree)
+        .transpose()?;
     let report = st.read(|r| {
         let mut counts: std::collections::BTreeMap<(String, String, Option<String>), u64> =
             Default::default();

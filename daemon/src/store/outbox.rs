@@ -34,17 +34,6 @@ impl ReadTx {
         }
         Ok((out, last))
     }
-
-    /// Events after sequence number `after`.
-    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let t = self.txn.open_table(EVENTS)?;
-        let mut out = Vec::new();
-        for row in t.range(after.saturating_add(1)..)?.take(limit) {
-            let (k, v) = row?;
-            out.push(decode("events", k.value(), v.value())?);
-        }
-        Ok(out)
-    }
 }
 
 impl WriteTx {
