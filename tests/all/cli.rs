@@ -160,4 +160,19 @@ fn match_plan_reads_the_example_and_refuses_bad_files() {
         err.contains("tasks[0].priority") && err.contains("line"),
         "{err}"
     );
+    // Well-formed JSON with nonsense in it is refused with exit code 4, naming the volunteer.
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "\"start\": \"09:00\", \"end\": \"17:00\"",
+        "\"start\": \"99999999:00\", \"end\": \"17:00\"",
+    );
+    std::fs::write(&bad, text).unwrap();
+    let out = linlid(&["match", "plan", bad.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("volunteer 1: availability[0]"), "{err}");
 }

@@ -485,3 +485,103 @@ async fn a_visit_already_made_keeps_its_seat_in_the_team() {
     let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
     assert_eq!(t.body["status"], "done", "{:?}", t.body);
 }
+
+/// Careless and hostile one-off tasks and visit answers are refused by field; nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_one_off_tasks_and_visit_answers_are_refused_by_field() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "due_end",
+            Box::new(|t| t["due_end"] = "2026-11-30T09:00:00+08:00".into()),
+        ),
+        (
+            "title.zh",
+            Box::new(|t| t["title"]["zh"] = "a\u{7}b".into()),
+        ),
+        (
+            "title.en",
+            Box::new(|t| t["title"]["en"] = "x".repeat(101).into()),
+        ),
+        ("kind", Box::new(|t| t["kind"] = "Phone Request!".into())),
+        (
+            "requirements.team_size",
+            Box::new(|t| t["requirements"]["team_size"] = 0.into()),
+        ),
+        (
+            "requirements.max_distance_km",
+            Box::new(|t| t["requirements"]["max_distance_km"] = (-3.0).into()),
+        ),
+        (
+            "requirements.skills",
+            Box::new(|t| t["requirements"]["skills"] = json!(vec!["x"; 17])),
+        ),
+        // A person of another station's community: refused like one that does not exist.
+        ("target.id", Box::new(|t| t["target"]["id"] = 2.into())),
+        ("target.id", Box::new(|t| t["target"]["id"] = 99999.into())),
+    ];
+    for (field, break_it) in cases {
+        let mut t = one_off(w.persons[0], "normal");
+        break_it(&mut t);
+        let r = d.post("/v1/tasks", &station, t).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {:?}",
+            r.body
+        );
+        assert!(
+            r.body["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field),
+            "{field}: {:?}",
+            r.body
+        );
+    }
+    let all = d.get("/v1/tasks", &d.admin).await;
+    assert!(
+        all.body["items"].as_array().unwrap().is_empty(),
+        "nothing stored"
+    );
+    // A visit answer out of range, or a decline without a reason.
+    let v = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 980))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let token = d.token(&format!("volunteer:{v}")).await;
+    let task = d
+        .post("/v1/tasks", &station, one_off(w.persons[0], "normal"))
+        .await
+        .body["id"]
+        .as_u64()
+        .unwrap();
+    d.post(&format!("/v1/tasks/{task}/accept"), &token, json!({}))
+        .await;
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/check-in"),
+            &token,
+            json!({"position": {"lat": 91.0, "lon": 0.0}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "position");
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/decline"),
+            &token,
+            json!({"reason": "  "}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    assert_eq!(
+        t.body["status"], "accepted",
+        "the refused answers changed nothing"
+    );
+}

@@ -179,7 +179,7 @@ fn weekday(d: chrono::Weekday) -> Weekday {
 fn clock_minutes(s: &str) -> Option<u32> {
     let (h, m) = s.split_once(':')?;
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 24 && m < 60).then_some(h * 60 + m)
+    (h <= 24 && m < 60).then(|| h * 60 + m)
 }
 
 /// Does one of the weekly windows fall inside the due window (judged in the task's offset)?
