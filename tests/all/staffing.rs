@@ -492,7 +492,8 @@ async fn bad_one_off_tasks_and_visit_answers_are_refused_by_field() {
     let d = Daemon::start().await;
     let w = world(&d).await;
     let station = d.token(&format!("station:{}", w.stations[0])).await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Break = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Break)> = vec![
         (
             "due_end",
             Box::new(|t| t["due_end"] = "2026-11-30T09:00:00+08:00".into()),
