@@ -586,11 +586,6 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
             marginal: &marginal,
         };
         let sol = flow::solve(&net);
-        tracing::debug!(
-            round = rounds,
-            arcs = candidates.iter().map(Vec::len).sum::<usize>(),
-            "matching: solved"
-        );
         // Partial teams are released, and the rest solved again.
         let partial: Vec<usize> = (0..p.tasks.len())
             .filter(|&i| !sol.assigned[i].is_empty() && sol.skipped[i] > 0)
@@ -662,7 +657,6 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                 added += 1;
             }
         }
-        tracing::debug!(round = rounds, added, "matching: priced the arcs left out");
         if added == 0 {
             break sol;
         }
