@@ -134,6 +134,12 @@ fn score(p: &Problem, a: &[Option<usize>]) -> ([usize; 4], f64) {
             let tk = &p.tasks[ti];
             staffed[3 - level(tk.priority)] += 1;
             dist += geo::haversine_km(tk.location.unwrap(), p.volunteers[*vi].home);
+            if tk
+                .person
+                .is_some_and(|x| p.volunteers[*vi].served.contains(&x))
+            {
+                dist -= p.weights.continuity_km;
+            }
         }
     }
     (staffed, dist)
@@ -190,7 +196,8 @@ fn plan_score(p: &Problem, plan: &matching::Plan) -> ([usize; 4], f64) {
         let tk = p.tasks.iter().find(|t| t.id == *id).unwrap();
         staffed[3 - level(tk.priority)] += 1;
     }
-    (staffed, plan.total_distance_km)
+    // Without fairness the cost is the distance less the continuity bonuses.
+    (staffed, plan.total_cost)
 }
 
 #[test]
@@ -202,6 +209,25 @@ fn tiny_instances_match_brute_force() {
         let (ps, pd) = plan_score(&p, &plan);
         assert_eq!(ps, bs, "seed {seed}: staffed per level");
         assert!((pd - bd).abs() < 1e-6, "seed {seed}: distance {pd} vs {bd}");
+    }
+}
+
+/// More volunteers than a task fetches at first, a continuity bonus for some, one place each:
+/// the plan still equals brute force over every assignment.
+#[test]
+fn tiny_instances_with_continuity_match_brute_force() {
+    for seed in 100..130 {
+        let mut p = random_instance(seed, 5, 11, 1);
+        let mut r = Lcg(seed);
+        for v in &mut p.volunteers {
+            v.served = (1001..=1005).filter(|_| r.next() < 0.3).collect();
+        }
+        p.weights.continuity_km = 1.0 + r.next() * 20.0;
+        let plan = matching::plan(&p).unwrap();
+        let (bs, bd) = brute(&p);
+        let (ps, pd) = plan_score(&p, &plan);
+        assert_eq!(ps, bs, "seed {seed}: staffed per level");
+        assert!((pd - bd).abs() < 1e-6, "seed {seed}: cost {pd} vs {bd}");
     }
 }
 
@@ -267,6 +293,8 @@ fn a_few_hundred_tasks_match_the_hungarian_algorithm() {
             }
         }
         let (ps, pd) = plan_score(&p, &plan);
+        // The searches reached past the candidates fetched first (8 a task).
+        assert!(plan.arcs > 8 * n, "seed {seed}: {} arcs", plan.arcs);
         assert_eq!(ps, staffed, "seed {seed}");
         assert!((pd - dist).abs() < 1e-6, "seed {seed}: {pd} vs {dist}");
     }
@@ -539,9 +567,10 @@ proptest! {
 }
 
 /// The nearest few candidates are not enough here (the ten nearest volunteers are all taken);
-/// the potentials find the far volunteer the pruned graph left out, and the plan staffs all.
+/// the search reaches past the arcs fetched first, fetches the far volunteer, and the plan
+/// staffs all.
 #[test]
-fn arcs_left_out_of_the_graph_are_found_by_their_reduced_cost() {
+fn arcs_beyond_the_first_candidates_are_fetched_when_a_path_needs_them() {
     let tasks: Vec<TaskSpec> = (1..=11)
         .map(|i| task(i, 35.54, 106.66, Priority::Normal))
         .collect();
@@ -551,5 +580,33 @@ fn arcs_left_out_of_the_graph_are_found_by_their_reduced_cost() {
     vols.push(vol(99, 35.70, 106.66, 1));
     let plan = matching::plan(&problem(tasks, vols)).unwrap();
     assert_eq!(plan.staffed, 11, "{plan:?}");
-    assert!(plan.rounds >= 1, "the optimality check added the far arc");
+    assert!(
+        plan.assignments.values().any(|v| v == &vec![99]),
+        "the far volunteer was fetched: {plan:?}"
+    );
+    assert!(plan.arcs > 8 * 11 - 1, "{} arcs", plan.arcs);
+}
+
+/// A continuity bonus can make a volunteer far down the distance order the cheapest: the
+/// bound on arcs not yet fetched allows for it, so the one who visited before is found even
+/// though nine others live nearer.
+#[test]
+fn a_continuity_bonus_reaches_past_the_nearest_candidates() {
+    let tasks = vec![task(1, 35.54, 106.66, Priority::Normal)];
+    let mut vols: Vec<VolunteerSpec> = (1..=9)
+        .map(|i| vol(i, 35.54 + 0.002 * i as f64, 106.66, 1))
+        .collect();
+    // The tenth nearest, 2.2 km away, visited the person before; a 5 km bonus makes them the
+    // cheapest.
+    let mut old_friend = vol(50, 35.56, 106.66, 1);
+    old_friend.served = vec![1001];
+    vols.push(old_friend);
+    let mut p = problem(tasks, vols);
+    p.weights.continuity_km = 5.0;
+    let plan = matching::plan(&p).unwrap();
+    assert_eq!(plan.assignments.get(&1), Some(&vec![50]), "{plan:?}");
+    // Without the bonus the nearest takes it.
+    p.weights.continuity_km = 0.0;
+    let plan = matching::plan(&p).unwrap();
+    assert_eq!(plan.assignments.get(&1), Some(&vec![1]), "{plan:?}");
 }

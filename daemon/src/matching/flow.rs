@@ -1,14 +1,28 @@
 //! An exact min-cost assignment of task units to volunteer units: successive shortest paths
-//! with node potentials (Dijkstra on reduced costs), one task unit at a time.
+//! with node potentials (Dijkstra on reduced costs), one task unit at a time, over a candidate
+//! graph that grows lazily — only as far as a shortest path could reach.
 //!
 //! The network: each task `t` brings `units[t]` units of supply (its team size); a unit goes
 //! either to a candidate volunteer `v` (arc cost `c(t, v)`, at most one unit of a task per
 //! volunteer) or is skipped (cost `skip[t]`, the reward forgone). A volunteer's k-th unit costs
-//! `marginal(v, k)` on top (non-decreasing in k: a convex load cost), up to its capacity. Every
-//! path ends at one sink `T`. Adding one unit and sending it along the shortest path from its
-//! task to `T` keeps the flow optimal for the units added so far, because reduced costs stay
-//! non-negative on every residual arc (the potentials are the proof of optimality, and
-//! [`Solution::potentials`] hands them out so callers can check arcs left out of the graph).
+//! `marginal(v, k)` on top (non-negative and non-decreasing in k: a convex load cost), up to its
+//! capacity. Every path ends at one sink `T`. Adding one unit and sending it along the shortest
+//! path from its task to `T` keeps the flow optimal for the units added so far, because reduced
+//! costs stay non-negative on every residual arc.
+//!
+//! **The full graph, without building it.** A task's arcs come from [`Source::more`] in batches,
+//! nearest first, each batch with a lower bound on the cost of every arc still to come. The
+//! invariant: for every task, `rest(t) + π(t) − π_max ≥ 0`, where `π_max = 0` bounds every
+//! volunteer's potential (potentials start at zero and only ever fall), so every arc not yet
+//! fetched has a non-negative reduced cost too. Dijkstra treats "the rest of `t`'s arcs" as one
+//! more entry in its queue, keyed by that bound; if the search reaches it before the sink, the
+//! next batch is fetched and relaxed, exactly as if the arcs had been there all along. If it does
+//! not, no unfetched arc could shorten the path, and the potential update keeps the invariant
+//! (the entry's key was at least the sink's distance). So the result is the optimum of the full
+//! graph — every eligible arc — while only the arcs a shortest path came near are ever built.
+//!
+//! The same holds inside what is fetched: a settled task relaxes its arcs a few at a time,
+//! nearest first, the rest waiting in the queue behind a lower bound on their reduced costs.
 //!
 //! Dijkstra stops when `T` is settled and only nodes it settled change potential, so a unit
 //! that finds a free volunteer nearby costs only what it explores.
@@ -19,26 +33,65 @@ use std::collections::BinaryHeap;
 /// A cost in the solver's integer unit.
 pub type Cost = i128;
 
-/// The instance: candidates per task (volunteer index, arc cost), units per task, skip cost
-/// per task, capacity per volunteer and its marginal load cost.
+/// The upper bound of every volunteer's potential: they start at zero and only fall.
+const PI_MAX: Cost = 0;
+/// Arcs of a task relaxed at a time: the rest wait in the queue behind a lower bound, since
+/// most searches end long before they would matter.
+const BATCH: usize = 8;
+
+/// Where a task's arcs come from.
+pub trait Source {
+    /// The next arcs of `task` (volunteer index, cost) after the `have` already fetched, and a
+    /// lower bound on the cost of every arc still to come after them (`None`: there are none).
+    /// The bound never falls from one call to the next.
+    fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, Cost)>, Option<Cost>);
+}
+
+/// The instance: units per task, skip cost per task, capacity per volunteer and its marginal
+/// load cost.
 pub struct Network<'a> {
     pub volunteers: usize,
     pub capacity: &'a [u32],
-    pub candidates: &'a [Vec<(u32, Cost)>],
     pub units: &'a [u8],
     pub skip: &'a [Cost],
-    /// Cost of a volunteer's k-th unit (k from 0), non-decreasing in k.
+    /// Cost of a volunteer's k-th unit (k from 0), non-negative and non-decreasing in k.
     pub marginal: &'a dyn Fn(usize, u32) -> Cost,
 }
 
-/// Which volunteers each task got, and the potentials that prove the flow optimal.
+/// The arcs fetched so far, per task, and the bound on the rest. Kept between solves (the
+/// arcs stay valid), so a second solve of the same tasks starts where the first left off.
+pub struct Arcs {
+    pub of: Vec<Vec<(u32, Cost)>>,
+    /// Per task: a lower bound on the cost of every arc not yet in `of`; `None` when all are.
+    pub rest: Vec<Option<Cost>>,
+    /// Per task: how far below an earlier arc's cost a later one's can be (arcs come nearest
+    /// first, and a bonus may take up to this much off one), so that `of[t][i].1 − slack[t]`
+    /// bounds every arc from `i` on.
+    pub slack: Vec<Cost>,
+}
+
+impl Arcs {
+    /// No arc fetched yet for `tasks` tasks (the first fetch happens when each is added).
+    pub fn new(tasks: usize) -> Self {
+        Self {
+            of: vec![Vec::new(); tasks],
+            rest: vec![Some(Cost::MIN); tasks],
+            slack: vec![0; tasks],
+        }
+    }
+
+    /// Arcs fetched in all.
+    pub fn count(&self) -> usize {
+        self.of.iter().map(Vec::len).sum()
+    }
+}
+
+/// Which volunteers each task got.
 pub struct Solution {
     /// Per task, the volunteers (indices) it was given.
     pub assigned: Vec<Vec<u32>>,
     /// Units of each task left unstaffed.
     pub skipped: Vec<u8>,
-    /// Node potentials: volunteers `0..V`, tasks `V..V+N`, then the sink.
-    pub potentials: Vec<Cost>,
     /// Total cost: arc costs, marginal load costs and skip costs.
     pub cost: Cost,
 }
@@ -66,20 +119,16 @@ enum Via {
     },
 }
 
-/// Solves the instance exactly.
-pub fn solve(net: &Network<'_>) -> Solution {
+/// Solves the instance exactly over every arc `source` can give.
+pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Solution {
     let v_count = net.volunteers;
-    let t_count = net.candidates.len();
+    let t_count = arcs.of.len();
     let sink = v_count + t_count;
     let nodes = sink + 1;
     let mut pi: Vec<Cost> = vec![0; nodes];
     let mut used: Vec<u32> = vec![0; v_count];
     // Per task, whether each candidate arc carries flow; per volunteer, the (task, arc) it serves.
-    let mut flow: Vec<Vec<bool>> = net
-        .candidates
-        .iter()
-        .map(|c| vec![false; c.len()])
-        .collect();
+    let mut flow: Vec<Vec<bool>> = arcs.of.iter().map(|c| vec![false; c.len()]).collect();
     let mut serves: Vec<Vec<(u32, u32)>> = vec![Vec::new(); v_count];
     let mut skipped: Vec<u8> = vec![0; t_count];
     // Dijkstra state, reset lazily by generation stamps.
@@ -88,8 +137,11 @@ pub fn solve(net: &Network<'_>) -> Solution {
     let mut stamp: Vec<u32> = vec![0; nodes];
     let mut done: Vec<u32> = vec![0; nodes];
     let mut generation: u32 = 0;
+    // Entries below `nodes` are nodes; `nodes + t` is "the rest of task t's arcs".
     let mut heap: BinaryHeap<Reverse<(Cost, usize)>> = BinaryHeap::new();
     let mut settled: Vec<usize> = Vec::new();
+    // Per task, the next of its arcs to relax in the current search.
+    let mut next_arc: Vec<u32> = vec![0; t_count];
 
     // Relaxes the arc x → y of cost c (reached `how`), in reduced costs.
     macro_rules! relax {
@@ -106,13 +158,65 @@ pub fn solve(net: &Network<'_>) -> Solution {
             }
         }};
     }
+    // Relaxes the next few of task `task`'s arcs, and queues the rest behind a lower bound on
+    // their reduced costs (fetched arcs: the next one's cost less the slack; arcs still to
+    // fetch: the source's bound).
+    macro_rules! relax_arcs {
+        ($task:expr) => {{
+            let task: usize = $task;
+            let x = v_count + task;
+            let len = arcs.of[task].len();
+            let from = next_arc[task] as usize;
+            let to = (from + BATCH).min(len);
+            for arc in from..to {
+                if !flow[task][arc] {
+                    let (v, c) = arcs.of[task][arc];
+                    #[allow(clippy::cast_possible_truncation)]
+                    let how = Via::Forward {
+                        task: task as u32,
+                        arc: arc as u32,
+                    };
+                    relax!(x, v as usize, c, how);
+                }
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                next_arc[task] = to as u32;
+            }
+            let bound = if to < len {
+                Some(arcs.of[task][to].1 - arcs.slack[task])
+            } else {
+                arcs.rest[task]
+            };
+            if let Some(bound) = bound {
+                heap.push(Reverse((dist[x] + bound + pi[x] - PI_MAX, nodes + task)));
+            }
+        }};
+    }
+    // Fetches the next batch of `task`'s arcs.
+    let mut fetch = |arcs: &mut Arcs, flow: &mut Vec<Vec<bool>>, task: usize| {
+        let (more, rest) = source.more(task, arcs.of[task].len());
+        flow[task].extend(std::iter::repeat_n(false, more.len()));
+        arcs.of[task].extend(more);
+        arcs.rest[task] = rest;
+    };
 
     for t in 0..t_count {
         let tn = v_count + t;
-        // A new node: a potential that makes each of its arcs' reduced cost non-negative.
+        if net.units[t] == 0 {
+            continue;
+        }
+        if arcs.of[t].is_empty() && arcs.rest[t].is_some() {
+            fetch(arcs, &mut flow, t);
+        }
+        // A new node: a potential that makes each of its arcs' reduced cost non-negative,
+        // those still to come included.
         let mut p = pi[sink] - net.skip[t];
-        for &(v, c) in &net.candidates[t] {
+        for &(v, c) in &arcs.of[t] {
             p = p.max(pi[v as usize] - c);
+        }
+        if let Some(rest) = arcs.rest[t] {
+            p = p.max(PI_MAX - rest);
         }
         pi[tn] = p;
         for _unit in 0..net.units[t] {
@@ -129,6 +233,16 @@ pub fn solve(net: &Network<'_>) -> Solution {
             stamp[tn] = generation;
             heap.push(Reverse((0, tn)));
             while let Some(Reverse((d, x))) = heap.pop() {
+                if x >= nodes {
+                    // The rest of a settled task's arcs: relax the next few, fetching more
+                    // when all fetched ones are relaxed.
+                    let task = x - nodes;
+                    if next_arc[task] as usize >= arcs.of[task].len() {
+                        fetch(arcs, &mut flow, task);
+                    }
+                    relax_arcs!(task);
+                    continue;
+                }
                 if done[x] == generation || d > dist[x] {
                     continue;
                 }
@@ -139,35 +253,23 @@ pub fn solve(net: &Network<'_>) -> Solution {
                 }
                 if x >= v_count {
                     let task = x - v_count;
-                    for (arc, &(v, c)) in net.candidates[task].iter().enumerate() {
-                        if !flow[task][arc] {
-                            relax!(
-                                x,
-                                v as usize,
-                                c,
-                                Via::Forward {
-                                    task: task as u32,
-                                    arc: arc as u32,
-                                }
-                            );
-                        }
-                    }
-                    relax!(x, sink, net.skip[task], Via::Skip { task: task as u32 });
+                    next_arc[task] = 0;
+                    relax_arcs!(task);
+                    #[allow(clippy::cast_possible_truncation)]
+                    let how = Via::Skip { task: task as u32 };
+                    relax!(x, sink, net.skip[task], how);
                 } else {
                     let v = x;
                     for &(task, arc) in &serves[v] {
-                        let c = net.candidates[task as usize][arc as usize].1;
+                        let c = arcs.of[task as usize][arc as usize].1;
                         relax!(x, v_count + task as usize, -c, Via::Backward { task, arc });
                     }
                     if used[v] < net.capacity[v] {
-                        relax!(
-                            x,
-                            sink,
-                            (net.marginal)(v, used[v]),
-                            Via::Load {
-                                volunteer: v as u32,
-                            }
-                        );
+                        #[allow(clippy::cast_possible_truncation)]
+                        let how = Via::Load {
+                            volunteer: v as u32,
+                        };
+                        relax!(x, sink, (net.marginal)(v, used[v]), how);
                     }
                 }
             }
@@ -192,13 +294,13 @@ pub fn solve(net: &Network<'_>) -> Solution {
                     }
                     Via::Forward { task, arc } => {
                         flow[task as usize][arc as usize] = true;
-                        let v = net.candidates[task as usize][arc as usize].0;
+                        let v = arcs.of[task as usize][arc as usize].0;
                         serves[v as usize].push((task, arc));
                         at = v_count + task as usize;
                     }
                     Via::Backward { task, arc } => {
                         flow[task as usize][arc as usize] = false;
-                        let v = net.candidates[task as usize][arc as usize].0;
+                        let v = arcs.of[task as usize][arc as usize].0;
                         let list = &mut serves[v as usize];
                         if let Some(i) = list.iter().position(|e| *e == (task, arc)) {
                             list.swap_remove(i);
@@ -216,7 +318,7 @@ pub fn solve(net: &Network<'_>) -> Solution {
         let mut vs = Vec::new();
         for (arc, &f) in flow[t].iter().enumerate() {
             if f {
-                let (v, c) = net.candidates[t][arc];
+                let (v, c) = arcs.of[t][arc];
                 vs.push(v);
                 cost = cost.saturating_add(c);
             }
@@ -232,92 +334,6 @@ pub fn solve(net: &Network<'_>) -> Solution {
     Solution {
         assigned,
         skipped,
-        potentials: pi,
         cost,
     }
-}
-
-/// Potentials as tight as the solution allows: minus each node's shortest distance to the sink
-/// in the residual network (one Dijkstra from the sink over reversed arcs, on the reduced costs
-/// `sol.potentials` make non-negative). They prove the same optimality, but price an arc left
-/// out of the graph against what the task could really gain (reaching a volunteer with room to
-/// spare), not against how far the solver's potentials drifted while it ran.
-pub fn tightened(net: &Network<'_>, sol: &Solution) -> Vec<Cost> {
-    let v_count = net.volunteers;
-    let t_count = net.candidates.len();
-    let sink = v_count + t_count;
-    let pi = &sol.potentials;
-    let mut used = vec![0u32; v_count];
-    // Per volunteer: the (task, cost) arcs into it without flow, and the tasks it serves.
-    let mut into: Vec<Vec<(u32, Cost)>> = vec![Vec::new(); v_count];
-    let mut serves: Vec<Vec<(u32, Cost)>> = vec![Vec::new(); v_count];
-    for (t, cands) in net.candidates.iter().enumerate() {
-        for &(v, c) in cands {
-            if sol.assigned[t].contains(&v) {
-                used[v as usize] += 1;
-                serves[v as usize].push((t as u32, c));
-            } else {
-                into[v as usize].push((t as u32, c));
-            }
-        }
-    }
-    let reduced = |x: usize, y: usize, c: Cost| c + pi[x] - pi[y];
-    let mut dist: Vec<Option<Cost>> = vec![None; sink + 1];
-    let mut done = vec![false; sink + 1];
-    let mut heap: BinaryHeap<Reverse<(Cost, usize)>> = BinaryHeap::new();
-    dist[sink] = Some(0);
-    heap.push(Reverse((0, sink)));
-    let push = |y: usize,
-                d: Cost,
-                dist: &mut Vec<Option<Cost>>,
-                heap: &mut BinaryHeap<Reverse<(Cost, usize)>>| {
-        if dist[y].is_none_or(|old| d < old) {
-            dist[y] = Some(d);
-            heap.push(Reverse((d, y)));
-        }
-    };
-    while let Some(Reverse((d, x))) = heap.pop() {
-        if done[x] || dist[x] != Some(d) {
-            continue;
-        }
-        done[x] = true;
-        if x == sink {
-            // Arcs into the sink: every task's skip, every volunteer with room.
-            for t in 0..t_count {
-                let y = v_count + t;
-                push(y, d + reduced(y, sink, net.skip[t]), &mut dist, &mut heap);
-            }
-            for (v, &u) in used.iter().enumerate() {
-                if u < net.capacity[v] {
-                    push(
-                        v,
-                        d + reduced(v, sink, (net.marginal)(v, u)),
-                        &mut dist,
-                        &mut heap,
-                    );
-                }
-            }
-        } else if x >= v_count {
-            // Into a task: the reverse arcs of the volunteers serving it.
-            let t = x - v_count;
-            for &(v, c) in &net.candidates[t] {
-                if sol.assigned[t].contains(&v) {
-                    push(
-                        v as usize,
-                        d + reduced(v as usize, x, -c),
-                        &mut dist,
-                        &mut heap,
-                    );
-                }
-            }
-        } else {
-            // Into a volunteer: the tasks whose arc to it carries no flow.
-            for &(t, c) in &into[x] {
-                let y = v_count + t as usize;
-                push(y, d + reduced(y, x, c), &mut dist, &mut heap);
-            }
-        }
-    }
-    let far = dist.iter().flatten().copied().max().unwrap_or(0) + 1;
-    (0..=sink).map(|x| pi[x] - dist[x].unwrap_or(far)).collect()
 }

@@ -18,15 +18,16 @@
 //! are exact; the priority levels are rewards so large (i128) that no distance can outweigh one
 //! more staffed task of a higher level.
 //!
-//! **Exactness.** Each task's candidates are its nearest eligible volunteers (a few per team
-//! member); the solver ([`flow`]) is exact on that graph, and its node potentials then price
-//! every eligible arc left out: an arc could improve the plan only if its reduced cost is
-//! negative, which bounds how far away its volunteer can be, so a range query finds every such
-//! arc. Any found are added and the problem is solved again, until none is: the plan is then
-//! optimal for the full graph. Team tasks: solved with the team size as the task's capacity;
-//! a task left with a partial team is released (its members go back) and the rest is solved
-//! again, until no team is partial. Then: with team size 1 everywhere, the plan is exactly
-//! optimal; with teams, it is optimal among plans that staff none of the released tasks.
+//! **Exactness.** The solver ([`flow`]) works on the full graph — every eligible volunteer of
+//! every task — without building it: a task's arcs come nearest first from a per-station
+//! spatial index, a few at a time, and a shortest-path search fetches more only when a lower
+//! bound on the arcs not yet fetched (the next distance, less any continuity bonus) says one of
+//! them could be on the path. Arcs no search comes near are never built, and nothing is pruned:
+//! no heuristic, no optimality round to repeat. Team tasks: solved with the team size as the
+//! task's capacity; a task left with a partial team is released (its members go back) and the
+//! rest is solved again, until no team is partial. Then: with team size 1 everywhere, the plan
+//! is exactly optimal; with teams, it is optimal among plans that staff none of the released
+//! tasks.
 
 pub mod flow;
 pub mod geo;
@@ -44,10 +45,9 @@ use flow::Cost;
 
 /// One unit of cost: 10⁻⁹ km.
 const UNITS_PER_KM: f64 = 1e9;
-/// Candidates kept per team member before the optimality check adds any it finds missing.
+/// Candidates fetched first per team member; the solver fetches more (twice as many each time)
+/// where a shortest path could use them.
 const CANDIDATES_PER_MEMBER: usize = 8;
-/// Arcs the optimality check adds per task and round (the most negative reduced costs first).
-const ADDED_PER_ROUND: usize = 64;
 
 /// A task to staff.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -152,8 +152,9 @@ pub struct Plan {
     pub total_distance_km: f64,
     /// The objective's cost part: distances with continuity and fairness applied, in km.
     pub total_cost: f64,
-    /// Optimality checks that found pruned arcs to add (0 when the first graph was enough).
-    pub rounds: u32,
+    /// Candidate arcs the solver looked at (every eligible arc counts toward the optimum; only
+    /// these were built).
+    pub arcs: usize,
 }
 
 /// A problem `plan` refuses.
@@ -407,22 +408,25 @@ fn check(p: &Problem) -> Result<(), ProblemError> {
 /// what is guaranteed.
 pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     check(p)?;
-    let grid = geo::Grid::new(p.volunteers.iter().map(|v| v.home).collect(), 0.05);
     let mut by_station: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, v) in p.volunteers.iter().enumerate() {
         by_station.entry(v.station).or_default().push(i);
     }
-    let stations_of = |t: &TaskSpec| -> BTreeSet<u64> {
-        let mut s: BTreeSet<u64> = p
-            .neighbours
-            .get(&t.station)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        s.insert(t.station);
-        s
-    };
+    let task_stations: Vec<BTreeSet<u64>> = p
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut s: BTreeSet<u64> = p
+                .neighbours
+                .get(&t.station)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            s.insert(t.station);
+            s
+        })
+        .collect();
     let served: Vec<HashSet<u64>> = p
         .volunteers
         .iter()
@@ -430,65 +434,34 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         .collect();
     let continuity = km_units(p.weights.continuity_km);
     let fairness = km_units(p.weights.fairness_km);
-    let arc_cost = |t: &TaskSpec, vi: usize, d: Option<f64>| -> Cost {
-        let mut c = km_units(d.unwrap_or(0.0));
-        if let Some(person) = t.person
-            && served[vi].contains(&person)
-        {
-            c -= continuity;
-        }
-        c
+    // One spatial index per station: eligibility is by station first, so a task searches only
+    // the homes of the stations that may serve it.
+    let mut station_ids: Vec<u64> = by_station.keys().copied().collect();
+    station_ids.sort_unstable();
+    let dense: HashMap<u64, usize> = station_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i))
+        .collect();
+    let groups: Vec<(geo::Grid, &[usize])> = station_ids
+        .iter()
+        .map(|s| {
+            let ids = by_station.get(s).map_or(&[][..], Vec::as_slice);
+            let homes = ids.iter().map(|&i| p.volunteers[i].home).collect();
+            (geo::Grid::new(homes, 0.02), ids)
+        })
+        .collect();
+    let task_groups: Vec<Vec<usize>> = task_stations
+        .iter()
+        .map(|ss| ss.iter().filter_map(|s| dense.get(s).copied()).collect())
+        .collect();
+    let source = Nearest {
+        p,
+        groups: &groups,
+        task_groups: &task_groups,
+        served: &served,
+        continuity,
     };
-    // Which volunteers may take each task at all (station, capacity, hard constraints).
-    let may = |t: &TaskSpec, stations: &BTreeSet<u64>, vi: usize, d: Option<f64>| -> bool {
-        let v = &p.volunteers[vi];
-        v.capacity > 0
-            && stations.contains(&v.station)
-            && !t.exclude.contains(&v.id)
-            && eligible(t, v, d).is_ok()
-    };
-    let task_stations: Vec<BTreeSet<u64>> = p.tasks.iter().map(stations_of).collect();
-
-    // Candidates: the nearest eligible, a few per team member.
-    let mut candidates: Vec<Vec<(u32, Cost)>> = Vec::with_capacity(p.tasks.len());
-    let mut known: Vec<HashSet<u32>> = Vec::with_capacity(p.tasks.len());
-    for (ti, t) in p.tasks.iter().enumerate() {
-        let k = CANDIDATES_PER_MEMBER * usize::from(t.requirements.team_size);
-        let stations = &task_stations[ti];
-        let list: Vec<(usize, Option<f64>)> = match t.location {
-            Some(at) => {
-                let max = t
-                    .requirements
-                    .max_distance_km
-                    .map_or(f64::INFINITY, f64::from);
-                grid.nearest(at, k, max, |vi| {
-                    may(
-                        t,
-                        stations,
-                        vi,
-                        Some(geo::haversine_km(at, p.volunteers[vi].home)),
-                    )
-                })
-                .into_iter()
-                .map(|(vi, d)| (vi, Some(d)))
-                .collect()
-            }
-            None => stations
-                .iter()
-                .flat_map(|s| by_station.get(s).into_iter().flatten().copied())
-                // No location, no distance to prune by: every eligible one is a candidate.
-                .filter(|&vi| may(t, stations, vi, None))
-                .map(|vi| (vi, None))
-                .collect(),
-        };
-        known.push(list.iter().map(|(vi, _)| *vi as u32).collect());
-        #[allow(clippy::cast_possible_truncation)]
-        candidates.push(
-            list.into_iter()
-                .map(|(vi, d)| (vi as u32, arc_cost(t, vi, d)))
-                .collect(),
-        );
-    }
 
     // Priority rewards: one more staffed unit of a level outweighs any cost difference below.
     let units_total: Cost = p
@@ -562,8 +535,33 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     let held: Vec<u32> = p.volunteers.iter().map(|v| v.held).collect();
     let marginal = move |v: usize, k: u32| -> Cost { fairness * Cost::from(held[v] + k) };
 
+    // The first few candidates of every task, fetched on two threads; the solver fetches more
+    // only where a shortest path reaches past them.
+    let mut arcs = flow::Arcs::new(p.tasks.len());
+    let half = p.tasks.len() / 2;
+    let (first, second) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            (half..p.tasks.len())
+                .map(|ti| source.next(ti, 0))
+                .collect::<Vec<_>>()
+        });
+        let mine: Vec<_> = (0..half).map(|ti| source.next(ti, 0)).collect();
+        (mine, other.join())
+    });
+    let second = second
+        .map_err(|_| ProblemError::Invalid("finding candidates stopped unexpectedly".into()))?;
+    for (ti, (found, rest)) in first.into_iter().chain(second).enumerate() {
+        arcs.of[ti] = found;
+        arcs.rest[ti] = rest;
+        // Arcs come nearest first; the continuity bonus can take this much off a later one.
+        arcs.slack[ti] = if p.tasks[ti].person.is_some() {
+            continuity
+        } else {
+            0
+        };
+    }
     let mut released: HashSet<usize> = HashSet::new();
-    let mut rounds = 0u32;
+    let mut source = source;
     let solution = loop {
         let units: Vec<u8> = p
             .tasks
@@ -580,87 +578,19 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         let net = flow::Network {
             volunteers: p.volunteers.len(),
             capacity: &capacity,
-            candidates: &candidates,
             units: &units,
             skip: &skip,
             marginal: &marginal,
         };
-        let sol = flow::solve(&net);
+        let sol = flow::solve(&net, &mut arcs, &mut source);
         // Partial teams are released, and the rest solved again.
         let partial: Vec<usize> = (0..p.tasks.len())
             .filter(|&i| !sol.assigned[i].is_empty() && sol.skipped[i] > 0)
             .collect();
-        if !partial.is_empty() {
-            released.extend(partial);
-            continue;
-        }
-        // Price every eligible arc left out, with the tightest potentials the solution allows;
-        // add those that could improve the plan.
-        let v_count = p.volunteers.len();
-        let potentials = flow::tightened(&net, &sol);
-        let pmax = potentials[..v_count].iter().copied().max().unwrap_or(0);
-        // Each task's left-out arcs, priced on two threads; the cheap test (the reduced cost)
-        // first, the hard constraints only for arcs that would pay.
-        let price = |ti: usize| -> Vec<(u32, Cost)> {
-            let t = &p.tasks[ti];
-            if released.contains(&ti) {
-                return Vec::new();
-            }
-            let Some(at) = t.location else {
-                return Vec::new();
-            };
-            let pt = potentials[v_count + ti];
-            // c(t, v) + π(t) − π(v) < 0 needs c(t, v) < π(v) − π(t) ≤ pmax − π(t).
-            let bound = pmax - pt + continuity;
-            if bound <= 0 {
-                return Vec::new();
-            }
-            let radius = units_km(bound).min(
-                t.requirements
-                    .max_distance_km
-                    .map_or(f64::INFINITY, f64::from),
-            );
-            let stations = &task_stations[ti];
-            let mut violating: Vec<(Cost, u32, Cost)> = Vec::new();
-            for (vi, d) in grid.within(at, radius) {
-                let c = arc_cost(t, vi, Some(d));
-                let reduced = c + pt - potentials[vi];
-                #[allow(clippy::cast_possible_truncation)]
-                let key = vi as u32;
-                if reduced < 0 && !known[ti].contains(&key) && may(t, stations, vi, Some(d)) {
-                    violating.push((reduced, key, c));
-                }
-            }
-            // Every violating arc is found; the most negative few are added per round (the
-            // next round's potentials price the rest again), which keeps the graph sparse.
-            violating.sort_unstable();
-            violating
-                .into_iter()
-                .take(ADDED_PER_ROUND)
-                .map(|(_, key, c)| (key, c))
-                .collect()
-        };
-        let half = p.tasks.len() / 2;
-        let (first, second) = std::thread::scope(|scope| {
-            let other = scope.spawn(|| (half..p.tasks.len()).map(&price).collect::<Vec<_>>());
-            let mine: Vec<Vec<(u32, Cost)>> = (0..half).map(&price).collect();
-            (mine, other.join())
-        });
-        let second = second.map_err(|_| {
-            ProblemError::Invalid("the optimality check stopped unexpectedly".into())
-        })?;
-        let mut added = 0usize;
-        for (ti, arcs) in first.into_iter().chain(second).enumerate() {
-            for (key, c) in arcs {
-                known[ti].insert(key);
-                candidates[ti].push((key, c));
-                added += 1;
-            }
-        }
-        if added == 0 {
+        if partial.is_empty() {
             break sol;
         }
-        rounds += 1;
+        released.extend(partial);
     };
 
     // The answer, with reasons for what was not staffed.
@@ -671,7 +601,7 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         staffed_by_priority: BTreeMap::new(),
         total_distance_km: 0.0,
         total_cost: 0.0,
-        rounds,
+        arcs: arcs.count(),
     };
     let mut cost: Cost = 0;
     let mut load: Vec<u32> = vec![0; p.volunteers.len()];
@@ -689,7 +619,7 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                 ids.push(v.id);
                 let d = t.location.map_or(0.0, |at| geo::haversine_km(at, v.home));
                 plan.total_distance_km += d;
-                cost += arc_cost(t, vi as usize, Some(d));
+                cost += source.cost(t, vi as usize, Some(d));
                 cost += fairness * Cost::from(v.held + load[vi as usize]);
                 load[vi as usize] += 1;
             }
@@ -710,6 +640,98 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     }
     plan.total_cost = units_km(cost);
     Ok(plan)
+}
+
+/// A task's eligible volunteers, nearest first: the solver's [`flow::Source`].
+struct Nearest<'a> {
+    p: &'a Problem,
+    /// Per station: a grid over its volunteers' homes, and their indices.
+    groups: &'a [(geo::Grid, &'a [usize])],
+    /// Per task: the stations (indices into `groups`) that may serve it.
+    task_groups: &'a [Vec<usize>],
+    served: &'a [HashSet<u64>],
+    continuity: Cost,
+}
+
+impl Nearest<'_> {
+    /// The arc's cost: the distance, less the continuity bonus when `vi` served the person.
+    fn cost(&self, t: &TaskSpec, vi: usize, d: Option<f64>) -> Cost {
+        let mut c = km_units(d.unwrap_or(0.0));
+        if let Some(person) = t.person
+            && self.served[vi].contains(&person)
+        {
+            c -= self.continuity;
+        }
+        c
+    }
+
+    /// Whether `vi`, of a station that may serve `t`, may take it at all (capacity,
+    /// exclusions, hard constraints).
+    fn may(&self, t: &TaskSpec, vi: usize, d: Option<f64>) -> bool {
+        let v = &self.p.volunteers[vi];
+        v.capacity > 0 && !t.exclude.contains(&v.id) && eligible(t, v, d).is_ok()
+    }
+
+    /// Task `ti`'s eligible arcs after the `have` nearest, and a lower bound on the rest.
+    fn next(&self, ti: usize, have: usize) -> (Vec<(u32, Cost)>, Option<Cost>) {
+        let t = &self.p.tasks[ti];
+        let Some(at) = t.location else {
+            // No location, no distance to order by: every eligible one at once.
+            if have > 0 {
+                return (Vec::new(), None);
+            }
+            let all = self.task_groups[ti]
+                .iter()
+                .flat_map(|&g| self.groups[g].1.iter().copied())
+                .filter(|&vi| self.may(t, vi, None))
+                .map(|vi| (vi as u32, self.cost(t, vi, None)))
+                .collect();
+            return (all, None);
+        };
+        let k = (have * 2).max(CANDIDATES_PER_MEMBER * usize::from(t.requirements.team_size));
+        let max = t
+            .requirements
+            .max_distance_km
+            .map_or(f64::INFINITY, f64::from);
+        let mut found: Vec<(f64, usize)> = Vec::new();
+        for &g in &self.task_groups[ti] {
+            let (grid, ids) = &self.groups[g];
+            found.extend(
+                grid.nearest(at, k, max, |i, d| self.may(t, ids[i], Some(d)))
+                    .into_iter()
+                    .map(|(i, d)| (d, ids[i])),
+            );
+        }
+        // Nearest first, ties by index: the same order on every call, so the first `have` are
+        // the ones already fetched.
+        found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let exhausted = found.len() < k;
+        found.truncate(k);
+        // Every arc not returned is at least as far as the k-th, and earns at most the bonus.
+        let rest = if exhausted {
+            None
+        } else {
+            let bonus = if t.person.is_some() {
+                self.continuity
+            } else {
+                0
+            };
+            found.last().map(|(d, _)| km_units(*d) - bonus)
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        let arcs = found
+            .into_iter()
+            .skip(have)
+            .map(|(d, vi)| (vi as u32, self.cost(t, vi, Some(d))))
+            .collect();
+        (arcs, rest)
+    }
+}
+
+impl flow::Source for Nearest<'_> {
+    fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, Cost)>, Option<Cost>) {
+        self.next(task, have)
+    }
 }
 
 /// Why `t` went unstaffed: what ruled out each volunteer of its stations.
