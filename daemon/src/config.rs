@@ -49,6 +49,55 @@ pub struct Config {
     /// How matching weighs continuity and fairness, and how long offers wait (`[matching]`).
     #[serde(default)]
     pub matching: MatchingSettings,
+    /// Where notifications may go and how they are retried (`[notify]`).
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// Notification delivery (`[notify]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// The console's public address, for links in messages (`https://linli.example.gov.cn`);
+    /// none: messages carry no links.
+    pub public_base_url: Option<String>,
+    /// Seconds one delivery attempt may take.
+    pub timeout_secs: u64,
+    /// Days a delivered event (and a delivered message's body) is kept; the delivery log stays.
+    pub retention_days: u32,
+    /// Allow receivers on loopback, private, link-local and other internal addresses (a
+    /// county IT system on the intranet). Off: a URL that resolves to one is refused, so an
+    /// endpoint cannot be aimed at the daemon's own network.
+    pub allow_private_addresses: bool,
+    /// Allow `http://` webhook URLs (an intranet without TLS). Off: `https://` only.
+    pub allow_http: bool,
+    /// Where WeCom robots live; a robot URL must start with it.
+    pub wecom_base: String,
+    /// Where DingTalk robots live; a robot URL must start with it.
+    pub dingtalk_base: String,
+    /// Attempts in flight at once per webhook endpoint (a robot gets one).
+    pub max_in_flight: u32,
+    /// Messages a minute one robot accepts (both vendors document about 20).
+    pub robot_per_minute: u32,
+    /// Hours an old webhook secret keeps signing after a rotation.
+    pub rotation_overlap_hours: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            public_base_url: None,
+            timeout_secs: 10,
+            retention_days: 30,
+            allow_private_addresses: false,
+            allow_http: false,
+            wecom_base: "https://qyapi.weixin.qq.com".into(),
+            dingtalk_base: "https://oapi.dingtalk.com".into(),
+            max_in_flight: 4,
+            robot_per_minute: 20,
+            rotation_overlap_hours: 24,
+        }
+    }
 }
 
 /// How matching weighs and how long offers wait (`[matching]` in the config).
@@ -178,6 +227,7 @@ impl Default for Config {
             plugins: PluginHostConfig::default(),
             api: ApiConfig::default(),
             matching: Default::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -323,6 +373,57 @@ impl Config {
             return Err(invalid(
                 key_offset(text, key),
                 format!("matching.{key} {rule}"),
+            ));
+        }
+        let n = &config.notify;
+        let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        let notify_checks: [(&str, bool, &str); 7] = [
+            (
+                "timeout_secs",
+                (1..=120).contains(&n.timeout_secs),
+                "must be 1 to 120",
+            ),
+            (
+                "retention_days",
+                (1..=3650).contains(&n.retention_days),
+                "must be 1 to 3650",
+            ),
+            (
+                "max_in_flight",
+                (1..=64).contains(&n.max_in_flight),
+                "must be 1 to 64",
+            ),
+            (
+                "robot_per_minute",
+                (1..=600).contains(&n.robot_per_minute),
+                "must be 1 to 600",
+            ),
+            (
+                "rotation_overlap_hours",
+                n.rotation_overlap_hours <= 720,
+                "must be 0 to 720",
+            ),
+            (
+                "wecom_base",
+                url_ok(&n.wecom_base),
+                "must be an http(s) URL",
+            ),
+            (
+                "public_base_url",
+                n.public_base_url.as_deref().is_none_or(url_ok),
+                "must be an http(s) URL like https://linli.example.gov.cn",
+            ),
+        ];
+        if let Some((key, _, rule)) = notify_checks.iter().find(|(_, ok, _)| !ok) {
+            return Err(invalid(
+                key_offset(text, key),
+                format!("notify.{key} {rule}"),
+            ));
+        }
+        if !url_ok(&n.dingtalk_base) {
+            return Err(invalid(
+                key_offset(text, "dingtalk_base"),
+                "notify.dingtalk_base must be an http(s) URL".into(),
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));

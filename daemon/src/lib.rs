@@ -22,6 +22,7 @@ pub mod config;
 pub mod cron;
 pub mod demo;
 pub mod matching;
+pub mod notify;
 pub mod plugins;
 pub mod registry;
 pub mod schedule;

@@ -61,6 +61,7 @@ pub async fn run(
     if opts.scheduler {
         tracker.spawn(state.scheduler.clone().run());
     }
+    tracker.spawn(state.notifier.clone().run(stop.clone()));
     let (scheduler, plugins) = (state.scheduler.clone(), state.plugins.clone());
     let app = api::router(state);
     let mut server = tracker.spawn({

@@ -69,6 +69,8 @@ pub struct AppState {
     pub stopping: tokio_util::sync::CancellationToken,
     /// Request limits and the public `/metrics` switch (`[api]`).
     pub api: crate::config::ApiConfig,
+    /// Notification delivery (its loop runs under `server::run`).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// Why the daemon's state could not be set up.
@@ -78,6 +80,8 @@ pub enum StartError {
     Engine(#[from] crate::plugins::runtime::EngineError),
     #[error("cannot load the deployed plugins: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("cannot set up notifications: {0}")]
+    Notify(String),
 }
 
 impl AppState {
@@ -126,7 +130,14 @@ impl AppState {
             clock.clone(),
             zone,
         ));
+        let notifier = crate::notify::Notifier::new(
+            store.clone(),
+            clock.clone(),
+            crate::config::NotifyConfig::default(),
+        )
+        .map_err(StartError::Notify)?;
         Ok(Self {
+            notifier,
             store,
             clock,
             tokens: Tokens::default(),
@@ -137,6 +148,15 @@ impl AppState {
             stopping: tokio_util::sync::CancellationToken::new(),
             api: crate::config::ApiConfig::default(),
         })
+    }
+}
+
+impl AppState {
+    /// Delivers notifications as `cfg` says (`[notify]`).
+    pub fn set_notify(&mut self, cfg: crate::config::NotifyConfig) -> Result<(), StartError> {
+        self.notifier = crate::notify::Notifier::new(self.store.clone(), self.clock.clone(), cfg)
+            .map_err(StartError::Notify)?;
+        Ok(())
     }
 }
 

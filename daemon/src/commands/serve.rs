@@ -26,6 +26,10 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
             .map_err(Failure::Runtime)?;
     state.api = cfg.api.clone();
     state.scheduler.set_matching(cfg.matching);
+    state
+        .set_notify(cfg.notify.clone())
+        .context("starting")
+        .map_err(Failure::Runtime)?;
     let mut opts = ServeOptions::new(cfg.shutdown_grace());
     opts.plugin_dir = Some(cfg.plugin_dir.clone());
     tracing::info!(data = %cfg.data_dir.display(), "opening");

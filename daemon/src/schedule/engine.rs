@@ -287,7 +287,8 @@ impl Scheduler {
                         tasks.put(&task)?;
                         events.push(Event {
                             seq: 0,
-                            kind: "task.overdue".into(),
+                            kind: super::EventKind::TaskOverdue,
+                            data: None,
                             at: now,
                             task: Some(task.id),
                             duty: Some(task.duty),

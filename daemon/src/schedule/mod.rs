@@ -18,6 +18,8 @@ pub mod engine;
 mod occurrence;
 pub mod staffing;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -323,12 +325,101 @@ impl From<&ChecklistItem> for pm::ChecklistItem {
     }
 }
 
+/// What kind of thing happened. Stored and sent as the dotted name (`task.offered`); the set
+/// is closed, so a receiver can rely on it (new kinds come with a new payload version).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+pub enum EventKind {
+    /// An occurrence's new tasks: one digest (counts by kind and community, ids).
+    #[serde(rename = "occurrence.tasks")]
+    OccurrenceTasks,
+    /// A duty's occurrence failed (first time, and when retrying stops).
+    #[serde(rename = "occurrence.failed")]
+    OccurrenceFailed,
+    /// A one-off task a station recorded (接诉即办).
+    #[serde(rename = "task.created")]
+    TaskCreated,
+    #[serde(rename = "task.offered")]
+    TaskOffered,
+    #[serde(rename = "task.accepted")]
+    TaskAccepted,
+    #[serde(rename = "task.declined")]
+    TaskDeclined,
+    /// An offer's response deadline passed.
+    #[serde(rename = "task.expired")]
+    TaskExpired,
+    /// Nobody could be matched; the reasons say why.
+    #[serde(rename = "task.unstaffed")]
+    TaskUnstaffed,
+    /// The due window ended with the task not done.
+    #[serde(rename = "task.overdue")]
+    TaskOverdue,
+    #[serde(rename = "task.checked_in")]
+    TaskCheckedIn,
+    #[serde(rename = "task.checked_out")]
+    TaskCheckedOut,
+    #[serde(rename = "task.cancelled")]
+    TaskCancelled,
+    /// A message sent from the API to try an endpoint (never stored as an event).
+    #[serde(rename = "endpoint.test")]
+    EndpointTest,
+}
+
+impl EventKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [EventKind; 13] = [
+        EventKind::OccurrenceTasks,
+        EventKind::OccurrenceFailed,
+        EventKind::TaskCreated,
+        EventKind::TaskOffered,
+        EventKind::TaskAccepted,
+        EventKind::TaskDeclined,
+        EventKind::TaskExpired,
+        EventKind::TaskUnstaffed,
+        EventKind::TaskOverdue,
+        EventKind::TaskCheckedIn,
+        EventKind::TaskCheckedOut,
+        EventKind::TaskCancelled,
+        EventKind::EndpointTest,
+    ];
+
+    /// The dotted name (`task.offered`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::OccurrenceTasks => "occurrence.tasks",
+            EventKind::OccurrenceFailed => "occurrence.failed",
+            EventKind::TaskCreated => "task.created",
+            EventKind::TaskOffered => "task.offered",
+            EventKind::TaskAccepted => "task.accepted",
+            EventKind::TaskDeclined => "task.declined",
+            EventKind::TaskExpired => "task.expired",
+            EventKind::TaskUnstaffed => "task.unstaffed",
+            EventKind::TaskOverdue => "task.overdue",
+            EventKind::TaskCheckedIn => "task.checked_in",
+            EventKind::TaskCheckedOut => "task.checked_out",
+            EventKind::TaskCancelled => "task.cancelled",
+            EventKind::EndpointTest => "endpoint.test",
+        }
+    }
+
+    /// The kind with this dotted name.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that happened, for notifications to pick up (the outbox).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     pub seq: u64,
-    /// e.g. `task.overdue`, `occurrence.failed`.
-    pub kind: String,
+    pub kind: EventKind,
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<u64>,
@@ -343,4 +434,44 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub detail: String,
+    /// What the kind carries beyond the task: the volunteers offered, the reasons a task went
+    /// unstaffed, an occurrence's new tasks by community. Its shape per kind is in the
+    /// notification payload schema (`NotificationData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<EventData>,
+}
+
+/// Per kind, what an event carries beyond its task (never a resident ID or a phone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventData {
+    /// Volunteers an offer went to, and until when they may answer.
+    Offered {
+        volunteers: Vec<u64>,
+        deadline: DateTime<Utc>,
+    },
+    /// The volunteer who accepted, declined, let the offer expire, or checked in or out.
+    Volunteer {
+        volunteer: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Why nobody could be matched, with how many volunteers each reason ruled out.
+    Unstaffed {
+        reasons: Vec<crate::task::ReasonCount>,
+    },
+    /// An occurrence's new tasks by community.
+    Tasks {
+        scheduled_at: DateTime<Utc>,
+        communities: Vec<CommunityTasks>,
+    },
+}
+
+/// One community's share of an occurrence's new tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CommunityTasks {
+    pub community: String,
+    /// Tasks per kind (`monthly_visit`: 12).
+    pub kinds: BTreeMap<String, u64>,
+    pub tasks: Vec<u64>,
 }

@@ -193,6 +193,16 @@ impl Scheduler {
         occ.finished_at = Some(self.clock.now());
         self.store.write(|w| {
             w.put_occurrence(&occ)?;
+            // One digest of the new tasks, in the transaction that finishes the occurrence
+            // (notifications split it per station).
+            if occ.tasks_created > 0 {
+                w.push_event(digest(
+                    duty,
+                    at,
+                    &w.tasks_of_occurrence(duty.id, at.timestamp())?,
+                    now,
+                ))?;
+            }
             self.note_on_duty(w, duty.id, None, None)
         })?;
         tracing::info!(
@@ -244,7 +254,8 @@ impl Scheduler {
             if tell {
                 w.push_event(Event {
                     seq: 0,
-                    kind: "occurrence.failed".into(),
+                    kind: super::EventKind::OccurrenceFailed,
+                    data: None,
                     at: now,
                     task: None,
                     duty: Some(duty.id),
@@ -497,6 +508,36 @@ impl Scheduler {
             }
         }
         Ok((targets, keys))
+    }
+}
+
+/// The `occurrence.tasks` event: an occurrence's tasks counted by community and kind.
+fn digest(duty: &Duty, at: DateTime<Utc>, tasks: &[Task], now: DateTime<Utc>) -> Event {
+    let mut by: std::collections::BTreeMap<&str, super::CommunityTasks> = Default::default();
+    for t in tasks {
+        let c = by
+            .entry(&t.community)
+            .or_insert_with(|| super::CommunityTasks {
+                community: t.community.clone(),
+                kinds: Default::default(),
+                tasks: Vec::new(),
+            });
+        *c.kinds.entry(t.kind.clone()).or_default() += 1;
+        c.tasks.push(t.id);
+    }
+    Event {
+        seq: 0,
+        kind: super::EventKind::OccurrenceTasks,
+        at: now,
+        task: None,
+        duty: Some(duty.id),
+        community: None,
+        region: Some(duty.selector.region.clone()),
+        detail: format!("{}: {} new tasks", duty.name, tasks.len()),
+        data: Some(super::EventData::Tasks {
+            scheduled_at: at,
+            communities: by.into_values().collect(),
+        }),
     }
 }
 

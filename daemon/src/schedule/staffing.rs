@@ -90,17 +90,24 @@ fn settle(task: &mut Task, now: DateTime<Utc>, by: &str, note: Option<String>) -
     changed
 }
 
-fn event(kind: &str, task: &Task, now: DateTime<Utc>, detail: String) -> Event {
+fn event(kind: EventKind, task: &Task, now: DateTime<Utc>, detail: String) -> Event {
     Event {
         seq: 0,
-        kind: kind.into(),
+        kind,
         at: now,
         task: Some(task.id),
         duty: (task.duty != 0).then_some(task.duty),
         community: Some(task.community.clone()),
         region: Some(task.community.clone()),
         detail,
+        data: None,
     }
+}
+
+/// `e` carrying `data`.
+fn with(mut e: Event, data: EventData) -> Event {
+    e.data = Some(data);
+    e
 }
 
 /// The station serving each community (the first active one, by id).
@@ -329,11 +336,17 @@ impl Scheduler {
                                     checked_out_at: None,
                                     checked_out_position: None,
                                 });
-                                events.push(event(
-                                    "task.offered",
-                                    &task,
-                                    now,
-                                    format!("{} offered to volunteer {v}", task.title.zh),
+                                events.push(with(
+                                    event(
+                                        EventKind::TaskOffered,
+                                        &task,
+                                        now,
+                                        format!("{} offered to volunteer {v}", task.title.zh),
+                                    ),
+                                    EventData::Offered {
+                                        volunteers: vec![*v],
+                                        deadline: respond_by,
+                                    },
                                 ));
                                 result.offered += 1;
                             }
@@ -363,15 +376,20 @@ impl Scheduler {
                                             .unwrap_or_default()
                                     })
                                     .collect();
-                                events.push(event(
-                                    "task.unstaffed",
-                                    &task,
-                                    now,
-                                    format!(
-                                        "{}: nobody could take it ({})",
-                                        task.title.zh,
-                                        codes.join(", ")
+                                events.push(with(
+                                    event(
+                                        EventKind::TaskUnstaffed,
+                                        &task,
+                                        now,
+                                        format!(
+                                            "{}: nobody could take it ({})",
+                                            task.title.zh,
+                                            codes.join(", ")
+                                        ),
                                     ),
+                                    EventData::Unstaffed {
+                                        reasons: why.reasons.clone(),
+                                    },
                                 ));
                             }
                             task.updated_at = now;
@@ -394,7 +412,7 @@ impl Scheduler {
         &self,
         task_id: u64,
         volunteer: u64,
-        f: impl FnOnce(&mut Offer, DateTime<Utc>) -> Result<(&'static str, String), ServiceError>,
+        f: impl FnOnce(&mut Offer, DateTime<Utc>) -> Result<(EventKind, String), ServiceError>,
     ) -> Result<Task, ServiceError> {
         let now = self.clock.now();
         self.store.write(|w: &mut WriteTx| {
@@ -412,10 +430,14 @@ impl Scheduler {
                 return Err(not_found("task", task_id));
             };
             let (kind, detail) = f(offer, now)?;
+            let data = EventData::Volunteer {
+                volunteer,
+                reason: offer.reason.clone(),
+            };
             settle(&mut task, now, &format!("volunteer:{volunteer}"), None);
             writer.put(&task)?;
             drop(writer);
-            w.push_event(event(kind, &task, now, detail))?;
+            w.push_event(with(event(kind, &task, now, detail), data))?;
             Ok(task)
         })
     }
@@ -432,7 +454,7 @@ impl Scheduler {
             o.state = OfferState::Accepted;
             o.responded_at = Some(now);
             Ok((
-                "task.accepted",
+                EventKind::TaskAccepted,
                 format!("accepted by volunteer {volunteer}"),
             ))
         })
@@ -448,7 +470,7 @@ impl Scheduler {
             o.responded_at = Some(now);
             o.reason = Some(reason.clone());
             Ok((
-                "task.declined",
+                EventKind::TaskDeclined,
                 format!("declined by volunteer {volunteer}: {reason}"),
             ))
         })?;
@@ -476,7 +498,7 @@ impl Scheduler {
                 o.checked_out_at = Some(now);
                 o.checked_out_position = position;
                 Ok((
-                    "task.checked_out",
+                    EventKind::TaskCheckedOut,
                     format!("volunteer {volunteer} checked out"),
                 ))
             } else {
@@ -487,7 +509,7 @@ impl Scheduler {
                 o.checked_in_at = Some(now);
                 o.checked_in_position = position;
                 Ok((
-                    "task.checked_in",
+                    EventKind::TaskCheckedIn,
                     format!("volunteer {volunteer} checked in"),
                 ))
             }
@@ -570,11 +592,17 @@ impl Scheduler {
             }
             for (v, id) in events {
                 if let Some(task) = w.task(id)? {
-                    w.push_event(event(
-                        "task.expired",
-                        &task,
-                        now,
-                        format!("volunteer {v} did not answer in time"),
+                    w.push_event(with(
+                        event(
+                            EventKind::TaskExpired,
+                            &task,
+                            now,
+                            format!("volunteer {v} did not answer in time"),
+                        ),
+                        EventData::Volunteer {
+                            volunteer: v,
+                            reason: None,
+                        },
                     ))?;
                 }
             }
@@ -623,7 +651,7 @@ impl Scheduler {
             writer.put(&task)?;
             drop(writer);
             w.push_event(event(
-                "task.cancelled",
+                EventKind::TaskCancelled,
                 &task,
                 now,
                 reason.unwrap_or_else(|| "cancelled".into()),
@@ -769,7 +797,12 @@ impl Scheduler {
                 updated_at: now,
             };
             w.task_writer()?.create(&task)?;
-            w.push_event(event("task.created", &task, now, task.title.zh.clone()))?;
+            w.push_event(event(
+                EventKind::TaskCreated,
+                &task,
+                now,
+                task.title.zh.clone(),
+            ))?;
             Ok::<_, ServiceError>(task)
         })?;
         // The task is stored; if matching fails now, the sweep matches it later.

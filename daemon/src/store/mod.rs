@@ -6,6 +6,7 @@
 //! Never: HTTP, scopes or validation rules here — callers hand in records already checked.
 
 mod lock;
+mod notify;
 mod outbox;
 mod plugins;
 mod registry;

@@ -71,6 +71,20 @@ reads! {
         let t = self.txn.open_table(TASKS_OPEN_BY_DUE)?;
         Ok(t.first()?.map(|(k, _)| k.value().0))
     }
+
+    /// Every task one occurrence created (by its idempotency keys), in key order.
+    pub fn tasks_of_occurrence(&self, duty: u64, at: i64) -> Result<Vec<Task>, StoreError> {
+        let keys = self.txn.open_table(TASK_KEYS)?;
+        let tasks = self.txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for row in keys.range((duty, at, "")..(duty, at.saturating_add(1), ""))? {
+            let id = row?.1.value();
+            if let Some(v) = tasks.get(id)? {
+                out.push(decode("tasks", id, v.value())?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl ReadTx {

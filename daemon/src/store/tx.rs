@@ -222,8 +222,18 @@ impl WriteTx {
         self.migrate_overdue_status()?;
         self.txn.open_table(EVENTS)?;
         self.txn.open_table(CHECKLISTS)?;
+        self.txn.open_table(ENDPOINTS)?;
+        self.txn.open_table(MESSAGES)?;
+        self.txn.open_table(MESSAGES_DUE)?;
+        self.txn.open_table(MESSAGES_BY_ENDPOINT)?;
         let mut meta = self.txn.open_table(META)?;
         meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+        Ok(())
+    }
+
+    /// Sets a meta value.
+    pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
+        self.txn.open_table(META)?.insert(key, value)?;
         Ok(())
     }
 
