@@ -49,15 +49,31 @@ impl Daemon {
         Self::start_in_at(dir, None).await
     }
 
+    /// Starts with notifications allowed to reach receivers on this machine (the tests' own).
+    pub async fn start_notifying(cfg: linli::config::NotifyConfig) -> Daemon {
+        Self::start_with(tempfile::tempdir().unwrap(), None, Some(cfg)).await
+    }
+
     /// Starts over a data folder with the clock at `at` (a restart after a downtime).
     pub async fn start_in_at(dir: TempDir, at: Option<chrono::DateTime<chrono::Utc>>) -> Daemon {
+        Self::start_with(dir, at, None).await
+    }
+
+    pub async fn start_with(
+        dir: TempDir,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        notify: Option<linli::config::NotifyConfig>,
+    ) -> Daemon {
         let store = Store::open(&Self::db_path(dir.path()), OpenOptions::default()).unwrap();
         let clock = clock();
         if let Some(at) = at {
             clock.set(at);
         }
         let admin = create_token(&store, &Scope::Admin, None, clock.now()).unwrap();
-        let state = AppState::new(store, clock.clone()).unwrap();
+        let mut state = AppState::new(store, clock.clone()).unwrap();
+        if let Some(cfg) = notify {
+            state.set_notify(cfg).unwrap();
+        }
         let scheduler = state.scheduler.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

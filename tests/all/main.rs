@@ -15,6 +15,7 @@ mod duties;
 mod import;
 mod leaks;
 mod matching;
+mod notify;
 mod ownership;
 mod persistence;
 mod plugins;

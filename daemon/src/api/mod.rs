@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod duties;
 pub mod extract;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod plugins;
 pub mod problem;
@@ -238,7 +239,12 @@ impl FromRequestParts<AppState> for Caller {
         tasks::create_task, tasks::cancel, tasks::my_tasks, tasks::my_task_detail,
         tasks::accept, tasks::decline, tasks::check_in, tasks::check_out, tasks::shortage,
         calendar::rotate, calendar::feed,
+        notify::create_endpoint, notify::list_endpoints, notify::get_endpoint,
+        notify::update_endpoint, notify::rotate_endpoint, notify::test_endpoint,
+        notify::list_messages, notify::get_message, notify::replay_message,
+        notify::replay_endpoint,
     ),
+    components(schemas(crate::notify::render::Notification)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
@@ -305,9 +311,51 @@ async fn metrics_text(
         })
         .unwrap_or_default();
     let file = vec![(String::new(), st.store.file_size() as f64)];
+    let now_ms = st.clock.now().timestamp_millis();
+    let (pending, oldest) = st.read(|r| r.pending_messages()).unwrap_or((0, None));
+    let nm = &st.notifier.metrics;
+    let counter = |c: &std::sync::atomic::AtomicU64| {
+        vec![(
+            String::new(),
+            c.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        )]
+    };
     let mut body = st.metrics.render(&[
         ("linli_store_rows", "Rows in each main table.", sizes),
         ("linli_store_file_bytes", "Size of the database file.", file),
+        (
+            "linli_notify_delivered_total",
+            "Messages delivered since start.",
+            counter(&nm.delivered),
+        ),
+        (
+            "linli_notify_failed_attempts_total",
+            "Delivery attempts that failed since start.",
+            counter(&nm.failed_attempts),
+        ),
+        (
+            "linli_notify_dead_total",
+            "Messages given up on since start.",
+            counter(&nm.dead),
+        ),
+        (
+            "linli_notify_throttled_total",
+            "Robot rate-limit answers since start.",
+            counter(&nm.throttled),
+        ),
+        (
+            "linli_notify_pending",
+            "Messages waiting for delivery.",
+            vec![(String::new(), pending as f64)],
+        ),
+        (
+            "linli_notify_oldest_pending_seconds",
+            "Age of the oldest message waiting for delivery.",
+            vec![(
+                String::new(),
+                oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0),
+            )],
+        ),
     ]);
     metrics::render_plugins(&mut body, &st.plugins.stats());
     Ok((
@@ -426,6 +474,20 @@ pub fn router(state: AppState) -> Router {
         .route("/me/tasks", get(tasks::my_tasks))
         .route("/me/tasks/{id}", get(tasks::my_task_detail))
         .route("/events", get(duties::list_events))
+        .route(
+            "/endpoints",
+            get(notify::list_endpoints).post(notify::create_endpoint),
+        )
+        .route(
+            "/endpoints/{id}",
+            get(notify::get_endpoint).patch(notify::update_endpoint),
+        )
+        .route("/endpoints/{id}/rotate", post(notify::rotate_endpoint))
+        .route("/endpoints/{id}/test", post(notify::test_endpoint))
+        .route("/endpoints/{id}/messages", get(notify::list_messages))
+        .route("/endpoints/{id}/replay", post(notify::replay_endpoint))
+        .route("/messages/{id}", get(notify::get_message))
+        .route("/messages/{id}/replay", post(notify::replay_message))
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/v1", v1)

@@ -1,0 +1,376 @@
+//! Notifications end to end, against receivers in the test on 127.0.0.1:0: signed webhooks
+//! checked with an independent implementation (the `standardwebhooks` crate), retries under
+//! the test's clock with one `webhook-id`, 410 disabling the endpoint, a station hearing only
+//! its own communities, and the WeCom and DingTalk robot APIs (DingTalk's signature checked).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode as AxStatus};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// What a receiver got: headers, query and body of each request.
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<(HeaderMap, HashMap<String, String>, String)>>>);
+
+impl Inbox {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn all(&self) -> Vec<(HeaderMap, HashMap<String, String>, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A receiver that answers each request with the next of `answers` (the last one repeats).
+async fn receiver(answers: Vec<(u16, &'static str)>) -> (String, Inbox) {
+    let inbox = Inbox::default();
+    let count = Arc::new(Mutex::new(0usize));
+    let app = axum::Router::new().fallback({
+        let inbox = inbox.clone();
+        move |headers: HeaderMap,
+              axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+              body: String| {
+            let inbox = inbox.clone();
+            let count = count.clone();
+            let answers = answers.clone();
+            async move {
+                inbox.0.lock().unwrap().push((headers, q, body));
+                let mut n = count.lock().unwrap();
+                let (status, text) = answers[(*n).min(answers.len() - 1)];
+                *n += 1;
+                (AxStatus::from_u16(status).unwrap(), text.to_owned())
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+/// Whether one of the `webhook-signature` entries is `secret`'s, as the independent
+/// `standardwebhooks` crate signs (its `verify` also checks the timestamp against the real
+/// clock, which the tests' clock is not).
+fn signed_by(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    let id = headers["webhook-id"].to_str().unwrap();
+    let ts: i64 = headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let want = standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .sign(id, ts, body.as_bytes())
+        .unwrap();
+    headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .any(|s| s == want)
+}
+
+fn local(base: &str) -> linli::config::NotifyConfig {
+    linli::config::NotifyConfig {
+        allow_private_addresses: true,
+        allow_http: true,
+        wecom_base: base.to_owned(),
+        dingtalk_base: base.to_owned(),
+        public_base_url: Some("https://linli.example.gov.cn".into()),
+        ..Default::default()
+    }
+}
+
+/// Waits (in real time, generously) until `f` holds.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn one_off(person: u64) -> Value {
+    json!({
+        "kind": "phone-request",
+        "title": {"zh": "接诉即办：送药", "en": "Phone request: deliver medicine"},
+        "target": {"type": "person", "id": person},
+        "due_start": "2026-12-01T09:00:00+08:00",
+        "due_end": "2026-12-08T18:00:00+08:00",
+        "priority": "urgent",
+        "requirements": {"skills": [], "clearances": [], "team_size": 1, "gender": null,
+                         "max_distance_km": 20.0, "languages": [], "roles": []}
+    })
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_under_one_id_and_only_for_their_station() {
+    let (url, inbox) = receiver(vec![(500, "no"), (503, "busy"), (200, "ok")]).await;
+    let (other_url, other_inbox) = receiver(vec![(200, "ok")]).await;
+    let d = Daemon::start_notifying(local(&url)).await;
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    let made = d
+        .post(
+            "/v1/endpoints",
+            &station,
+            json!({"owner": {"station": w.stations[0]}, "kind": "webhook",
+                   "url": format!("{url}/hook"), "events": ["task.created"]}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let secret = made.body["secret"].as_str().unwrap().to_owned();
+    let endpoint = made.body["endpoint"]["id"].as_u64().unwrap();
+    // The secret is never shown again.
+    let read = d.get(&format!("/v1/endpoints/{endpoint}"), &station).await;
+    assert!(!read.body.to_string().contains(&secret));
+    // Another station's endpoint hears nothing of station 0's communities.
+    let other = d.token(&format!("station:{}", w.stations[2])).await;
+    let r = d
+        .post(
+            "/v1/endpoints",
+            &other,
+            json!({"owner": {"station": w.stations[2]}, "kind": "webhook",
+                   "url": format!("{other_url}/hook")}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    // A station cannot make an endpoint for another one.
+    let r = d
+        .post(
+            "/v1/endpoints",
+            &other,
+            json!({"owner": {"station": w.stations[0]}, "kind": "webhook", "url": format!("{url}/x")}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let task = d.post("/v1/tasks", &station, one_off(w.persons[0])).await;
+    assert_eq!(task.status, StatusCode::CREATED, "{:?}", task.body);
+    let task_id = task.body["id"].as_u64().unwrap();
+
+    // First attempt at once: 500.
+    until("the first attempt", || inbox.len() >= 1).await;
+    // The next comes 5 s later on the daemon's clock (±10%), not before.
+    d.clock.advance(chrono::Duration::seconds(4));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(inbox.len(), 1, "retried too early");
+    d.clock.advance(chrono::Duration::seconds(2));
+    until("the second attempt", || inbox.len() >= 2).await;
+    // Then 5 minutes.
+    d.clock.advance(chrono::Duration::seconds(331));
+    until("the third attempt", || inbox.len() >= 3).await;
+
+    let got = inbox.all();
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|(h, _, _)| h["webhook-id"].to_str().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one id across retries: {ids:?}"
+    );
+    for (headers, _, body) in &got {
+        assert!(signed_by(&secret, headers, body), "the signature verifies");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["type"], "task.created");
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["data"]["task"]["id"], task_id);
+        assert_eq!(
+            v["data"]["task"]["url"],
+            format!("https://linli.example.gov.cn/tasks/{task_id}")
+        );
+        assert!(!body.contains("620802194"), "no resident ID in a payload");
+    }
+    // The log shows three attempts and the delivery.
+    let msgs = d
+        .get(&format!("/v1/endpoints/{endpoint}/messages"), &station)
+        .await;
+    let m = &msgs.body["items"][0];
+    assert_eq!(m["state"], "delivered", "{m}");
+    let statuses: Vec<u64> = m["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [500, 503, 200]);
+    // The other station heard nothing of it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(other_inbox.len(), 0);
+
+    // Rotation: both secrets sign until the old one expires.
+    let rot = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/rotate"),
+            &station,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rot.status, StatusCode::OK, "{:?}", rot.body);
+    let new_secret = rot.body["secret"].as_str().unwrap().to_owned();
+    let t = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/test"),
+            &station,
+            json!({}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::ACCEPTED, "{:?}", t.body);
+    until("the test message", || inbox.len() >= 4).await;
+    let (headers, _, body) = inbox.all().pop().unwrap();
+    let sig = headers["webhook-signature"].to_str().unwrap();
+    assert_eq!(sig.split(' ').count(), 2, "{sig}");
+    for s in [&secret, &new_secret] {
+        assert!(
+            signed_by(s, &headers, &body),
+            "both secrets verify during the overlap"
+        );
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_410_disables_the_endpoint_and_replay_sends_again() {
+    let (url, inbox) = receiver(vec![(410, "gone"), (200, "ok")]).await;
+    let d = Daemon::start_notifying(local(&url)).await;
+    let w = world(&d).await;
+    let made = d
+        .post(
+            "/v1/endpoints",
+            &d.admin,
+            json!({"owner": {"bureau": "620802000000"}, "kind": "webhook", "url": format!("{url}/h")}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let endpoint = made.body["endpoint"]["id"].as_u64().unwrap();
+    let t = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/test"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    let message = t.body["id"].as_u64().unwrap();
+    until("the attempt", || inbox.len() >= 1).await;
+    let e = d.get(&format!("/v1/endpoints/{endpoint}"), &d.admin).await;
+    for _ in 0..100 {
+        if d.get(&format!("/v1/endpoints/{endpoint}"), &d.admin)
+            .await
+            .body["enabled"]
+            == false
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e2 = d.get(&format!("/v1/endpoints/{endpoint}"), &d.admin).await;
+    assert_eq!(e2.body["enabled"], false, "{:?} {:?}", e.body, e2.body);
+    assert!(e2.body["disabled_reason"].as_str().unwrap().contains("410"));
+    // Events while disabled make no messages; enabling again and replaying sends the test.
+    d.post("/v1/tasks", &d.admin, one_off(w.persons[0])).await;
+    let r = d
+        .patch(
+            &format!("/v1/endpoints/{endpoint}"),
+            &d.admin,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = d
+        .post(
+            &format!("/v1/messages/{message}/replay"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    until("the replay", || inbox.len() >= 2).await;
+    let got = inbox.all();
+    assert_eq!(got[0].0["webhook-id"], got[1].0["webhook-id"]);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn robots_get_chinese_markdown_and_dingtalk_is_signed() {
+    let (base, inbox) = receiver(vec![
+        (200, r#"{"errcode":130101,"errmsg":"send too fast"}"#),
+        (200, r#"{"errcode":0,"errmsg":"ok"}"#),
+    ])
+    .await;
+    let d = Daemon::start_notifying(local(&base)).await;
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    let ding = d
+        .post(
+            "/v1/endpoints",
+            &station,
+            json!({"owner": {"station": w.stations[0]}, "kind": "dingtalk",
+                   "url": format!("{base}/robot/send?access_token=tok123"),
+                   "secret": "SECabc123"}),
+        )
+        .await;
+    assert_eq!(ding.status, StatusCode::CREATED, "{:?}", ding.body);
+    assert!(ding.body["secret"].is_null());
+    // The robot's token is not shown whole.
+    assert!(
+        !ding.body["endpoint"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("tok123")
+    );
+    // A robot URL elsewhere is refused, naming what it must look like.
+    let bad = d
+        .post(
+            "/v1/endpoints",
+            &station,
+            json!({"owner": {"station": w.stations[0]}, "kind": "wecom",
+                   "url": "https://evil.example/cgi-bin/webhook/send?key=1"}),
+        )
+        .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad.body
+    );
+    assert!(
+        bad.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cgi-bin/webhook/send")
+    );
+    let id = ding.body["endpoint"]["id"].as_u64().unwrap();
+    d.post(&format!("/v1/endpoints/{id}/test"), &station, json!({}))
+        .await;
+    until("the first attempt", || inbox.len() >= 1).await;
+    // Rate limited: waits a minute without counting an attempt.
+    d.clock.advance(chrono::Duration::seconds(61));
+    until("the second attempt", || inbox.len() >= 2).await;
+    let (_, q, body) = inbox.all().pop().unwrap();
+    let ts: i64 = q["timestamp"].parse().unwrap();
+    // An independent DingTalk signature: HMAC-SHA256 over "ts\nsecret", base64.
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"SECabc123").unwrap();
+    mac.update(format!("{ts}\nSECabc123").as_bytes());
+    let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(q["sign"], want);
+    assert_eq!(q["access_token"], "tok123");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["msgtype"], "markdown");
+    assert!(v["markdown"]["text"].as_str().unwrap().contains("测试消息"));
+    let msgs = d
+        .get(&format!("/v1/endpoints/{id}/messages"), &station)
+        .await;
+    let m = &msgs.body["items"][0];
+    assert_eq!(m["state"], "delivered", "{m}");
+    assert_eq!(m["tries"], 0, "a rate limit is not a failed attempt");
+    d.stop().await;
+}
