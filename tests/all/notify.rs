@@ -13,15 +13,18 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-/// What a receiver got: headers, query and body of each request.
+/// One request a receiver got: headers, query and body.
+type Received = (HeaderMap, HashMap<String, String>, String);
+
+/// What a receiver got.
 #[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<(HeaderMap, HashMap<String, String>, String)>>>);
+struct Inbox(Arc<Mutex<Vec<Received>>>);
 
 impl Inbox {
     fn len(&self) -> usize {
         self.0.lock().unwrap().len()
     }
-    fn all(&self) -> Vec<(HeaderMap, HashMap<String, String>, String)> {
+    fn all(&self) -> Vec<Received> {
         self.0.lock().unwrap().clone()
     }
 }

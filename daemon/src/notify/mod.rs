@@ -180,12 +180,10 @@ fn route(
                     .filter(|c| station.serves(&c.community))
                     .cloned()
                     .collect();
-                return (!mine.is_empty()).then(|| {
-                    Some(EventData::Tasks {
-                        scheduled_at: *scheduled_at,
-                        communities: mine,
-                    })
-                });
+                return (!mine.is_empty()).then_some(Some(EventData::Tasks {
+                    scheduled_at: *scheduled_at,
+                    communities: mine,
+                }));
             }
             if let Some(c) = &event.community {
                 return station.serves(c).then(|| event.data.clone());
@@ -224,9 +222,11 @@ fn body_for(
         codes.extend(communities.iter().map(|c| c.community.clone()));
     }
     for c in codes {
-        if !names.contains_key(&c) {
-            let name = w.region(&c)?.map_or_else(|| c.clone(), |r| r.name);
-            names.insert(c, name);
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(c) {
+            let name = w
+                .region(slot.key())?
+                .map_or_else(|| slot.key().clone(), |r| r.name);
+            slot.insert(name);
         }
     }
     let name = |c: &str| names.get(c).cloned().unwrap_or_else(|| c.to_owned());
@@ -699,16 +699,16 @@ impl Notifier {
                         m.state = MessageState::Dead;
                         m.next_at = None;
                         self.metrics.dead.fetch_add(1, Ordering::Relaxed);
-                        if let Some(mut e) = w.endpoint(d.endpoint)? {
-                            if e.enabled {
-                                e.enabled = false;
-                                e.disabled_reason = Some(format!(
-                                    "the receiver answered 410 Gone at {}",
-                                    now.to_rfc3339()
-                                ));
-                                e.updated_at = now;
-                                w.put_endpoint(&e)?;
-                            }
+                        if let Some(mut e) = w.endpoint(d.endpoint)?
+                            && e.enabled
+                        {
+                            e.enabled = false;
+                            e.disabled_reason = Some(format!(
+                                "the receiver answered 410 Gone at {}",
+                                now.to_rfc3339()
+                            ));
+                            e.updated_at = now;
+                            w.put_endpoint(&e)?;
                         }
                     }
                 }
