@@ -377,3 +377,254 @@ async fn robots_get_chinese_markdown_and_dingtalk_is_signed() {
     assert_eq!(m["tries"], 0, "a rate limit is not a failed attempt");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_an_exhausted_message_goes_dead() {
+    let (url, inbox) = receiver(vec![(429, "slow down"), (500, "broken")]).await;
+    let app = {
+        // The first answer carries Retry-After: 3600 (a receiver's own maintenance window).
+        let inbox = inbox.clone();
+        let n = Arc::new(Mutex::new(0u32));
+        axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
+            let inbox = inbox.clone();
+            let n = n.clone();
+            async move {
+                inbox
+                    .0
+                    .lock()
+                    .unwrap()
+                    .push((headers, HashMap::new(), body));
+                let mut n = n.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    (
+                        AxStatus::TOO_MANY_REQUESTS,
+                        [("retry-after", "3600")],
+                        "later",
+                    )
+                } else {
+                    (
+                        AxStatus::INTERNAL_SERVER_ERROR,
+                        [("retry-after", "")],
+                        "broken",
+                    )
+                }
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let _ = url;
+    let d = Daemon::start_notifying(local(&own)).await;
+    world(&d).await;
+    let made = d
+        .post(
+            "/v1/endpoints",
+            &d.admin,
+            json!({"owner": {"bureau": "620802000000"}, "kind": "webhook", "url": format!("{own}/h")}),
+        )
+        .await;
+    let endpoint = made.body["endpoint"]["id"].as_u64().unwrap();
+    let t = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/test"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    let message = t.body["id"].as_u64().unwrap();
+    until("the first attempt", || inbox.len() >= 1).await;
+    // The schedule says 5 s; the receiver said an hour.
+    d.clock.advance(chrono::Duration::minutes(59));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(inbox.len(), 1, "Retry-After was not honoured");
+    d.clock.advance(chrono::Duration::minutes(2));
+    until("the second attempt", || inbox.len() >= 2).await;
+    // Every further step of the schedule (at most 24 h, plus 10% jitter), 27 hours at a time:
+    // ten attempts in all, then dead.
+    for n in 3..=10 {
+        d.clock.advance(chrono::Duration::hours(27));
+        until("the next attempt", || inbox.len() >= n).await;
+    }
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let m = d.get(&format!("/v1/messages/{message}"), &d.admin).await;
+        state = m.body["state"].clone();
+        if state == "dead" {
+            assert_eq!(m.body["attempts"].as_array().unwrap().len(), 10);
+            assert_eq!(m.body["last_error"], "HTTP 500");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "dead");
+    d.clock.advance(chrono::Duration::hours(27));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(inbox.len(), 10, "a dead message is not retried");
+    let metrics = d.metrics().await;
+    assert!(metrics.contains("linli_notify_dead_total 1"), "{metrics}");
+    // Replaying all failed since yesterday sends it again, same id.
+    let r = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/replay"),
+            &d.admin,
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["replayed"], 1);
+    until("the replayed attempt", || inbox.len() >= 11).await;
+    let got = inbox.all();
+    assert_eq!(got[0].0["webhook-id"], got[10].0["webhook-id"]);
+    d.stop().await;
+}
+
+/// A receiver that hangs (never answers) until `release` is set, then answers 200; it records
+/// the ids it answered 200 to.
+async fn hanging_receiver() -> (String, Arc<Mutex<bool>>, Inbox, Arc<Mutex<Vec<String>>>) {
+    let release = Arc::new(Mutex::new(false));
+    let seen = Inbox::default();
+    let ok: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = axum::Router::new().fallback({
+        let (release, seen, ok) = (release.clone(), seen.clone(), ok.clone());
+        move |headers: HeaderMap, body: String| {
+            let (release, seen, ok) = (release.clone(), seen.clone(), ok.clone());
+            async move {
+                seen.0
+                    .lock()
+                    .unwrap()
+                    .push((headers.clone(), HashMap::new(), body));
+                while !*release.lock().unwrap() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                ok.lock().unwrap().push(id);
+                (AxStatus::OK, "ok")
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, release, seen, ok)
+}
+
+/// `linlid serve` SIGKILLed with deliveries in flight and queued, then started again: every
+/// message is delivered; duplicates, if any, are redeliveries under the same id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_daemon_delivers_everything_after_restart() {
+    let (url, release, seen, ok) = hanging_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = {
+        let store = linli::store::Store::open(
+            &data.join("linli.redb"),
+            linli::store::OpenOptions::default(),
+        )
+        .unwrap();
+        let now = linli::clock::Clock::now(&linli::clock::SystemClock);
+        linli::api::auth::create_token(&store, &linli::api::auth::Scope::Admin, None, now).unwrap()
+    };
+    let config = dir.path().join("linli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nplugin_dir = \"{}\"\nlog_format = \"json\"\n\
+             [notify]\nallow_private_addresses = true\nallow_http = true\n",
+            data.display(),
+            dir.path().join("plugins").display()
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let (mut serving, address) = serve_process(&config);
+    let base = format!("http://{address}");
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    for (code, name) in [("620800000000", "平凉市"), ("620802000000", "崆峒区")] {
+        let r = call(
+            reqwest::Method::POST,
+            "/v1/regions",
+            json!({"code": code, "name": name}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let made: Value = call(
+        reqwest::Method::POST,
+        "/v1/endpoints",
+        json!({"owner": {"bureau": "620802000000"}, "kind": "webhook", "url": format!("{url}/h")}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let endpoint = made["endpoint"]["id"].as_u64().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let m: Value = call(
+            reqwest::Method::POST,
+            &format!("/v1/endpoints/{endpoint}/test"),
+            json!({}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        ids.push(format!("msg_{}", m["id"].as_u64().unwrap()));
+    }
+    // Deliveries are in flight (the receiver holds them): kill the daemon now.
+    until("deliveries in flight", || seen.len() >= 1).await;
+    serving.0.kill().unwrap();
+    serving.0.wait().unwrap();
+    *release.lock().unwrap() = true;
+    let (_serving, address) = serve_process(&config);
+    let base = format!("http://{address}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut got: Vec<String> = ok.lock().unwrap().clone();
+        got.sort();
+        got.dedup();
+        if got.len() >= ids.len() {
+            let mut want = ids.clone();
+            want.sort();
+            assert_eq!(got, want, "every message, and only these ids");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {} delivered",
+            got.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The log agrees once the outcomes are written.
+    for _ in 0..200 {
+        let page: Value = client
+            .get(format!(
+                "{base}/v1/endpoints/{endpoint}/messages?state=pending"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["items"].as_array().unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("messages still pending after every delivery was seen");
+}

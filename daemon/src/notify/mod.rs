@@ -432,7 +432,7 @@ impl Notifier {
     /// The loop: fan out, deliver what is due, record outcomes, prune; until `stop`.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut running: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
-        let mut last_prune: Option<Instant> = None;
+        let mut last_prune: Option<DateTime<Utc>> = None;
         loop {
             let me = self.clone();
             let fanned = tokio::task::spawn_blocking(move || me.fan_out()).await;
@@ -442,8 +442,10 @@ impl Notifier {
                 Ok(Ok(_)) => {}
             }
             self.start_due(&mut running);
-            if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-                last_prune = Some(Instant::now());
+            // Hourly by the daemon's clock.
+            let now = self.clock.now();
+            if last_prune.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
+                last_prune = Some(now);
                 let me = self.clone();
                 let _ = tokio::task::spawn_blocking(move || me.prune()).await;
             }
