@@ -233,6 +233,19 @@ enum Bench {
         #[arg(long, default_value_t = 200_000)]
         functions: usize,
     },
+    /// Signed webhook deliveries to a local receiver (durable), then the latency of one urgent
+    /// message behind a backlog of routine ones.
+    Notify {
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 8)]
+        endpoints: usize,
+        #[arg(long, default_value_t = 100_000)]
+        backlog: usize,
+        /// Folder for the database (default: a temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Plan a county-sized synthetic matching problem (clustered villages, 20 stations).
     Match {
         #[arg(long, default_value_t = 100_000)]
@@ -380,6 +393,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } => bench::bench_plugin(&file, targets, iterations),
             Bench::Bomb { functions } => bench::bench_bomb(functions),
             Bench::Match { tasks, volunteers } => commands::matching::bench(tasks, volunteers),
+            Bench::Notify {
+                messages,
+                endpoints,
+                backlog,
+                dir,
+            } => bench::bench_notify(messages, endpoints, backlog, dir),
             Bench::Duty { targets, dir } => bench::bench_duty(targets, dir),
             Bench::Idle {
                 duties,

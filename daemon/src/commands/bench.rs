@@ -397,3 +397,192 @@ pub fn bench_idle(duties: usize, seconds: u64, dir: Option<PathBuf>) -> Result<(
     );
     Ok(())
 }
+
+/// `linlid bench notify`: signed webhook deliveries to a receiver on this machine, durable
+/// state included (each batch of outcomes committed), then one urgent message queued behind a
+/// backlog of routine ones.
+pub fn bench_notify(
+    messages: usize,
+    endpoints: usize,
+    backlog: usize,
+    dir: Option<PathBuf>,
+) -> Result<(), Failure> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::notify::model::{Endpoint, EndpointKind, MessageState, Owner, Secret};
+    use crate::schedule::{Event, EventKind};
+
+    let endpoints = endpoints.max(1);
+    let tmp = BenchDir::new(dir)?;
+    let db = tmp.join("bench-notify.redb");
+    let _ = std::fs::remove_file(&db);
+    let store = open_store(&db, false)?;
+    let rt = runtime()?;
+    let fail = |e: &dyn std::fmt::Display| Failure::Runtime(anyhow::anyhow!("{e}"));
+    rt.block_on(async {
+        // The receiver: counts deliveries, notes when the urgent one arrives.
+        let count = Arc::new(AtomicU64::new(0));
+        let urgent: Arc<std::sync::Mutex<(String, Option<std::time::Instant>)>> = Arc::default();
+        let app = axum::Router::new().fallback({
+            let (count, urgent) = (count.clone(), urgent.clone());
+            move |headers: axum::http::HeaderMap| {
+                let (count, urgent) = (count.clone(), urgent.clone());
+                async move {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let mut u = urgent.lock().unwrap_or_else(|p| p.into_inner());
+                    if !u.0.is_empty() && u.0 == id && u.1.is_none() {
+                        u.1 = Some(std::time::Instant::now());
+                    }
+                    "ok"
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| fail(&e))?;
+        let url = format!(
+            "http://{}/hook",
+            listener.local_addr().map_err(|e| fail(&e))?
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let cfg = crate::config::NotifyConfig {
+            allow_private_addresses: true,
+            allow_http: true,
+            max_in_flight: 16,
+            ..Default::default()
+        };
+        let notifier = crate::notify::Notifier::new(store.clone(), clock::system(), cfg)
+            .map_err(|e| fail(&e))?;
+        let now = clock::SystemClock.now();
+        store
+            .write(|w| {
+                for _ in 0..endpoints {
+                    let id = w.reserve_ids("endpoint", 1)?;
+                    w.put_endpoint(&Endpoint {
+                        id,
+                        owner: Owner::Bureau("620802000000".into()),
+                        kind: EndpointKind::Webhook,
+                        url: url.clone(),
+                        description: String::new(),
+                        events: Vec::new(),
+                        enabled: true,
+                        disabled_reason: None,
+                        secrets: vec![Secret {
+                            value: crate::notify::sign::new_webhook_secret(),
+                            expires_at: None,
+                        }],
+                        created_at: now,
+                        updated_at: now,
+                    })?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .map_err(|e| fail(&e))?;
+        let push = |events: usize| {
+            for chunk in 0..events.div_ceil(10_000) {
+                store.write(|w| {
+                    for i in 0..10_000.min(events - chunk * 10_000) {
+                        w.push_event(Event {
+                            seq: 0,
+                            kind: EventKind::TaskOverdue,
+                            at: now,
+                            task: Some((chunk * 10_000 + i) as u64 + 1),
+                            duty: None,
+                            community: Some("620802001001".into()),
+                            region: Some("620802001001".into()),
+                            detail: "探访逾期".into(),
+                            data: None,
+                        })?;
+                    }
+                    Ok::<_, crate::store::StoreError>(())
+                })?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        };
+        let delivered = || {
+            store.read(|r| {
+                let (pending, _) = r.pending_messages()?;
+                Ok::<_, crate::store::StoreError>(pending)
+            })
+        };
+        // Phase 1: throughput.
+        push(messages / endpoints).map_err(|e| fail(&e))?;
+        let total = (messages / endpoints * endpoints) as u64;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let started = std::time::Instant::now();
+        let loop_handle = tokio::spawn(notifier.clone().run(stop.clone()));
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let cursor_done = store
+                .read(|r| r.meta("notify_cursor"))
+                .map_err(|e| fail(&e))?
+                .unwrap_or(0)
+                >= (messages / endpoints) as u64;
+            if cursor_done && delivered().map_err(|e| fail(&e))? == 0 {
+                break;
+            }
+        }
+        let took = started.elapsed().as_secs_f64();
+        println!(
+            "{total} signed webhook deliveries to {endpoints} endpoints, each outcome committed: \
+             {took:.2} s, {:.0} deliveries/s ({} requests seen by the receiver)",
+            total as f64 / took,
+            count.load(Ordering::Relaxed)
+        );
+        // Phase 2: an urgent message behind a backlog.
+        push(backlog / endpoints).map_err(|e| fail(&e))?;
+        let seen_before = count.load(Ordering::Relaxed);
+        while count.load(Ordering::Relaxed) < seen_before + 1000 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let first = store
+            .read(|r| r.endpoints())
+            .map_err(|e| fail(&e))?
+            .first()
+            .map_or(1, |e| e.id);
+        let queued = std::time::Instant::now();
+        let m = notifier
+            .test_message(first)
+            .map_err(|e| fail(&e))?
+            .ok_or_else(|| fail(&"no endpoint"))?;
+        {
+            let mut u = urgent.lock().unwrap_or_else(|p| p.into_inner());
+            u.0 = m.webhook_id();
+        }
+        let written = queued.elapsed();
+        let pending_then = delivered().map_err(|e| fail(&e))?;
+        let arrived = loop {
+            if let Some(t) = urgent.lock().unwrap_or_else(|p| p.into_inner()).1 {
+                break t;
+            }
+            if queued.elapsed() > std::time::Duration::from_secs(120) {
+                return Err(fail(&"the urgent message did not arrive within 120 s"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        };
+        println!(
+            "an urgent message reached its endpoint {:.0} ms after it was queued ({:.0} ms to \
+             store it), ahead of a backlog of {pending_then} routine messages still pending",
+            arrived.duration_since(queued).as_secs_f64() * 1000.0,
+            written.as_secs_f64() * 1000.0
+        );
+        stop.cancel();
+        let _ = loop_handle.await;
+        let state = store
+            .read(|r| r.message(m.id))
+            .map_err(|e| fail(&e))?
+            .map(|m| m.state);
+        if state != Some(MessageState::Delivered) {
+            tracing::warn!(
+                ?state,
+                "the urgent message's outcome was not recorded before the stop"
+            );
+        }
+        Ok(())
+    })
+}

@@ -202,17 +202,29 @@ fn route(
     }
 }
 
-/// The body an endpoint gets for an event.
+/// The body an endpoint gets for an event, and whether it goes in the urgent lane: a test, or
+/// news of an urgent task that needs someone (made, unstaffed, declined, let expire).
 fn body_for(
     w: &WriteTx,
     endpoint: &Endpoint,
     event: &Event,
     base: Option<&str>,
-) -> Result<String, StoreError> {
+) -> Result<(String, bool), StoreError> {
     let task = match event.task {
         Some(id) => w.task(id)?,
         None => None,
     };
+    let urgent = event.kind == EventKind::EndpointTest
+        || (task
+            .as_ref()
+            .is_some_and(|t| t.priority == crate::task::Priority::Urgent)
+            && matches!(
+                event.kind,
+                EventKind::TaskCreated
+                    | EventKind::TaskUnstaffed
+                    | EventKind::TaskDeclined
+                    | EventKind::TaskExpired
+            ));
     let mut names: HashMap<String, String> = HashMap::new();
     let mut codes: Vec<String> = Vec::new();
     if let Some(t) = &task {
@@ -235,11 +247,12 @@ fn body_for(
         name: &name,
         base_url: base,
     };
-    Ok(match endpoint.kind {
+    let body = match endpoint.kind {
         EndpointKind::Webhook => render::webhook(event, &cx),
         EndpointKind::Wecom => render::wecom(event, &cx),
         EndpointKind::Dingtalk => render::dingtalk(event, &cx),
-    })
+    };
+    Ok((body, urgent))
 }
 
 /// A new message for `endpoint`, due now.
@@ -247,7 +260,7 @@ fn message(
     id: u64,
     endpoint: &Endpoint,
     event: &Event,
-    body: String,
+    (body, urgent): (String, bool),
     now: DateTime<Utc>,
 ) -> Message {
     Message {
@@ -255,8 +268,7 @@ fn message(
         endpoint: endpoint.id,
         event: event.seq,
         kind: event.kind,
-        urgent: matches!(event.kind, EventKind::EndpointTest | EventKind::TaskOverdue)
-            || event.kind == EventKind::OccurrenceFailed,
+        urgent,
         state: MessageState::Pending,
         tries: 0,
         attempts: Vec::new(),
@@ -304,6 +316,7 @@ pub struct Notifier {
     cfg: NotifyConfig,
     client: reqwest::Client,
     wake: tokio::sync::Notify,
+    fan_wake: tokio::sync::Notify,
     pub metrics: NotifyMetrics,
     gates: Mutex<HashMap<u64, Gate>>,
     in_flight: Mutex<HashSet<u64>>,
@@ -331,6 +344,7 @@ impl Notifier {
             cfg,
             client,
             wake: tokio::sync::Notify::new(),
+            fan_wake: tokio::sync::Notify::new(),
             metrics: NotifyMetrics::default(),
             gates: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
@@ -343,11 +357,20 @@ impl Notifier {
 
     /// Looks at the outbox and the queue now rather than at the next poll.
     pub fn nudge(&self) {
+        self.fan_wake.notify_one();
         self.wake.notify_one();
     }
 
     /// Fans out events after the cursor into messages; returns how many events it read.
     pub fn fan_out(&self) -> Result<usize, StoreError> {
+        // Most polls find nothing new: a read says so without a write transaction.
+        let fresh = self.store.read(|r| {
+            let cursor = r.meta("notify_cursor")?.unwrap_or(0);
+            Ok::<_, StoreError>(r.events_visible(cursor, 1, 1, |_| true)?.1 != cursor)
+        })?;
+        if !fresh {
+            return Ok(0);
+        }
         let now = self.clock.now();
         let base = self.cfg.public_base_url.clone();
         self.store.write(|w| {
@@ -431,24 +454,12 @@ impl Notifier {
 
     /// The loop: fan out, deliver what is due, record outcomes, prune; until `stop`.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // Fanning out runs beside delivery, so a large fan-out never holds back an urgent
+        // message already queued.
+        let fan = tokio::spawn(self.clone().fan_out_loop(stop.clone()));
         let mut running: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
-        let mut last_prune: Option<DateTime<Utc>> = None;
         loop {
-            let me = self.clone();
-            let fanned = tokio::task::spawn_blocking(move || me.fan_out()).await;
-            match fanned {
-                Ok(Err(e)) => tracing::warn!(error = %e, "fanning out events failed"),
-                Err(e) => tracing::warn!(error = %e, "fanning out events stopped"),
-                Ok(Ok(_)) => {}
-            }
             self.start_due(&mut running);
-            // Hourly by the daemon's clock.
-            let now = self.clock.now();
-            if last_prune.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
-                last_prune = Some(now);
-                let me = self.clone();
-                let _ = tokio::task::spawn_blocking(move || me.prune()).await;
-            }
             // Wait for an attempt to finish, a nudge, or the next poll.
             let poll = tokio::time::sleep(Duration::from_millis(200));
             tokio::select! {
@@ -468,6 +479,46 @@ impl Notifier {
         // Attempts in flight are abandoned: their messages stay pending and go out again on
         // the next start, under the same id.
         running.abort_all();
+        let _ = fan.await;
+    }
+
+    /// Fans out new events as they come, and prunes hourly (by the daemon's clock).
+    async fn fan_out_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut last_prune: Option<DateTime<Utc>> = None;
+        while !stop.is_cancelled() {
+            let me = self.clone();
+            let more = match tokio::task::spawn_blocking(move || me.fan_out()).await {
+                Ok(Ok(n)) => n > 0,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "fanning out events failed");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fanning out events stopped");
+                    false
+                }
+            };
+            if more {
+                self.wake.notify_one();
+            }
+            let now = self.clock.now();
+            if last_prune.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
+                last_prune = Some(now);
+                let me = self.clone();
+                let _ = tokio::task::spawn_blocking(move || me.prune()).await;
+            }
+            if more {
+                // A breath between batches: redb's writer lock is not fair, and recording
+                // deliveries or queueing an urgent message must not wait out a long fan-out.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.fan_wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
     }
 
     /// Starts attempts for due messages, within the per-endpoint and global limits.
@@ -476,53 +527,82 @@ impl Notifier {
             return;
         }
         let now = self.clock.now();
-        let picked = self.store.read(|r| {
-            let ids = r.due_messages(now.timestamp_millis(), GLOBAL_IN_FLIGHT * 4)?;
-            let mut out = Vec::new();
-            let mut endpoints: HashMap<u64, Option<Endpoint>> = HashMap::new();
-            for id in ids {
-                let Some(m) = r.message(id)? else { continue };
-                let e = match endpoints.get(&m.endpoint) {
-                    Some(e) => e.clone(),
-                    None => {
-                        let e = r.endpoint(m.endpoint)?;
-                        endpoints.insert(m.endpoint, e.clone());
-                        e
-                    }
-                };
-                if let Some(e) = e {
-                    out.push((m, e));
-                }
-            }
-            Ok::<_, StoreError>(out)
-        });
-        let picked = match picked {
-            Ok(p) => p,
+        let endpoints: HashMap<u64, Endpoint> = match self.store.read(|r| r.endpoints()) {
+            Ok(list) => list.into_iter().map(|e| (e.id, e)).collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "reading due messages failed");
+                tracing::warn!(error = %e, "reading endpoints failed");
                 return;
             }
         };
+        let pace = Duration::from_millis(60_000 / u64::from(self.cfg.robot_per_minute.max(1)));
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        let pace = Duration::from_millis(60_000 / u64::from(self.cfg.robot_per_minute.max(1)));
-        for (m, e) in picked {
-            if running.len() >= GLOBAL_IN_FLIGHT || in_flight.contains(&m.id) {
-                continue;
+        let room = GLOBAL_IN_FLIGHT - running.len();
+        let mut chosen = 0usize;
+        let mut scanned = 0usize;
+        let mut chosen_ids: Vec<(u64, u64)> = Vec::new();
+        let limit_of = |e: &Endpoint| match e.kind {
+            EndpointKind::Webhook => self.cfg.max_in_flight,
+            _ => 1,
+        };
+        // Endpoints that can take one more now: once none can, the scan stops.
+        let mut open = endpoints
+            .values()
+            .filter(|e| {
+                gates.get(&e.id).is_none_or(|g| {
+                    g.in_flight < limit_of(e) && g.next_send.is_none_or(|t| t <= Instant::now())
+                })
+            })
+            .count();
+        let clock = Instant::now();
+        let picked = self.store.read(|r| {
+            r.due_messages(now.timestamp_millis(), |id, endpoint| {
+                scanned += 1;
+                // Enough chosen, or far enough down a queue whose endpoints are all busy.
+                if chosen >= room || open == 0 || scanned > 50_000 {
+                    return std::ops::ControlFlow::Break(());
+                }
+                let Some(e) = endpoints.get(&endpoint) else {
+                    return std::ops::ControlFlow::Continue(false);
+                };
+                if in_flight.contains(&id) {
+                    return std::ops::ControlFlow::Continue(false);
+                }
+                let gate = gates.entry(endpoint).or_default();
+                let limit = limit_of(e);
+                if gate.in_flight >= limit || gate.next_send.is_some_and(|t| t > clock) {
+                    return std::ops::ControlFlow::Continue(false);
+                }
+                if e.kind != EndpointKind::Webhook {
+                    gate.next_send = Some(clock + pace);
+                }
+                gate.in_flight += 1;
+                if gate.in_flight >= limit || e.kind != EndpointKind::Webhook {
+                    open = open.saturating_sub(1);
+                }
+                in_flight.insert(id);
+                chosen_ids.push((id, endpoint));
+                chosen += 1;
+                std::ops::ControlFlow::Continue(true)
+            })
+        });
+        let picked = picked.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading due messages failed");
+            Vec::new()
+        });
+        // Whatever was chosen but not read (an error, a message gone) is not in flight.
+        for (id, endpoint) in chosen_ids {
+            if !picked.iter().any(|m| m.id == id) {
+                in_flight.remove(&id);
+                if let Some(g) = gates.get_mut(&endpoint) {
+                    g.in_flight = g.in_flight.saturating_sub(1);
+                }
             }
-            let gate = gates.entry(e.id).or_default();
-            let limit = match e.kind {
-                EndpointKind::Webhook => self.cfg.max_in_flight,
-                _ => 1,
+        }
+        for m in picked {
+            let Some(e) = endpoints.get(&m.endpoint).cloned() else {
+                continue;
             };
-            if gate.in_flight >= limit || gate.next_send.is_some_and(|t| t > Instant::now()) {
-                continue;
-            }
-            if e.kind != EndpointKind::Webhook {
-                gate.next_send = Some(Instant::now() + pace);
-            }
-            gate.in_flight += 1;
-            in_flight.insert(m.id);
             let me = self.clone();
             running.spawn(async move { me.attempt(m, e).await });
         }

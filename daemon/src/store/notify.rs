@@ -66,15 +66,29 @@ reads! {
         Ok(Page { items, next: None })
     }
 
-    /// Pending messages due by `now_ms`, urgent ones first, then by due time: up to `limit`.
-    pub fn due_messages(&self, now_ms: i64, limit: usize) -> Result<Vec<u64>, StoreError> {
+    /// Pending messages due by `now_ms` as (message, endpoint), urgent ones first, then by due
+    /// time, that `take` accepts (it sees the endpoint, so a full endpoint's messages cost no
+    /// read); stops when `take` says so.
+    pub fn due_messages(
+        &self,
+        now_ms: i64,
+        mut take: impl FnMut(u64, u64) -> std::ops::ControlFlow<(), bool>,
+    ) -> Result<Vec<Message>, StoreError> {
         let t = self.txn.open_table(MESSAGES_DUE)?;
+        let messages = self.txn.open_table(MESSAGES)?;
         let mut out = Vec::new();
         for lane in 0..=1u8 {
             for row in t.range((lane, i64::MIN, 0)..=(lane, now_ms, u64::MAX))? {
-                out.push(row?.0.value().2);
-                if out.len() == limit {
-                    return Ok(out);
+                let (k, v) = row?;
+                let id = k.value().2;
+                match take(id, v.value()) {
+                    std::ops::ControlFlow::Break(()) => return Ok(out),
+                    std::ops::ControlFlow::Continue(false) => {}
+                    std::ops::ControlFlow::Continue(true) => {
+                        if let Some(m) = messages.get(id)? {
+                            out.push(decode("messages", id, m.value())?);
+                        }
+                    }
                 }
             }
         }
@@ -138,7 +152,7 @@ impl WriteTx {
             due.remove(k)?;
         }
         if let Some(k) = due_key(m) {
-            due.insert(k, ())?;
+            due.insert(k, m.endpoint)?;
         }
         if old.is_none() {
             self.txn
