@@ -489,6 +489,31 @@ mod tests {
     }
 
     #[test]
+    fn notify_settings_are_checked() {
+        let e = err("[notify]\ntimeout_secs = 0\n");
+        assert!(
+            e.starts_with("linli.toml:2:1: notify.timeout_secs must be 1 to 120"),
+            "{e}"
+        );
+        let e = err("[notify]\npublic_base_url = \"linli.example.gov.cn\"\n");
+        assert!(
+            e.contains("notify.public_base_url must be an http(s) URL"),
+            "{e}"
+        );
+        let e = err("[notify]\ndingtalk_base = \"oapi.dingtalk.com\"\n");
+        assert!(
+            e.contains("notify.dingtalk_base must be an http(s) URL"),
+            "{e}"
+        );
+        assert_eq!(
+            err(
+                "[notify]\npublic_base_url = \"https://linli.example.gov.cn\"\nallow_http = true\n"
+            ),
+            "ok"
+        );
+    }
+
+    #[test]
     fn plugin_limits_are_checked() {
         let e = err("[plugins]\nmax_functions = 10\nkeep_versions = 1\n");
         assert!(

@@ -628,3 +628,98 @@ async fn a_killed_daemon_delivers_everything_after_restart() {
     }
     panic!("messages still pending after every delivery was seen");
 }
+
+/// An occurrence's new tasks reach each station as one digest of its own communities (a robot
+/// sees the community's name); another county's bureau hears nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_occurrence_digest_reaches_each_station_cut_to_its_communities() {
+    let (url, inbox) = receiver(vec![(200, r#"{"errcode":0,"errmsg":"ok"}"#)]).await;
+    let d = Daemon::start_notifying(local(&url)).await;
+    let w = world(&d).await;
+    let mut endpoints = Vec::new();
+    for (owner, kind, path) in [
+        (
+            json!({"station": w.stations[0]}),
+            "webhook",
+            "/s0".to_owned(),
+        ),
+        (
+            json!({"station": w.stations[1]}),
+            "wecom",
+            "/cgi-bin/webhook/send?key=s1".to_owned(),
+        ),
+        (
+            json!({"bureau": "620821000000"}),
+            "webhook",
+            "/other-county".to_owned(),
+        ),
+    ] {
+        let r = d
+            .post(
+                "/v1/endpoints",
+                &d.admin,
+                json!({"owner": owner, "kind": kind, "url": format!("{url}{path}"),
+                       "events": ["occurrence.tasks"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        endpoints.push(r.body["endpoint"]["id"].as_u64().unwrap());
+    }
+    deploy(&d, "steady").await;
+    let duty = d
+        .post(
+            "/v1/duties",
+            &d.admin,
+            json!({"name": "visits", "plugin": "steady", "action": "visit", "cron": "0 9 * * *",
+                   "selector": {"region": "620802000000"}}),
+        )
+        .await;
+    let id = duty.body["id"].as_u64().unwrap();
+    d.post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
+        .await;
+    tick(&d).await;
+    until("two digests", || inbox.len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = inbox.all();
+    assert_eq!(
+        got.len(),
+        2,
+        "one digest per station, none for the other county"
+    );
+    let tasks = d
+        .get(&format!("/v1/tasks?duty={id}&limit=100"), &d.admin)
+        .await;
+    let mine: Vec<u64> = tasks.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["community"] == "620802001001")
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert!(!mine.is_empty());
+    let webhook = got
+        .iter()
+        .find(|(h, _, _)| h.contains_key("webhook-id"))
+        .expect("the station's webhook");
+    let v: Value = serde_json::from_str(&webhook.2).unwrap();
+    assert_eq!(v["type"], "occurrence.tasks");
+    let communities = v["data"]["tasks"]["communities"].as_array().unwrap();
+    assert_eq!(communities.len(), 1, "{v}");
+    assert_eq!(communities[0]["community"], "620802001001");
+    let ids: Vec<u64> = communities[0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, mine);
+    let robot = got
+        .iter()
+        .find(|(h, _, _)| !h.contains_key("webhook-id"))
+        .expect("the station's robot");
+    let v: Value = serde_json::from_str(&robot.2).unwrap();
+    let md = v["markdown"]["content"].as_str().unwrap();
+    assert!(md.contains("广场社区"), "{md}");
+    assert!(!md.contains("新民路社区"), "{md}");
+    d.stop().await;
+}

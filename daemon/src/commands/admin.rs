@@ -51,6 +51,26 @@ pub fn check_config(file: &Path) -> Result<(), Failure> {
         p.keep_versions,
         p.log_lines_per_minute
     );
+    let n = &cfg.notify;
+    println!(
+        "  notify              attempts ≤ {} s, {} at once per webhook, robots {} a minute; kept {} days; old secrets sign {} h; {}{}; links to {}",
+        n.timeout_secs,
+        n.max_in_flight,
+        n.robot_per_minute,
+        n.retention_days,
+        n.rotation_overlap_hours,
+        if n.allow_http {
+            "http allowed"
+        } else {
+            "https only"
+        },
+        if n.allow_private_addresses {
+            ", internal addresses allowed"
+        } else {
+            ", no internal addresses"
+        },
+        n.public_base_url.as_deref().unwrap_or("(none)")
+    );
     Ok(())
 }
 

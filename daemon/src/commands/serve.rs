@@ -112,6 +112,12 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
         println!("  curl -s -H 'Authorization: Bearer {token}' '{url}/v1/me/tasks?limit=3'");
     }
     println!("  curl -s -H 'Authorization: Bearer {bureau}' '{url}/v1/reports/shortage'");
+    println!(
+        "  # tell station 1's WeCom group (paste its robot's address; then POST /v1/endpoints/ID/test):"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {station}' -X POST {url}/v1/endpoints -d '{{\"owner\": {{\"station\": 1}}, \"kind\": \"wecom\", \"url\": \"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…\"}}'"
+    );
     println!("  curl -s {url}/v1/openapi.json | head -c 300");
     println!("  curl -s -H 'Authorization: Bearer {admin}' {url}/metrics | grep linli_store_rows");
     if o.no_serve {
