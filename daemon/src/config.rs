@@ -65,6 +65,8 @@ pub struct NotifyConfig {
     pub timeout_secs: u64,
     /// Days a delivered event (and a delivered message's body) is kept; the delivery log stays.
     pub retention_days: u32,
+    /// Days a message's delivery log is kept (then the message goes).
+    pub log_retention_days: u32,
     /// Allow receivers on loopback, private, link-local and other internal addresses (a
     /// county IT system on the intranet). Off: a URL that resolves to one is refused, so an
     /// endpoint cannot be aimed at the daemon's own network.
@@ -89,6 +91,7 @@ impl Default for NotifyConfig {
             public_base_url: None,
             timeout_secs: 10,
             retention_days: 30,
+            log_retention_days: 365,
             allow_private_addresses: false,
             allow_http: false,
             wecom_base: "https://qyapi.weixin.qq.com".into(),
@@ -377,7 +380,12 @@ impl Config {
         }
         let n = &config.notify;
         let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
-        let notify_checks: [(&str, bool, &str); 7] = [
+        let notify_checks: [(&str, bool, &str); 8] = [
+            (
+                "log_retention_days",
+                n.log_retention_days >= n.retention_days && n.log_retention_days <= 3650,
+                "must be retention_days to 3650",
+            ),
             (
                 "timeout_secs",
                 (1..=120).contains(&n.timeout_secs),

@@ -88,9 +88,35 @@ fn local(base: &str) -> linli::config::NotifyConfig {
     }
 }
 
+/// The newest message of an endpoint.
+async fn newest(d: &Daemon, token: &str, endpoint: u64) -> u64 {
+    for _ in 0..2400 {
+        let page = d
+            .get(&format!("/v1/endpoints/{endpoint}/messages?limit=1"), token)
+            .await;
+        if let Some(id) = page.body["items"][0]["id"].as_u64() {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("endpoint {endpoint} has no message");
+}
+
+/// Waits until message `id`'s log holds `n` attempts.
+async fn logged(d: &Daemon, id: u64, n: usize) {
+    for _ in 0..2400 {
+        let m = d.get(&format!("/v1/messages/{id}"), &d.admin).await;
+        if m.body["attempts"].as_array().is_some_and(|a| a.len() >= n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("message {id} never logged {n} attempts");
+}
+
 /// Waits (in real time, generously) until `f` holds.
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
+    for _ in 0..2400 {
         if f() {
             return;
         }
@@ -160,12 +186,15 @@ async fn webhooks_are_signed_retried_under_one_id_and_only_for_their_station() {
 
     // First attempt at once: 500.
     until("the first attempt", || inbox.len() >= 1).await;
+    let first = newest(&d, &station, endpoint).await;
+    logged(&d, first, 1).await;
     // The next comes 5 s later on the daemon's clock (±10%), not before.
     d.clock.advance(chrono::Duration::seconds(4));
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(inbox.len(), 1, "retried too early");
     d.clock.advance(chrono::Duration::seconds(2));
     until("the second attempt", || inbox.len() >= 2).await;
+    logged(&d, first, 2).await;
     // Then 5 minutes.
     d.clock.advance(chrono::Duration::seconds(331));
     until("the third attempt", || inbox.len() >= 3).await;
@@ -350,11 +379,17 @@ async fn robots_get_chinese_markdown_and_dingtalk_is_signed() {
             .contains("cgi-bin/webhook/send")
     );
     let id = ding.body["endpoint"]["id"].as_u64().unwrap();
-    d.post(&format!("/v1/endpoints/{id}/test"), &station, json!({}))
+    let t = d
+        .post(&format!("/v1/endpoints/{id}/test"), &station, json!({}))
         .await;
     until("the first attempt", || inbox.len() >= 1).await;
-    // Rate limited: waits a minute without counting an attempt.
-    d.clock.advance(chrono::Duration::seconds(61));
+    logged(&d, t.body["id"].as_u64().unwrap(), 1).await;
+    // Rate limited (DingTalk blocks a robot for ten minutes): the endpoint waits, and the
+    // attempt does not count.
+    d.clock.advance(chrono::Duration::seconds(590));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(inbox.len(), 1, "sent again during the pause");
+    d.clock.advance(chrono::Duration::seconds(20));
     until("the second attempt", || inbox.len() >= 2).await;
     let (_, q, body) = inbox.all().pop().unwrap();
     let ts: i64 = q["timestamp"].parse().unwrap();
@@ -435,6 +470,7 @@ async fn retry_after_is_honoured_and_an_exhausted_message_goes_dead() {
         .await;
     let message = t.body["id"].as_u64().unwrap();
     until("the first attempt", || inbox.len() >= 1).await;
+    logged(&d, message, 1).await;
     // The schedule says 5 s; the receiver said an hour.
     d.clock.advance(chrono::Duration::minutes(59));
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -444,6 +480,8 @@ async fn retry_after_is_honoured_and_an_exhausted_message_goes_dead() {
     // Every further step of the schedule (at most 24 h, plus 10% jitter), 27 hours at a time:
     // ten attempts in all, then dead.
     for n in 3..=10 {
+        // Advance only once the last attempt is recorded (its retry is timed from then).
+        logged(&d, message, n - 1).await;
         d.clock.advance(chrono::Duration::hours(27));
         until("the next attempt", || inbox.len() >= n).await;
     }
@@ -547,7 +585,12 @@ async fn a_killed_daemon_delivers_everything_after_restart() {
             .json(&body)
             .send()
     };
-    for (code, name) in [("620800000000", "平凉市"), ("620802000000", "崆峒区")] {
+    for (code, name) in [
+        ("620800000000", "平凉市"),
+        ("620802000000", "崆峒区"),
+        ("620802001000", "东关街道"),
+        ("620802001001", "新民路社区"),
+    ] {
         let r = call(
             reqwest::Method::POST,
             "/v1/regions",
@@ -557,6 +600,25 @@ async fn a_killed_daemon_delivers_everything_after_restart() {
         .unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
     }
+    let r = call(
+        reqwest::Method::POST,
+        "/v1/stations",
+        json!({"name": "工作站", "township": "620802001000", "communities": ["620802001001"],
+               "contact": {"name": "李华", "phone": "0933-8211234"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let person: Value = call(
+        reqwest::Method::POST,
+        "/v1/persons",
+        elder("620802001001", 100),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let made: Value = call(
         reqwest::Method::POST,
         "/v1/endpoints",
@@ -568,19 +630,16 @@ async fn a_killed_daemon_delivers_everything_after_restart() {
     .await
     .unwrap();
     let endpoint = made["endpoint"]["id"].as_u64().unwrap();
-    let mut ids = Vec::new();
+    // Twenty one-off tasks: each makes events (created, unstaffed) the bureau hears of.
     for _ in 0..20 {
-        let m: Value = call(
+        let r = call(
             reqwest::Method::POST,
-            &format!("/v1/endpoints/{endpoint}/test"),
-            json!({}),
+            "/v1/tasks",
+            one_off(person["id"].as_u64().unwrap()),
         )
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-        ids.push(format!("msg_{}", m["id"].as_u64().unwrap()));
+        assert_eq!(r.status(), StatusCode::CREATED);
     }
     // Deliveries are in flight (the receiver holds them): kill the daemon now.
     until("deliveries in flight", || seen.len() >= 1).await;
@@ -589,31 +648,11 @@ async fn a_killed_daemon_delivers_everything_after_restart() {
     *release.lock().unwrap() = true;
     let (_serving, address) = serve_process(&config);
     let base = format!("http://{address}");
+    // Once nothing is pending, every message the daemon made was answered 200 under its id.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let mut got: Vec<String> = ok.lock().unwrap().clone();
-        got.sort();
-        got.dedup();
-        if got.len() >= ids.len() {
-            let mut want = ids.clone();
-            want.sort();
-            assert_eq!(got, want, "every message, and only these ids");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} of {} delivered",
-            got.len(),
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // The log agrees once the outcomes are written.
-    for _ in 0..200 {
         let page: Value = client
-            .get(format!(
-                "{base}/v1/endpoints/{endpoint}/messages?state=pending"
-            ))
+            .get(format!("{base}/v1/endpoints/{endpoint}/messages?limit=500"))
             .bearer_auth(&token)
             .send()
             .await
@@ -621,12 +660,26 @@ async fn a_killed_daemon_delivers_everything_after_restart() {
             .json()
             .await
             .unwrap();
-        if page["items"].as_array().unwrap().is_empty() {
+        let items = page["items"].as_array().unwrap();
+        if !items.is_empty() && items.iter().all(|m| m["state"] == "delivered") {
+            let mut want: Vec<String> = items
+                .iter()
+                .map(|m| format!("msg_{}", m["id"].as_u64().unwrap()))
+                .collect();
+            want.sort();
+            let mut got: Vec<String> = ok.lock().unwrap().clone();
+            got.sort();
+            got.dedup();
+            assert_eq!(got, want, "every message, and only these ids");
+            assert!(want.len() >= 20, "{} messages", want.len());
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all delivered: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("messages still pending after every delivery was seen");
 }
 
 /// An occurrence's new tasks reach each station as one digest of its own communities (a robot
@@ -721,5 +774,83 @@ async fn an_occurrence_digest_reaches_each_station_cut_to_its_communities() {
     let md = v["markdown"]["content"].as_str().unwrap();
     assert!(md.contains("广场社区"), "{md}");
     assert!(!md.contains("新民路社区"), "{md}");
+    d.stop().await;
+}
+
+/// A robot whose address refuses connections: the log says why but never holds the robot's
+/// key; disabling the endpoint stops every retry, and a disabled endpoint takes no test.
+#[tokio::test]
+async fn disabling_stops_retries_and_keys_never_reach_the_log() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let d = Daemon::start_notifying(local(&closed)).await;
+    world(&d).await;
+    let made = d
+        .post(
+            "/v1/endpoints",
+            &d.admin,
+            json!({"owner": {"bureau": "620802000000"}, "kind": "wecom",
+                   "url": format!("{closed}/cgi-bin/webhook/send?key=SECRETKEY123456")}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    assert!(!made.body.to_string().contains("SECRETKEY123456"));
+    let endpoint = made.body["endpoint"]["id"].as_u64().unwrap();
+    let t = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/test"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    let message = t.body["id"].as_u64().unwrap();
+    // A second test at once is refused (one per 10 seconds).
+    let again = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/test"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    logged(&d, message, 1).await;
+    let m = d.get(&format!("/v1/messages/{message}"), &d.admin).await;
+    let text = m.body.to_string();
+    assert!(text.contains("could not reach the receiver"), "{text}");
+    assert!(!text.contains("SECRETKEY"), "the key leaked: {text}");
+    // Disabled: the pending message is given up and nothing more is tried.
+    let r = d
+        .patch(
+            &format!("/v1/endpoints/{endpoint}"),
+            &d.admin,
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let m = d.get(&format!("/v1/messages/{message}"), &d.admin).await;
+    assert_eq!(m.body["state"], "dead", "{:?}", m.body);
+    d.clock.advance(chrono::Duration::hours(30));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let m = d.get(&format!("/v1/messages/{message}"), &d.admin).await;
+    assert_eq!(m.body["attempts"].as_array().unwrap().len(), 1);
+    let r = d
+        .post(
+            &format!("/v1/messages/{message}/replay"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    d.clock.advance(chrono::Duration::seconds(11));
+    let r = d
+        .post(
+            &format!("/v1/endpoints/{endpoint}/test"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
     d.stop().await;
 }

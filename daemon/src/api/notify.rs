@@ -57,17 +57,15 @@ impl From<&Endpoint> for EndpointView {
     }
 }
 
-/// A robot URL's key is as good as a password: shown only in part.
+/// A URL's query values (a robot's key is as good as a password) are shown only in part.
 fn redact(e: &Endpoint) -> String {
-    if e.kind == EndpointKind::Webhook {
-        return e.url.clone();
-    }
     match reqwest::Url::parse(&e.url) {
         Ok(mut u) => {
             let pairs: Vec<(String, String)> = u
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if k == "key" || k == "access_token" {
+                    // Query values may be credentials (a robot's key, a receiver's token).
+                    let v = if !v.is_empty() {
                         let tail: String = v
                             .chars()
                             .rev()
@@ -207,6 +205,17 @@ fn covers(
     })
 }
 
+fn disabled(id: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!("endpoint {id} is disabled: enable it first (PATCH {{\"enabled\": true}})"),
+    )
+}
+
+/// Endpoints one station or bureau may have.
+const MAX_PER_OWNER: usize = 20;
+
 fn one_line(s: &str, max: usize) -> bool {
     s.chars().count() <= max && !s.chars().any(char::is_control)
 }
@@ -232,7 +241,7 @@ fn check_secret(kind: EndpointKind, secret: Option<&str>) -> Result<(), ApiError
 
 #[utoipa::path(post, path = "/v1/endpoints", tag = "notifications", request_body = NewEndpoint,
     description = "Adds where a station (its communities' events) or a bureau (its region's) hears about its work: a signed webhook, a WeCom group robot or a DingTalk robot. A webhook's secret is in the answer, and only there.",
-    responses((status = 201, body = EndpointCreated), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = EndpointCreated), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_endpoint(
     State(st): State<AppState>,
     caller: Caller,
@@ -280,6 +289,13 @@ pub async fn create_endpoint(
                         return Err(ApiError::not_found(format!("region {code}")));
                     }
                 }
+            }
+            if w.endpoints()?.iter().filter(|e| e.owner == req.owner).count() >= MAX_PER_OWNER {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("at most {MAX_PER_OWNER} endpoints per station or bureau; change or disable one"),
+                ));
             }
             let id = w.reserve_ids("endpoint", 1)?;
             let secret = match req.kind {
@@ -400,6 +416,7 @@ pub async fn update_endpoint(
                     expires_at: None,
                 }];
             }
+            let disabling = req.enabled == Some(false) && e.enabled;
             if let Some(on) = req.enabled {
                 if on {
                     e.disabled_reason = None;
@@ -408,6 +425,11 @@ pub async fn update_endpoint(
             }
             e.updated_at = now;
             w.put_endpoint(&e)?;
+            if disabling {
+                // Nothing more goes out: what was queued waits, dead, for a replay.
+                crate::notify::disable(w, id, &format!("disabled by {}", caller.scope), now)?;
+                e = w.endpoint(id)?.unwrap_or(e);
+            }
             Ok(EndpointView::from(&e))
         })?;
         Ok(view)
@@ -442,10 +464,12 @@ pub async fn rotate_endpoint(
             }
             let secret = sign::new_webhook_secret();
             let old_expires_at = now + overlap;
+            // The new secret and the one before it sign during the overlap; older ones stop.
             let mut kept: Vec<Secret> = e
                 .secrets
                 .iter()
                 .filter(|s| s.expires_at.is_none_or(|x| x > now))
+                .take(1)
                 .map(|s| Secret {
                     value: s.value.clone(),
                     expires_at: Some(s.expires_at.map_or(old_expires_at, |x| x.min(old_expires_at))),
@@ -474,14 +498,24 @@ pub async fn rotate_endpoint(
 
 #[utoipa::path(post, path = "/v1/endpoints/{id}/test", tag = "notifications",
     params(("id" = u64, Path, description = "Endpoint id")),
-    description = "Sends a test message now (ahead of routine traffic); its delivery shows in the message's log.",
-    responses((status = 202, body = Message), (status = 404, body = Problem)))]
+    description = "Sends a test message now (ahead of routine traffic); its delivery shows in the message's log. One per endpoint every 10 seconds; not to a disabled endpoint.",
+    responses((status = 202, body = Message), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 pub async fn test_endpoint(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
-    st.read(|r| visible(r, &caller, id))?;
+    let e = st.read(|r| visible(r, &caller, id))?;
+    if !e.enabled {
+        return Err(disabled(id));
+    }
+    if !st.notifier.may_test(id) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "one test message per endpoint every 10 seconds; look at the last one's log",
+        ));
+    }
     let n = st.notifier.clone();
     let m = blocking(move || Ok(n.test_message(id)?)).await?;
     let m = m.ok_or_else(|| ApiError::not_found(format!("endpoint {id}")))?;
@@ -553,7 +587,11 @@ pub async fn replay_message(
                 .message(id)?
                 .ok_or_else(|| ApiError::not_found(format!("message {id}")))?;
             match w.endpoint(m.endpoint)? {
-                Some(e) if covers(&caller, &e.owner, |i| w.station(i))? => {}
+                Some(e) if covers(&caller, &e.owner, |i| w.station(i))? => {
+                    if !e.enabled {
+                        return Err(disabled(e.id));
+                    }
+                }
                 _ => return Err(ApiError::not_found(format!("message {id}"))),
             }
             if m.body.is_none() {
@@ -575,7 +613,7 @@ pub async fn replay_message(
 #[utoipa::path(post, path = "/v1/endpoints/{id}/replay", tag = "notifications", request_body = ReplaySince,
     params(("id" = u64, Path, description = "Endpoint id")),
     description = "Sends again every message of the endpoint made since `since` that is dead or has failed at least once and is still waiting.",
-    responses((status = 202, body = Replayed), (status = 404, body = Problem)))]
+    responses((status = 202, body = Replayed), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn replay_endpoint(
     State(st): State<AppState>,
     caller: Caller,
@@ -587,7 +625,11 @@ pub async fn replay_endpoint(
     let replayed = blocking(move || {
         let count = st.store.write(|w| {
             match w.endpoint(id)? {
-                Some(e) if covers(&caller, &e.owner, |i| w.station(i))? => {}
+                Some(e) if covers(&caller, &e.owner, |i| w.station(i))? => {
+                    if !e.enabled {
+                        return Err(disabled(id));
+                    }
+                }
                 _ => return Err(ApiError::not_found(format!("endpoint {id}"))),
             }
             let page = w.messages_of_endpoint(id, u64::MAX, 100_000, |m| {

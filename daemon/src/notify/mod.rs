@@ -36,6 +36,8 @@ use model::{Attempt, Endpoint, EndpointKind, Message, MessageState, Owner};
 pub const RETRY_SECS: [i64; 10] = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
 /// Attempts kept in a message's log.
 const LOG_KEPT: usize = 50;
+/// Rate-limit answers in a row a message bears before it is given up.
+const MAX_THROTTLES: u32 = 100;
 /// Events fanned out per transaction.
 const FAN_OUT_BATCH: usize = 512;
 /// Attempts in flight at once, over all endpoints.
@@ -110,7 +112,9 @@ pub fn internal(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || v4.is_multicast()
                 || o[0] == 0
+                || o[0] >= 240
                 || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
         }
         IpAddr::V6(v6) => {
@@ -118,11 +122,24 @@ pub fn internal(ip: IpAddr) -> bool {
                 return internal(IpAddr::V4(v4));
             }
             let s = v6.segments();
+            // IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) addresses
+            // reach IPv4 hosts: judge the IPv4 address.
+            let embedded = || {
+                let o = v6.octets();
+                IpAddr::V4(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            };
+            if s[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified() {
+                return internal(embedded());
+            }
+            if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
+                return internal(embedded()) || s[2] == 1;
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
         }
     }
 }
@@ -271,6 +288,7 @@ fn message(
         urgent,
         state: MessageState::Pending,
         tries: 0,
+        throttles: 0,
         attempts: Vec::new(),
         next_at: Some(now),
         delivered_at: None,
@@ -283,16 +301,19 @@ fn message(
 /// What one attempt came to.
 enum Outcome {
     Delivered,
+    /// The receiver says the endpoint is gone or misconfigured (410, a robot's invalid key):
+    /// the endpoint is disabled with this reason.
+    Refused {
+        reason: String,
+    },
     /// Try again later (at the schedule's next step, or not before `at`).
     Failed {
         not_before: Option<DateTime<Utc>>,
     },
-    /// The robot's rate limit: wait, without counting an attempt.
+    /// The robot's rate limit: the endpoint waits, and the attempt does not count.
     Throttled {
-        until: DateTime<Utc>,
+        pause: Duration,
     },
-    /// 410 Gone: the endpoint is disabled.
-    Gone,
 }
 
 struct Done {
@@ -302,11 +323,20 @@ struct Done {
     outcome: Outcome,
 }
 
+/// Attempts running, and which message and endpoint each task holds.
+struct Running {
+    set: tokio::task::JoinSet<Done>,
+    tasks: HashMap<tokio::task::Id, (u64, u64)>,
+}
+
 /// Per endpoint: attempts in flight, and when a robot may next be sent to.
 #[derive(Default)]
 struct Gate {
     in_flight: u32,
+    /// Pacing of a robot (real time).
     next_send: Option<Instant>,
+    /// A rate limit's pause, or a failed write's (the daemon's clock).
+    paused_until: Option<DateTime<Utc>>,
 }
 
 /// The delivery loop and what the API asks of it.
@@ -320,6 +350,8 @@ pub struct Notifier {
     pub metrics: NotifyMetrics,
     gates: Mutex<HashMap<u64, Gate>>,
     in_flight: Mutex<HashSet<u64>>,
+    /// When each endpoint was last sent a test message.
+    tests: Mutex<HashMap<u64, Instant>>,
 }
 
 impl Notifier {
@@ -330,6 +362,9 @@ impl Notifier {
             .timeout(Duration::from_secs(cfg.timeout_secs))
             .connect_timeout(Duration::from_secs(cfg.timeout_secs.min(10)))
             .redirect(reqwest::redirect::Policy::none())
+            // No proxy from the environment: a proxy would resolve names itself, past the
+            // guard against internal addresses.
+            .no_proxy()
             .user_agent(concat!("linli/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(16);
         if !cfg.allow_private_addresses {
@@ -348,11 +383,26 @@ impl Notifier {
             metrics: NotifyMetrics::default(),
             gates: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
+            tests: Mutex::new(HashMap::new()),
         }))
     }
 
     pub fn config(&self) -> &NotifyConfig {
         &self.cfg
+    }
+
+    /// Whether `endpoint` may have a test message now (one every 10 seconds); notes it if so.
+    pub fn may_test(&self, endpoint: u64) -> bool {
+        let mut tests = self.tests.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if tests
+            .get(&endpoint)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(10))
+        {
+            return false;
+        }
+        tests.insert(endpoint, now);
+        true
     }
 
     /// Looks at the outbox and the queue now rather than at the next poll.
@@ -387,12 +437,29 @@ impl Notifier {
                     w.all_stations()?.into_iter().map(|s| (s.id, s)).collect();
                 for event in &events {
                     for endpoint in &endpoints {
+                        // An endpoint hears of what happened after it was made.
+                        if event.at < endpoint.created_at {
+                            continue;
+                        }
                         let Some(data) = route(endpoint, event, &stations) else {
                             continue;
                         };
                         let mut scoped = event.clone();
+                        if let Some(EventData::Tasks { communities, .. }) = &data {
+                            // The digest's summary counts only what this endpoint is told of.
+                            let n: usize = communities.iter().map(|c| c.tasks.len()).sum();
+                            scoped.detail = format!("{n} new tasks");
+                        }
                         scoped.data = data;
-                        let body = body_for(w, endpoint, &scoped, base.as_deref())?;
+                        // One event that cannot be rendered (a record that no longer reads)
+                        // is logged and passed over; it does not hold up the rest.
+                        let body = match body_for(w, endpoint, &scoped, base.as_deref()) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::warn!(event = event.seq, endpoint = endpoint.id, error = %e, "an event could not be rendered; skipped");
+                                continue;
+                            }
+                        };
                         let id = w.reserve_ids("message", 1)?;
                         w.put_message(&message(id, endpoint, &scoped, body, now))?;
                     }
@@ -457,7 +524,10 @@ impl Notifier {
         // Fanning out runs beside delivery, so a large fan-out never holds back an urgent
         // message already queued.
         let fan = tokio::spawn(self.clone().fan_out_loop(stop.clone()));
-        let mut running: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
+        let mut running = Running {
+            set: tokio::task::JoinSet::new(),
+            tasks: HashMap::new(),
+        };
         loop {
             self.start_due(&mut running);
             // Wait for an attempt to finish, a nudge, or the next poll.
@@ -466,10 +536,25 @@ impl Notifier {
                 () = stop.cancelled() => break,
                 () = self.wake.notified() => {}
                 () = poll => {}
-                Some(first) = running.join_next(), if !running.is_empty() => {
-                    let mut done: Vec<Done> = first.into_iter().collect();
-                    while let Some(more) = running.try_join_next() {
-                        done.extend(more);
+                Some(first) = running.set.join_next_with_id(), if !running.set.is_empty() => {
+                    let mut done: Vec<Done> = Vec::new();
+                    let mut finished = Some(first);
+                    while let Some(result) = finished.take() {
+                        match result {
+                            Ok((task, d)) => {
+                                running.tasks.remove(&task);
+                                done.push(d);
+                            }
+                            Err(e) => {
+                                // An attempt that panicked or was cancelled: its message stays
+                                // pending and its endpoint gets its slot back.
+                                if let Some((id, endpoint)) = running.tasks.remove(&e.id()) {
+                                    tracing::warn!(message = id, endpoint, error = %e, "a delivery attempt ended abnormally");
+                                    self.release(id, endpoint);
+                                }
+                            }
+                        }
+                        finished = running.set.try_join_next_with_id();
                     }
                     let me = self.clone();
                     let _ = tokio::task::spawn_blocking(move || me.record(done)).await;
@@ -478,7 +563,7 @@ impl Notifier {
         }
         // Attempts in flight are abandoned: their messages stay pending and go out again on
         // the next start, under the same id.
-        running.abort_all();
+        running.set.abort_all();
         let _ = fan.await;
     }
 
@@ -521,90 +606,75 @@ impl Notifier {
         }
     }
 
-    /// Starts attempts for due messages, within the per-endpoint and global limits.
-    fn start_due(self: &Arc<Self>, running: &mut tokio::task::JoinSet<Done>) {
-        if running.len() >= GLOBAL_IN_FLIGHT {
+    /// Starts attempts for due messages: each enabled endpoint with room takes its own next
+    /// messages (urgent first), so no endpoint's backlog holds back another's.
+    fn start_due(self: &Arc<Self>, running: &mut Running) {
+        if running.set.len() >= GLOBAL_IN_FLIGHT {
             return;
         }
         let now = self.clock.now();
-        let endpoints: HashMap<u64, Endpoint> = match self.store.read(|r| r.endpoints()) {
-            Ok(list) => list.into_iter().map(|e| (e.id, e)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading endpoints failed");
-                return;
-            }
-        };
-        let pace = Duration::from_millis(60_000 / u64::from(self.cfg.robot_per_minute.max(1)));
+        let clock = Instant::now();
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        let room = GLOBAL_IN_FLIGHT - running.len();
-        let mut chosen = 0usize;
-        let mut scanned = 0usize;
-        let mut chosen_ids: Vec<(u64, u64)> = Vec::new();
-        let limit_of = |e: &Endpoint| match e.kind {
-            EndpointKind::Webhook => self.cfg.max_in_flight,
-            _ => 1,
-        };
-        // Endpoints that can take one more now: once none can, the scan stops.
-        let mut open = endpoints
-            .values()
-            .filter(|e| {
-                gates.get(&e.id).is_none_or(|g| {
-                    g.in_flight < limit_of(e) && g.next_send.is_none_or(|t| t <= Instant::now())
-                })
-            })
-            .count();
-        let clock = Instant::now();
         let picked = self.store.read(|r| {
-            r.due_messages(now.timestamp_millis(), |id, endpoint| {
-                scanned += 1;
-                // Enough chosen, or far enough down a queue whose endpoints are all busy.
-                if chosen >= room || open == 0 || scanned > 50_000 {
-                    return std::ops::ControlFlow::Break(());
+            let mut out: Vec<(Message, Endpoint)> = Vec::new();
+            for e in r.endpoints()? {
+                if !e.enabled {
+                    continue;
                 }
-                let Some(e) = endpoints.get(&endpoint) else {
-                    return std::ops::ControlFlow::Continue(false);
+                let gate = gates.entry(e.id).or_default();
+                let limit = match e.kind {
+                    EndpointKind::Webhook => self.cfg.max_in_flight,
+                    _ => 1,
                 };
-                if in_flight.contains(&id) {
-                    return std::ops::ControlFlow::Continue(false);
+                if gate.in_flight >= limit
+                    || gate.next_send.is_some_and(|t| t > clock)
+                    || gate.paused_until.is_some_and(|t| t > now)
+                {
+                    continue;
                 }
-                let gate = gates.entry(endpoint).or_default();
-                let limit = limit_of(e);
-                if gate.in_flight >= limit || gate.next_send.is_some_and(|t| t > clock) {
-                    return std::ops::ControlFlow::Continue(false);
+                let room = (limit - gate.in_flight) as usize;
+                let room = room.min(GLOBAL_IN_FLIGHT.saturating_sub(running.set.len() + out.len()));
+                for m in r.due_for_endpoint(e.id, now.timestamp_millis(), room, |id| {
+                    in_flight.contains(&id)
+                })? {
+                    out.push((m, e.clone()));
                 }
-                if e.kind != EndpointKind::Webhook {
-                    gate.next_send = Some(clock + pace);
-                }
-                gate.in_flight += 1;
-                if gate.in_flight >= limit || e.kind != EndpointKind::Webhook {
-                    open = open.saturating_sub(1);
-                }
-                in_flight.insert(id);
-                chosen_ids.push((id, endpoint));
-                chosen += 1;
-                std::ops::ControlFlow::Continue(true)
-            })
+            }
+            Ok::<_, StoreError>(out)
         });
         let picked = picked.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading due messages failed");
             Vec::new()
         });
-        // Whatever was chosen but not read (an error, a message gone) is not in flight.
-        for (id, endpoint) in chosen_ids {
-            if !picked.iter().any(|m| m.id == id) {
-                in_flight.remove(&id);
-                if let Some(g) = gates.get_mut(&endpoint) {
-                    g.in_flight = g.in_flight.saturating_sub(1);
-                }
+        let pace = Duration::from_millis(60_000 / u64::from(self.cfg.robot_per_minute.max(1)));
+        for (m, e) in picked {
+            let gate = gates.entry(e.id).or_default();
+            gate.in_flight += 1;
+            if e.kind != EndpointKind::Webhook {
+                gate.next_send = Some(clock + pace);
             }
-        }
-        for m in picked {
-            let Some(e) = endpoints.get(&m.endpoint).cloned() else {
-                continue;
-            };
+            in_flight.insert(m.id);
+            let (id, endpoint) = (m.id, e.id);
             let me = self.clone();
-            running.spawn(async move { me.attempt(m, e).await });
+            let handle = running.set.spawn(async move { me.attempt(m, e).await });
+            running.tasks.insert(handle.id(), (id, endpoint));
+        }
+    }
+
+    /// Releases what an attempt held (its message and its endpoint's slot).
+    fn release(&self, id: u64, endpoint: u64) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(g) = self
+            .gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&endpoint)
+        {
+            g.in_flight = g.in_flight.saturating_sub(1);
         }
     }
 
@@ -641,49 +711,70 @@ impl Notifier {
             check_url(e.kind, &e.url, &self.cfg)?;
         }
         let mut url = reqwest::Url::parse(&e.url).map_err(|x| x.to_string())?;
-        let mut req = self
-            .client
-            .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
         match e.kind {
             EndpointKind::Webhook => {
                 let id = m.webhook_id();
                 let ts = now.timestamp();
                 let sig = sign::webhook_signature(e.live_secrets(now), &id, ts, body.as_bytes());
-                req = req
-                    .header("webhook-id", id)
-                    .header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", sig);
+                if sig.is_empty() {
+                    return Err("the endpoint has no usable secret: rotate it".into());
+                }
+                for (k, v) in [
+                    ("webhook-id", id),
+                    ("webhook-timestamp", ts.to_string()),
+                    ("webhook-signature", sig),
+                ] {
+                    let v =
+                        reqwest::header::HeaderValue::from_str(&v).map_err(|x| x.to_string())?;
+                    headers.insert(k, v);
+                }
             }
             EndpointKind::Dingtalk => {
                 if let Some(secret) = e.live_secrets(now).next() {
                     let ms = now.timestamp_millis();
+                    // A pasted address may carry an old signature: ours replaces it.
+                    let kept: Vec<(String, String)> = url
+                        .query_pairs()
+                        .filter(|(k, _)| k != "timestamp" && k != "sign")
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
                     url.query_pairs_mut()
+                        .clear()
+                        .extend_pairs(kept)
                         .append_pair("timestamp", &ms.to_string())
                         .append_pair("sign", &sign::dingtalk_sign(secret, ms));
-                    req = self
-                        .client
-                        .post(url)
-                        .header(reqwest::header::CONTENT_TYPE, "application/json");
                 }
             }
             EndpointKind::Wecom => {}
         }
-        let resp = req.body(body).send().await.map_err(|x| {
-            if x.is_timeout() {
-                format!("no answer within {} s", self.cfg.timeout_secs)
-            } else {
-                format!("could not reach the receiver: {x}")
-            }
-        })?;
+        let resp = self
+            .client
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|x| describe(&x, self.cfg.timeout_secs))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(v, now));
+        // Read what came back (a little of it): the connection can then be reused.
+        let text = read_some(resp, 64 * 1024).await;
         if status == 410 {
-            return Ok((Some(status), Outcome::Gone, Some("410 Gone".into())));
+            let reason = format!("the receiver answered 410 Gone at {}", now.to_rfc3339());
+            return Ok((
+                Some(status),
+                Outcome::Refused { reason },
+                Some("410 Gone".into()),
+            ));
         }
         if !(200..300).contains(&status) {
             let outcome = Outcome::Failed {
@@ -695,26 +786,36 @@ impl Notifier {
             return Ok((Some(status), Outcome::Delivered, None));
         }
         // The robots answer 200 with their own code.
-        let text = resp.text().await.unwrap_or_default();
         let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let code = answer["errcode"].as_i64();
-        let msg = answer["errmsg"].as_str().unwrap_or("").to_owned();
+        let msg = render::cap(answer["errmsg"].as_str().unwrap_or("").to_owned(), 200);
         Ok(match code {
             Some(0) => (Some(status), Outcome::Delivered, None),
-            // WeCom 45009 and DingTalk 130101: too many messages; wait a minute.
-            Some(45009 | 130101) => {
+            // Too many messages: WeCom 45009 (wait a minute), DingTalk 130101 (it blocks the
+            // robot for ten).
+            Some(c @ (45009 | 130101)) => {
                 self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                let pause = if c == 130101 { 600 } else { 60 };
                 (
                     Some(status),
                     Outcome::Throttled {
-                        until: now + chrono::Duration::seconds(60),
+                        pause: Duration::from_secs(pause),
                     },
-                    Some(format!(
-                        "rate limited (errcode {}: {msg})",
-                        code.unwrap_or(0)
-                    )),
+                    Some(format!("rate limited (errcode {c}: {msg})")),
                 )
             }
+            // The robot is gone or refuses us for good: WeCom 93000 (invalid key), DingTalk
+            // 300001 (no such token) and 310000 (signature, keyword or address refused).
+            Some(c @ (93000 | 300001 | 310000)) => (
+                Some(status),
+                Outcome::Refused {
+                    reason: format!(
+                        "the robot refused the messages (errcode {c}: {msg}) at {}; check its address and security settings, then enable it again",
+                        now.to_rfc3339()
+                    ),
+                },
+                Some(format!("robot refused: errcode {c} {msg}")),
+            ),
             Some(c) => (
                 Some(status),
                 Outcome::Failed { not_before: None },
@@ -735,6 +836,7 @@ impl Notifier {
     fn record(&self, done: Vec<Done>) {
         let now = self.clock.now();
         let mut rng = rand::rng();
+        let mut pauses: Vec<(u64, Duration)> = Vec::new();
         let result = self.store.write(|w| {
             for d in &done {
                 let Some(mut m) = w.message(d.id)? else {
@@ -745,6 +847,7 @@ impl Notifier {
                     m.attempts.remove(0);
                 }
                 m.last_error = d.attempt.error.clone();
+                let enabled = w.endpoint(d.endpoint)?.is_some_and(|e| e.enabled);
                 match &d.outcome {
                     Outcome::Delivered => {
                         m.state = MessageState::Delivered;
@@ -752,12 +855,35 @@ impl Notifier {
                         m.next_at = None;
                         self.metrics.delivered.fetch_add(1, Ordering::Relaxed);
                     }
-                    Outcome::Throttled { until } => {
-                        m.next_at = Some(*until);
+                    // Disabled meanwhile: nothing more goes there.
+                    _ if !enabled => {
+                        m.state = MessageState::Dead;
+                        m.next_at = None;
+                        self.metrics.dead.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Outcome::Throttled { pause } => {
+                        // The whole endpoint waits, not just this message; a throttle is not
+                        // a failed attempt, but only so many in a row are borne.
+                        m.throttles += 1;
+                        if m.throttles > MAX_THROTTLES {
+                            m.state = MessageState::Dead;
+                            m.next_at = None;
+                            m.last_error = Some(format!(
+                                "rate limited {MAX_THROTTLES} times in a row; given up"
+                            ));
+                            self.metrics.dead.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            m.next_at = Some(
+                                now + chrono::Duration::from_std(*pause)
+                                    .unwrap_or(chrono::Duration::minutes(1)),
+                            );
+                        }
+                        pauses.push((d.endpoint, *pause));
                     }
                     Outcome::Failed { not_before } => {
                         self.metrics.failed_attempts.fetch_add(1, Ordering::Relaxed);
                         m.tries += 1;
+                        m.throttles = 0;
                         match RETRY_SECS.get(m.tries as usize) {
                             Some(&secs) => {
                                 // ±10% jitter, so a county's retries do not arrive together.
@@ -777,73 +903,137 @@ impl Notifier {
                             }
                         }
                     }
-                    Outcome::Gone => {
+                    Outcome::Refused { reason } => {
                         m.state = MessageState::Dead;
                         m.next_at = None;
                         self.metrics.dead.fetch_add(1, Ordering::Relaxed);
-                        if let Some(mut e) = w.endpoint(d.endpoint)?
-                            && e.enabled
-                        {
-                            e.enabled = false;
-                            e.disabled_reason = Some(format!(
-                                "the receiver answered 410 Gone at {}",
-                                now.to_rfc3339()
-                            ));
-                            e.updated_at = now;
-                            w.put_endpoint(&e)?;
-                        }
+                        w.put_message(&m)?;
+                        disable(w, d.endpoint, reason, now)?;
+                        continue;
                     }
                 }
                 w.put_message(&m)?;
             }
-            // An endpoint that went away takes its queue with it (dead, for replay).
-            for d in done.iter().filter(|d| matches!(d.outcome, Outcome::Gone)) {
-                let page = w.messages_of_endpoint(d.endpoint, u64::MAX, 10_000, |m| {
-                    m.state == MessageState::Pending
-                })?;
-                for mut m in page.items {
-                    m.state = MessageState::Dead;
-                    m.next_at = None;
-                    m.last_error = Some("the endpoint was disabled (410 Gone)".into());
-                    w.put_message(&m)?;
-                }
-            }
             Ok::<_, StoreError>(())
         });
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "recording deliveries failed; they will be retried");
-        }
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        for d in &done {
-            in_flight.remove(&d.id);
-            if let Some(g) = gates.get_mut(&d.endpoint) {
-                g.in_flight = g.in_flight.saturating_sub(1);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "recording deliveries failed; they will be retried in a minute");
+            // Not at once: the store may be full, and the receivers should not pay for it.
+            for d in &done {
+                gates.entry(d.endpoint).or_default().paused_until =
+                    Some(now + chrono::Duration::seconds(60));
             }
+        }
+        for (endpoint, pause) in pauses {
+            gates.entry(endpoint).or_default().paused_until = Some(
+                now + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::minutes(1)),
+            );
+        }
+        drop(gates);
+        for d in &done {
+            self.release(d.id, d.endpoint);
         }
     }
 
-    /// Drops delivered events and message bodies past the retention period.
+    /// Past their retention: delivered events and message bodies (`retention_days`), and
+    /// whole messages with their logs (`log_retention_days`). In small transactions, so the
+    /// writer is never held long.
     fn prune(&self) {
-        let before = self.clock.now() - chrono::Duration::days(i64::from(self.cfg.retention_days));
-        let result = self.store.write(|w| {
-            let cursor = w.meta("notify_cursor")?.unwrap_or(0);
-            let events = w.prune_events(cursor, before, 100_000)?;
-            let bodies = w.prune_message_bodies(before, 100_000)?;
-            Ok::<_, StoreError>((events, bodies))
-        });
-        match result {
-            Ok((events, bodies)) if events + bodies > 0 => {
-                tracing::info!(
-                    events,
-                    bodies,
-                    "pruned delivered notifications past retention"
-                );
+        let now = self.clock.now();
+        let bodies = now - chrono::Duration::days(i64::from(self.cfg.retention_days));
+        let rows = now - chrono::Duration::days(i64::from(self.cfg.log_retention_days));
+        let (mut events, mut dropped, mut removed) = (0, 0, 0);
+        for _ in 0..1000 {
+            let step = self.store.write(|w| {
+                let cursor = w.meta("notify_cursor")?.unwrap_or(0);
+                let e = w.prune_events(cursor, bodies, 2_000)?;
+                let (b, r) = w.prune_messages(bodies, rows, 2_000)?;
+                Ok::<_, StoreError>((e, b, r))
+            });
+            match step {
+                Ok((e, b, r)) => {
+                    events += e;
+                    dropped += b;
+                    removed += r;
+                    if e + b + r == 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning notifications failed");
+                    break;
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning notifications failed"),
+        }
+        if events + dropped + removed > 0 {
+            tracing::info!(
+                events,
+                bodies = dropped,
+                messages = removed,
+                "pruned notifications past retention"
+            );
         }
     }
+}
+
+/// Disables an endpoint, saying why, and gives up its pending messages (kept, for replay once
+/// it is enabled again).
+pub fn disable(
+    w: &mut WriteTx,
+    endpoint: u64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if let Some(mut e) = w.endpoint(endpoint)?
+        && e.enabled
+    {
+        e.enabled = false;
+        e.disabled_reason = Some(reason.to_owned());
+        e.updated_at = now;
+        w.put_endpoint(&e)?;
+    }
+    for id in w.pending_of_endpoint(endpoint)? {
+        if let Some(mut m) = w.message(id)? {
+            m.state = MessageState::Dead;
+            m.next_at = None;
+            m.last_error = Some(format!("the endpoint was disabled: {reason}"));
+            w.put_message(&m)?;
+        }
+    }
+    Ok(())
+}
+
+/// Why a request failed, without its URL (a robot's key is in it) but with the causes.
+fn describe(e: &reqwest::Error, timeout_secs: u64) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {timeout_secs} s");
+    }
+    let mut text = String::from("could not reach the receiver");
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    // Whatever a cause says, no query string (a key) goes in the log.
+    match text.find('?') {
+        Some(i) => format!("{}…", &text[..i]),
+        None => text,
+    }
+}
+
+/// Up to `max` bytes of a reply's body, as text.
+async fn read_some(mut resp: reqwest::Response, max: usize) -> String {
+    let mut out: Vec<u8> = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = max.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= max {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A `Retry-After` value (seconds, or an HTTP date) as an instant.
@@ -877,7 +1067,12 @@ mod tests {
         ] {
             assert!(internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "101.226.103.106", "2001:4860:4860::8888"] {
+        for ip in [
+            "8.8.8.8",
+            "101.226.103.106",
+            "2001:4860:4860::8888",
+            "64:ff9b::8.8.8.8",
+        ] {
             assert!(!internal(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -108,8 +108,11 @@ pub struct Message {
     /// Sent ahead of routine traffic.
     pub urgent: bool,
     pub state: MessageState,
-    /// Attempts made in this round (a replay starts a new round; the log keeps every attempt).
+    /// Failed attempts in this round (a replay starts a new round; the log keeps them all).
     pub tries: u32,
+    /// Rate-limit answers in a row (they do not count as failed attempts).
+    #[serde(default)]
+    pub throttles: u32,
     /// The delivery log: the most recent attempts (at most 50).
     pub attempts: Vec<Attempt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

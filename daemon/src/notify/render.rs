@@ -150,6 +150,27 @@ fn reason_zh(r: &Reason) -> String {
     }
 }
 
+/// Text from people (titles, reasons, details) made inert in markdown: no links, mentions,
+/// headings or emphasis of its own, one line.
+pub fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            '[' => out.push('【'),
+            ']' => out.push('】'),
+            '(' => out.push('（'),
+            ')' => out.push('）'),
+            '<' => out.push('‹'),
+            '>' => out.push('›'),
+            '*' | '_' | '#' | '`' | '~' | '|' | '!' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Short Chinese markdown for a robot, at most `max` bytes.
 pub fn markdown(event: &Event, cx: &Context<'_>, max: usize) -> (String, String) {
     let title = headline(event.kind).to_owned();
@@ -157,8 +178,8 @@ pub fn markdown(event: &Event, cx: &Context<'_>, max: usize) -> (String, String)
     if let Some(t) = cx.task {
         md.push_str(&format!(
             "> **{}** · {}\n> 优先级：{} · 截止：{}\n",
-            t.title.zh,
-            (cx.name)(&t.community),
+            plain(&t.title.zh),
+            plain(&(cx.name)(&t.community)),
             priority_zh(t.priority),
             t.due_end.format("%m-%d %H:%M"),
         ));
@@ -181,7 +202,7 @@ pub fn markdown(event: &Event, cx: &Context<'_>, max: usize) -> (String, String)
         Some(EventData::Volunteer { volunteer, reason }) => {
             md.push_str(&format!("> 志愿者 #{volunteer}"));
             if let Some(r) = reason {
-                md.push_str(&format!("：{r}"));
+                md.push_str(&format!("：{}", plain(r)));
             }
             md.push('\n');
         }
@@ -213,12 +234,16 @@ pub fn markdown(event: &Event, cx: &Context<'_>, max: usize) -> (String, String)
         None => {}
     }
     if cx.task.is_none() || event.data.is_none() {
-        md.push_str(&format!("> {}\n", event.detail));
+        md.push_str(&format!("> {}\n", plain(&event.detail)));
     }
-    if let Some(url) = cx.task.and_then(|t| task_url(cx.base_url, t.id)) {
-        md.push_str(&format!("\n[在控制台查看]({url})"));
-    }
-    (title, cap(md, max))
+    // The link goes last and is never cut: the text before it gives way.
+    let link = cx
+        .task
+        .and_then(|t| task_url(cx.base_url, t.id))
+        .map(|url| format!("\n[在控制台查看]({url})"))
+        .unwrap_or_default();
+    let md = cap(md, max.saturating_sub(link.len()));
+    (title, md + &link)
 }
 
 /// `s` cut to at most `max` bytes, never inside a character, marked with "…".
@@ -248,6 +273,14 @@ pub fn dingtalk(event: &Event, cx: &Context<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_from_people_cannot_make_links_or_mentions() {
+        let p = plain("[点此处理](https://phish.example) <@all>\n### 紧急 **x**");
+        assert!(!p.contains('[') && !p.contains('(') && !p.contains('<'));
+        assert!(!p.contains('\n') && !p.contains('#') && !p.contains('*'));
+        assert!(p.contains("点此处理"));
+    }
 
     #[test]
     fn caps_never_split_a_character() {

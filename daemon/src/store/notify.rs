@@ -7,10 +7,11 @@ use super::tables::*;
 use super::tx::{Page, WriteTx, decode, encode, reads};
 use crate::notify::model::{Endpoint, Message, MessageState};
 
-/// A pending message's place in the queue.
-fn due_key(m: &Message) -> Option<(u8, i64, u64)> {
+/// A pending message's place in its endpoint's queue.
+fn due_key(m: &Message) -> Option<(u64, u8, i64, u64)> {
     (m.state == MessageState::Pending).then(|| {
         (
+            m.endpoint,
             u8::from(!m.urgent),
             m.next_at.map_or(0, |t| t.timestamp_millis()),
             m.id,
@@ -66,28 +67,31 @@ reads! {
         Ok(Page { items, next: None })
     }
 
-    /// Pending messages due by `now_ms` as (message, endpoint), urgent ones first, then by due
-    /// time, that `take` accepts (it sees the endpoint, so a full endpoint's messages cost no
-    /// read); stops when `take` says so.
-    pub fn due_messages(
+    /// Up to `limit` of an endpoint's messages due by `now_ms`, urgent ones first, then by
+    /// due time, leaving out those `skip` names (in flight).
+    pub fn due_for_endpoint(
         &self,
+        endpoint: u64,
         now_ms: i64,
-        mut take: impl FnMut(u64, u64) -> std::ops::ControlFlow<(), bool>,
+        limit: usize,
+        skip: impl Fn(u64) -> bool,
     ) -> Result<Vec<Message>, StoreError> {
         let t = self.txn.open_table(MESSAGES_DUE)?;
         let messages = self.txn.open_table(MESSAGES)?;
         let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
         for lane in 0..=1u8 {
-            for row in t.range((lane, i64::MIN, 0)..=(lane, now_ms, u64::MAX))? {
-                let (k, v) = row?;
-                let id = k.value().2;
-                match take(id, v.value()) {
-                    std::ops::ControlFlow::Break(()) => return Ok(out),
-                    std::ops::ControlFlow::Continue(false) => {}
-                    std::ops::ControlFlow::Continue(true) => {
-                        if let Some(m) = messages.get(id)? {
-                            out.push(decode("messages", id, m.value())?);
-                        }
+            for row in t.range((endpoint, lane, i64::MIN, 0)..=(endpoint, lane, now_ms, u64::MAX))? {
+                let id = row?.0.value().3;
+                if skip(id) {
+                    continue;
+                }
+                if let Some(m) = messages.get(id)? {
+                    out.push(decode("messages", id, m.value())?);
+                    if out.len() == limit {
+                        return Ok(out);
                     }
                 }
             }
@@ -95,39 +99,31 @@ reads! {
         Ok(out)
     }
 
+    /// Ids of an endpoint's pending messages (due or not).
+    pub fn pending_of_endpoint(&self, endpoint: u64) -> Result<Vec<u64>, StoreError> {
+        let t = self.txn.open_table(MESSAGES_DUE)?;
+        let mut out = Vec::new();
+        for row in t.range((endpoint, 0, i64::MIN, 0)..=(endpoint, u8::MAX, i64::MAX, u64::MAX))? {
+            out.push(row?.0.value().3);
+        }
+        Ok(out)
+    }
+
     /// How many messages are pending, and the creation time of the oldest (Unix ms).
     pub fn pending_messages(&self) -> Result<(u64, Option<i64>), StoreError> {
-        let t = self.txn.open_table(MESSAGES_DUE)?;
+        let t = self.txn.open_table(MESSAGES_PENDING)?;
         let count = t.len()?;
-        let messages = self.txn.open_table(MESSAGES)?;
-        // The oldest pending message has the smallest id (ids grow with time).
-        let mut oldest: Option<u64> = None;
-        for row in t.iter()? {
-            let id = row?.0.value().2;
-            oldest = Some(oldest.map_or(id, |o| o.min(id)));
-        }
-        let at = match oldest {
-            Some(id) => messages
-                .get(id)?
-                .map(|v| decode::<Message>("messages", id, v.value()))
+        let at = match t.first()? {
+            Some((k, _)) => self
+                .txn
+                .open_table(MESSAGES)?
+                .get(k.value())?
+                .map(|v| decode::<Message>("messages", k.value(), v.value()))
                 .transpose()?
                 .map(|m| m.created_at.timestamp_millis()),
             None => None,
         };
         Ok((count, at))
-    }
-
-    /// The earliest time a pending message is due (Unix ms), in either lane.
-    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let t = self.txn.open_table(MESSAGES_DUE)?;
-        let mut best: Option<i64> = None;
-        for lane in 0..=1u8 {
-            if let Some(row) = t.range((lane, i64::MIN, 0)..=(lane, i64::MAX, u64::MAX))?.next() {
-                let at = row?.0.value().1;
-                best = Some(best.map_or(at, |b| b.min(at)));
-            }
-        }
-        Ok(best)
     }
 }
 
@@ -152,7 +148,13 @@ impl WriteTx {
             due.remove(k)?;
         }
         if let Some(k) = due_key(m) {
-            due.insert(k, m.endpoint)?;
+            due.insert(k, ())?;
+        }
+        let mut pending = self.txn.open_table(MESSAGES_PENDING)?;
+        if m.state == MessageState::Pending {
+            pending.insert(m.id, ())?;
+        } else {
+            pending.remove(m.id)?;
         }
         if old.is_none() {
             self.txn
@@ -162,31 +164,56 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Drops the bodies of messages delivered before `before` (the log stays); returns how many.
-    pub fn prune_message_bodies(
+    /// Past the retention: drops the bodies of messages delivered before `bodies_before` (their
+    /// log stays), and removes messages — delivered or dead — made before `rows_before`; each
+    /// part looks at most `limit` messages, oldest first. Returns (bodies dropped, rows removed).
+    pub fn prune_messages(
         &mut self,
-        before: chrono::DateTime<chrono::Utc>,
+        bodies_before: chrono::DateTime<chrono::Utc>,
+        rows_before: chrono::DateTime<chrono::Utc>,
         limit: usize,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(usize, usize), StoreError> {
         let mut t = self.txn.open_table(MESSAGES)?;
-        let mut pruned = Vec::new();
-        for row in t.iter()? {
+        // Whole rows, from the oldest: ids grow with time, so the first newer one ends it.
+        let mut gone = Vec::new();
+        for row in t.iter()?.take(limit) {
             let (k, v) = row?;
             let m: Message = decode("messages", k.value(), v.value())?;
-            if m.state == MessageState::Delivered
-                && m.body.is_some()
-                && m.delivered_at.is_some_and(|d| d < before)
-            {
-                pruned.push(m);
-                if pruned.len() == limit {
-                    break;
-                }
+            if m.created_at >= rows_before {
+                break;
+            }
+            if m.state != MessageState::Pending {
+                gone.push((m.id, m.endpoint));
             }
         }
-        for mut m in pruned.iter().cloned() {
+        // Bodies, from where the last pass stopped: it stops at a message still pending (its
+        // body may yet be needed) or newer than the cut.
+        let from = self.meta("notify_bodies_from")?.unwrap_or(0);
+        let mut changed = Vec::new();
+        let mut next = from;
+        for row in t.range(from..)?.take(limit) {
+            let (k, v) = row?;
+            let m: Message = decode("messages", k.value(), v.value())?;
+            next = k.value();
+            if m.created_at >= bodies_before || m.state == MessageState::Pending {
+                break;
+            }
+            if m.body.is_some() && m.state == MessageState::Delivered {
+                changed.push(m);
+            }
+            next = k.value() + 1;
+        }
+        for mut m in changed.iter().cloned() {
             m.body = None;
             t.insert(m.id, encode("messages", &m)?.as_slice())?;
         }
-        Ok(pruned.len())
+        let mut index = self.txn.open_table(MESSAGES_BY_ENDPOINT)?;
+        for (id, endpoint) in &gone {
+            t.remove(*id)?;
+            index.remove((*endpoint, *id))?;
+        }
+        drop((t, index));
+        self.set_meta("notify_bodies_from", next)?;
+        Ok((changed.len(), gone.len()))
     }
 }

@@ -88,9 +88,13 @@ pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("eve
 pub(super) const ENDPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("endpoints");
 /// Notification messages (one event for one endpoint, with its delivery log) by id.
 pub(super) const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
-/// Pending messages by (lane: 0 urgent, 1 routine; next attempt, Unix ms; id) → endpoint.
-pub(super) const MESSAGES_DUE: TableDefinition<(u8, i64, u64), u64> =
+/// Pending messages by (endpoint; lane: 0 urgent, 1 routine; next attempt, Unix ms; id): each
+/// endpoint has its own queue, so one endpoint's backlog never hides another's messages.
+pub(super) const MESSAGES_DUE: TableDefinition<(u64, u8, i64, u64), ()> =
     TableDefinition::new("messages_due");
+/// Pending messages by id (the oldest first).
+pub(super) const MESSAGES_PENDING: TableDefinition<u64, ()> =
+    TableDefinition::new("messages_pending");
 /// Messages by (endpoint, id).
 pub(super) const MESSAGES_BY_ENDPOINT: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("messages_by_endpoint");

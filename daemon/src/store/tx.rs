@@ -225,6 +225,7 @@ impl WriteTx {
         self.txn.open_table(ENDPOINTS)?;
         self.txn.open_table(MESSAGES)?;
         self.txn.open_table(MESSAGES_DUE)?;
+        self.txn.open_table(MESSAGES_PENDING)?;
         self.txn.open_table(MESSAGES_BY_ENDPOINT)?;
         let mut meta = self.txn.open_table(META)?;
         meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
