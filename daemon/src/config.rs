@@ -52,6 +52,18 @@ pub struct Config {
     /// Where notifications may go and how they are retried (`[notify]`).
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// The working-day calendar (`[calendar]`).
+    #[serde(default)]
+    pub calendar: CalendarConfig,
+}
+
+/// The working-day calendar (`[calendar]` in the config file).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// A TOML file of holidays and adjusted working days for years linli does not ship (or
+    /// corrections), in the format of `daemon/data/holidays.toml`; relative to the config file.
+    pub holidays_file: Option<PathBuf>,
 }
 
 /// Notification delivery (`[notify]` in the config file).
@@ -231,6 +243,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             matching: Default::default(),
             notify: NotifyConfig::default(),
+            calendar: CalendarConfig::default(),
         }
     }
 }
@@ -441,7 +454,38 @@ impl Config {
         if config.plugin_dir.is_relative() {
             config.plugin_dir = base.join(&config.plugin_dir);
         }
+        if let Some(file) = &config.calendar.holidays_file {
+            let file = if file.is_relative() {
+                base.join(file)
+            } else {
+                file.clone()
+            };
+            let holidays = std::fs::read_to_string(&file).map_err(|e| {
+                invalid(
+                    key_offset(text, "holidays_file"),
+                    format!("calendar.holidays_file {}: {e}", file.display()),
+                )
+            })?;
+            crate::records::calendar::WorkCalendar::with_file(&holidays).map_err(|e| {
+                invalid(
+                    key_offset(text, "holidays_file"),
+                    format!("calendar.holidays_file {}: {e}", file.display()),
+                )
+            })?;
+            config.calendar.holidays_file = Some(file);
+        }
         Ok(config)
+    }
+
+    /// The working-day calendar: the shipped years and the configured file's.
+    pub fn work_calendar(&self) -> crate::records::calendar::WorkCalendar {
+        use crate::records::calendar::WorkCalendar;
+        self.calendar
+            .holidays_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| WorkCalendar::with_file(&t).ok())
+            .unwrap_or_else(WorkCalendar::builtin)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -494,6 +538,33 @@ mod tests {
             Ok(_) => String::from("ok"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_holidays_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("linli.toml");
+        std::fs::write(
+            dir.path().join("h.toml"),
+            "[[year]]\nyear = 2027\noff = [\"2027-02-05..2027-02-13\"]\n",
+        )
+        .unwrap();
+        let c = Config::parse("[calendar]\nholidays_file = \"h.toml\"\n", &cfg).unwrap();
+        assert!(c.work_calendar().knows(2027));
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "[[year]]\nyear = 2027\nwork = [\"2027-02-10\"]\n",
+        )
+        .unwrap();
+        let e = Config::parse("[calendar]\nholidays_file = \"bad.toml\"\n", &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.toml") && e.contains("is a weekday"), "{e}");
+        assert!(e.contains("linli.toml:2:"), "located at the key: {e}");
+        let e = Config::parse("[calendar]\nholidays_file = \"missing.toml\"\n", &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.toml"), "{e}");
     }
 
     #[test]

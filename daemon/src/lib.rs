@@ -24,6 +24,7 @@ pub mod demo;
 pub mod matching;
 pub mod notify;
 pub mod plugins;
+pub mod records;
 pub mod registry;
 pub mod schedule;
 pub mod server;

@@ -71,6 +71,15 @@ pub fn check_config(file: &Path) -> Result<(), Failure> {
         },
         n.public_base_url.as_deref().unwrap_or("(none)")
     );
+    let years: Vec<String> = cfg
+        .work_calendar()
+        .years()
+        .map(|(y, _)| y.to_string())
+        .collect();
+    println!(
+        "  calendar            holidays and adjusted working days known for {} (other years: plain weeks)",
+        years.join(", ")
+    );
     Ok(())
 }
 
