@@ -664,7 +664,7 @@ async fn a_killed_daemon_delivers_everything_after_restart() {
         if !items.is_empty() && items.iter().all(|m| m["state"] == "delivered") {
             let mut want: Vec<String> = items
                 .iter()
-                .map(|m| format!("msg_{}", m["id"].as_u64().unwrap()))
+                .map(|m| m["webhook_id"].as_str().unwrap().to_owned())
                 .collect();
             want.sort();
             let mut got: Vec<String> = ok.lock().unwrap().clone();

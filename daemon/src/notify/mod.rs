@@ -294,6 +294,7 @@ fn message(
         delivered_at: None,
         last_error: None,
         created_at: now,
+        webhook_id: String::new(),
         body: Some(body),
     }
 }
@@ -352,6 +353,10 @@ pub struct Notifier {
     in_flight: Mutex<HashSet<u64>>,
     /// When each endpoint was last sent a test message.
     tests: Mutex<HashMap<u64, Instant>>,
+    /// This process's random prefix for the `webhook-id`s of the messages it makes (each
+    /// message keeps its id for good): ids never repeat for a receiver, even after the
+    /// database is restored from a backup and message numbers run again.
+    prefix: String,
 }
 
 impl Notifier {
@@ -384,6 +389,7 @@ impl Notifier {
             gates: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             tests: Mutex::new(HashMap::new()),
+            prefix: format!("{:08x}_", rand::rng().random::<u32>()),
         }))
     }
 
@@ -432,6 +438,7 @@ impl Notifier {
             }
             let endpoints: Vec<Endpoint> =
                 w.endpoints()?.into_iter().filter(|e| e.enabled).collect();
+            let install = &self.prefix;
             if !endpoints.is_empty() {
                 let stations: HashMap<u64, Station> =
                     w.all_stations()?.into_iter().map(|s| (s.id, s)).collect();
@@ -461,7 +468,9 @@ impl Notifier {
                             }
                         };
                         let id = w.reserve_ids("message", 1)?;
-                        w.put_message(&message(id, endpoint, &scoped, body, now))?;
+                        let mut m = message(id, endpoint, &scoped, body, now);
+                        m.webhook_id = format!("msg_{install}{id}");
+                        w.put_message(&m)?;
                     }
                 }
             }
@@ -491,7 +500,8 @@ impl Notifier {
             };
             let body = body_for(w, &e, &event, base.as_deref())?;
             let id = w.reserve_ids("message", 1)?;
-            let m = message(id, &e, &event, body, now);
+            let mut m = message(id, &e, &event, body, now);
+            m.webhook_id = format!("msg_{}{id}", self.prefix);
             w.put_message(&m)?;
             Ok(Some(m))
         })?;

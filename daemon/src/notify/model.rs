@@ -122,6 +122,10 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The `webhook-id`, fixed when the message is made: `msg_`, this installation's random
+    /// prefix and the message id — unique even across a database restored from an old backup.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub webhook_id: String,
     /// What is sent, fixed when the message is made so every retry sends the same bytes; dropped
     /// after the retention period once delivered (the log stays).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +136,10 @@ pub struct Message {
 impl Message {
     /// The `webhook-id`: the same on every retry and replay, so receivers can deduplicate.
     pub fn webhook_id(&self) -> String {
-        format!("msg_{}", self.id)
+        if self.webhook_id.is_empty() {
+            format!("msg_{}", self.id)
+        } else {
+            self.webhook_id.clone()
+        }
     }
 }
