@@ -375,3 +375,17 @@ pub async fn tick(d: &Daemon) {
         .await
         .unwrap();
 }
+
+/// A one-off task (接诉即办) for `person`, due within the week.
+pub fn one_off(person: u64, priority: &str) -> Value {
+    json!({
+        "kind": "phone-request",
+        "title": {"zh": "接诉即办：送药", "en": "Phone request: deliver medicine"},
+        "target": {"type": "person", "id": person},
+        "due_start": "2026-12-01T09:00:00+08:00",
+        "due_end": "2026-12-08T18:00:00+08:00",
+        "priority": priority,
+        "requirements": {"skills": [], "clearances": [], "team_size": 1, "gender": null,
+                         "max_distance_km": 20.0, "languages": [], "roles": []}
+    })
+}

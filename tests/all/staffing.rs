@@ -8,19 +8,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-fn one_off(person: u64, priority: &str) -> Value {
-    json!({
-        "kind": "phone-request",
-        "title": {"zh": "接诉即办：送药", "en": "Phone request: deliver medicine"},
-        "target": {"type": "person", "id": person},
-        "due_start": "2026-12-01T09:00:00+08:00",
-        "due_end": "2026-12-08T18:00:00+08:00",
-        "priority": priority,
-        "requirements": {"skills": [], "clearances": [], "team_size": 1, "gender": null,
-                         "max_distance_km": 20.0, "languages": [], "roles": []}
-    })
-}
-
 async fn events_of(d: &Daemon, task: u64) -> Vec<String> {
     let r = d.get("/v1/events?limit=1000", &d.admin).await;
     r.body["items"]

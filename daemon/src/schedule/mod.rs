@@ -402,11 +402,6 @@ impl EventKind {
             EventKind::EndpointTest => "endpoint.test",
         }
     }
-
-    /// The kind with this dotted name.
-    pub fn parse(s: &str) -> Option<EventKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
 }
 
 impl std::fmt::Display for EventKind {
