@@ -209,7 +209,8 @@ async fn webhooks_are_signed_retried_under_one_id_and_only_for_their_station() {
         );
         assert!(!body.contains("620802194"), "no resident ID in a payload");
     }
-    // The log shows three attempts and the delivery.
+    // The log shows three attempts and the delivery (once the outcome is written).
+    logged(&d, first, 3).await;
     let msgs = d
         .get(&format!("/v1/endpoints/{endpoint}/messages"), &station)
         .await;
@@ -394,6 +395,8 @@ async fn robots_get_chinese_markdown_and_dingtalk_is_signed() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["msgtype"], "markdown");
     assert!(v["markdown"]["text"].as_str().unwrap().contains("测试消息"));
+    // The receiver answered; wait for the outcome to be written before reading it.
+    logged(&d, t.body["id"].as_u64().unwrap(), 2).await;
     let msgs = d
         .get(&format!("/v1/endpoints/{id}/messages"), &station)
         .await;
