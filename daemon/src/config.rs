@@ -55,6 +55,71 @@ pub struct Config {
     /// The working-day calendar (`[calendar]`).
     #[serde(default)]
     pub calendar: CalendarConfig,
+    /// Visit records, certificates, coverage targets and the audit log (`[records]`).
+    #[serde(default)]
+    pub records: RecordsConfig,
+}
+
+/// Visit records, coverage targets and the audit log (`[records]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    /// Days an audit-log entry is kept (the log is append-only until then).
+    pub audit_retention_days: u32,
+    /// Days a one-time rating link stays valid.
+    pub rating_link_days: u32,
+    /// A community counts as drilled when it held a drill within this many months up to the
+    /// month reported.
+    pub drill_window_months: u32,
+    /// The address certificates' QR codes and rating links point at
+    /// (`https://linli.example.gov.cn`); default `[notify] public_base_url`, else the API's
+    /// listening address.
+    pub public_base_url: Option<String>,
+    /// Targets per indicator, as fractions (1.0 = 100%).
+    pub targets: Targets,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            audit_retention_days: 1095,
+            rating_link_days: 14,
+            drill_window_months: 12,
+            public_base_url: None,
+            targets: Targets::default(),
+        }
+    }
+}
+
+/// What the plan asks for, per indicator (`[records.targets]`), as fractions of 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    /// Special-difficulty elders visited in the month (the plan: 100%).
+    pub elder_visit_rate: f64,
+    /// Left-behind children and children in difficulty visited in the month.
+    pub child_visit_rate: f64,
+    /// Persons with disabilities given a care session in the month.
+    pub disability_care_rate: f64,
+    /// Communities that held a drill within the drill window.
+    pub drill_rate: f64,
+    /// Communities with at least one disaster information officer (the plan: every one).
+    pub info_officer_rate: f64,
+    /// Satisfied ratings among all ratings.
+    pub satisfaction_rate: f64,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Targets {
+            elder_visit_rate: 1.0,
+            child_visit_rate: 1.0,
+            disability_care_rate: 0.5,
+            drill_rate: 1.0,
+            info_officer_rate: 1.0,
+            satisfaction_rate: 0.9,
+        }
+    }
 }
 
 /// The working-day calendar (`[calendar]` in the config file).
@@ -244,6 +309,7 @@ impl Default for Config {
             matching: Default::default(),
             notify: NotifyConfig::default(),
             calendar: CalendarConfig::default(),
+            records: RecordsConfig::default(),
         }
     }
 }
@@ -445,6 +511,55 @@ impl Config {
             return Err(invalid(
                 key_offset(text, "dingtalk_base"),
                 "notify.dingtalk_base must be an http(s) URL".into(),
+            ));
+        }
+        let r = &config.records;
+        let t = &r.targets;
+        let records_checks: [(&str, bool, &str); 10] = [
+            (
+                "audit_retention_days",
+                (30..=36500).contains(&r.audit_retention_days),
+                "must be 30 to 36500",
+            ),
+            (
+                "rating_link_days",
+                (1..=90).contains(&r.rating_link_days),
+                "must be 1 to 90",
+            ),
+            (
+                "drill_window_months",
+                (1..=36).contains(&r.drill_window_months),
+                "must be 1 to 36",
+            ),
+            (
+                "public_base_url",
+                r.public_base_url.as_deref().is_none_or(url_ok),
+                "must be an http(s) URL like https://linli.example.gov.cn",
+            ),
+            ("elder_visit_rate", (0.0..=1.0).contains(&t.elder_visit_rate), "must be a fraction from 0 to 1 (1.0 is 100%)"),
+            ("child_visit_rate", (0.0..=1.0).contains(&t.child_visit_rate), "must be a fraction from 0 to 1 (1.0 is 100%)"),
+            (
+                "disability_care_rate",
+                (0.0..=1.0).contains(&t.disability_care_rate),
+                "must be a fraction from 0 to 1 (1.0 is 100%)",
+            ),
+            ("drill_rate", (0.0..=1.0).contains(&t.drill_rate), "must be a fraction from 0 to 1 (1.0 is 100%)"),
+            (
+                "info_officer_rate",
+                (0.0..=1.0).contains(&t.info_officer_rate),
+                "must be a fraction from 0 to 1 (1.0 is 100%)",
+            ),
+            (
+                "satisfaction_rate",
+                (0.0..=1.0).contains(&t.satisfaction_rate),
+                "must be a fraction from 0 to 1 (1.0 is 100%)",
+            ),
+        ];
+        if let Some((key, _, rule)) = records_checks.iter().find(|(_, ok, _)| !ok) {
+            let section = if key.ends_with("_rate") { "records.targets" } else { "records" };
+            return Err(invalid(
+                key_offset(text, key),
+                format!("{section}.{key} {rule}"),
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));

@@ -21,7 +21,9 @@ pub enum TaskStatus {
     Accepted,
     /// A visitor checked in.
     CheckedIn,
-    /// Every visitor checked out (a visit report will close it once reports exist).
+    /// Every visitor checked out; an accepted visit report will close it.
+    Visited,
+    /// A visit report was accepted.
     Done,
     /// Matching found nobody; `unstaffed` says why.
     Unstaffed,
@@ -37,6 +39,7 @@ impl TaskStatus {
                 | TaskStatus::Offered
                 | TaskStatus::Accepted
                 | TaskStatus::CheckedIn
+                | TaskStatus::Visited
                 | TaskStatus::Unstaffed
         )
     }
@@ -48,6 +51,7 @@ impl TaskStatus {
             TaskStatus::Offered => "offered",
             TaskStatus::Accepted => "accepted",
             TaskStatus::CheckedIn => "checked_in",
+            TaskStatus::Visited => "visited",
             TaskStatus::Done => "done",
             TaskStatus::Unstaffed => "unstaffed",
             TaskStatus::Cancelled => "cancelled",
@@ -195,6 +199,16 @@ pub struct ChecklistItem {
     pub required: bool,
 }
 
+/// How soon a follow-up is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Within the week (five working days).
+    Routine,
+    /// The same day.
+    Urgent,
+}
+
 /// A task created by an occurrence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Task {
@@ -232,6 +246,12 @@ pub struct Task {
     /// Status changes, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<TaskChange>,
+    /// The visit report in force (the accepted one, or its accepted correction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<u64>,
+    /// The task whose visit (or rating) this one follows up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows_up: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

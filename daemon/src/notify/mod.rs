@@ -220,7 +220,8 @@ fn route(
 }
 
 /// The body an endpoint gets for an event, and whether it goes in the urgent lane: a test, or
-/// news of an urgent task that needs someone (made, unstaffed, declined, let expire).
+/// news of an urgent task that needs someone (made, unstaffed, declined, let expire), or an
+/// urgent follow-up of a visit.
 fn body_for(
     w: &WriteTx,
     endpoint: &Endpoint,
@@ -232,6 +233,13 @@ fn body_for(
         None => None,
     };
     let urgent = event.kind == EventKind::EndpointTest
+        || matches!(
+            &event.data,
+            Some(EventData::Review {
+                severity: Some(crate::task::Severity::Urgent),
+                ..
+            })
+        )
         || (task
             .as_ref()
             .is_some_and(|t| t.priority == crate::task::Priority::Urgent)

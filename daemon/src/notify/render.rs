@@ -119,6 +119,9 @@ fn headline(kind: EventKind) -> &'static str {
         EventKind::TaskCheckedIn => "志愿者已签到",
         EventKind::TaskCheckedOut => "志愿者已签退",
         EventKind::TaskCancelled => "任务已取消",
+        EventKind::ReportAccepted => "探访记录已通过，任务完成",
+        EventKind::ReportRejected => "探访记录被退回，请志愿者修改",
+        EventKind::ReviewFollowUp => "需要跟进",
         EventKind::EndpointTest => "测试消息",
     }
 }
@@ -218,6 +221,27 @@ pub fn markdown(event: &Event, cx: &Context<'_>, max: usize) -> (String, String)
                 })
                 .collect();
             md.push_str(&format!("> 原因：{}\n", why.join("；")));
+        }
+        Some(EventData::Review {
+            report,
+            severity,
+            reasons,
+            follow_up_task,
+        }) => {
+            if let Some(s) = severity {
+                md.push_str(match s {
+                    crate::task::Severity::Urgent => "> 🔴 **紧急：当天处理**\n",
+                    crate::task::Severity::Routine => "> 一周内处理\n",
+                });
+            }
+            for r in reasons.iter().take(8) {
+                md.push_str(&format!("- {}\n", plain(r)));
+            }
+            md.push_str(&format!("> 探访记录 #{report}"));
+            if let Some(t) = follow_up_task {
+                md.push_str(&format!(" · 跟进任务 #{t}"));
+            }
+            md.push('\n');
         }
         Some(EventData::Tasks { communities, .. }) => {
             let total: usize = communities.iter().map(|c| c.tasks.len()).sum();

@@ -133,6 +133,7 @@ const VOLUNTEER_COLUMNS: &[(&str, &[&str])] = &[
     ("monthly_capacity", &["monthly_capacity", "每月任务上限"]),
     ("languages", &["languages", "语言", "方言"]),
     ("roles", &["roles", "角色", "岗位"]),
+    ("community", &["community", "所在村社区", "村社区", "社区"]),
     (
         "insurance_expires",
         &["insurance_expires", "保险有效期", "意外险有效期"],
@@ -400,6 +401,10 @@ fn volunteer_row(cols: &Columns, row: &csv::ByteRecord) -> Result<VolunteerInput
     if !roles.is_empty() {
         obj["roles"] = json!(roles);
     }
+    let posted = get("community")?;
+    if !posted.is_empty() {
+        obj["community"] = json!(posted);
+    }
     let ins = get("insurance_expires")?;
     if !ins.is_empty() {
         obj["insurance"] = json!({"expires_on": date("insurance_expires", ins)?});
@@ -520,7 +525,17 @@ impl RefCheck<'_> {
                     }
                 };
                 match station {
-                    Some(s) if s.active && self.guard.station(&s) => {}
+                    Some(s) if s.active && self.guard.station(&s) => {
+                        if let Some(c) = v.community.as_deref().filter(|c| !s.serves(c)) {
+                            return Ok(Err(Invalid::one(
+                                "community",
+                                format!(
+                                    "{c} is not one of the communities station {} serves",
+                                    s.id
+                                ),
+                            )));
+                        }
+                    }
                     _ => {
                         return Ok(Err(Invalid::one(
                             "station",

@@ -553,6 +553,11 @@ pub struct VolunteerInput {
     /// Accident insurance (志愿服务条例 Art. 17: risky activities such as drills need it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insurance: Option<Clearance>,
+    /// The village or community (12-digit code) the volunteer is posted to — for community
+    /// roles such as 灾害信息员, the one they serve; it must be one their station serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9]{12}$")]
+    pub community: Option<String>,
     #[serde(default)]
     pub status: VolunteerStatus,
 }
@@ -582,6 +587,8 @@ pub struct Volunteer {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insurance: Option<Clearance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community: Option<String>,
     pub status: VolunteerStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -603,6 +610,7 @@ impl Volunteer {
             languages: self.languages.clone(),
             roles: self.roles.clone(),
             insurance: self.insurance.clone(),
+            community: self.community.clone(),
             status: self.status,
         }
     }

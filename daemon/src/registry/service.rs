@@ -470,7 +470,23 @@ fn volunteer_station(
     v: &VolunteerInput,
 ) -> Result<Station, ServiceError> {
     match w.station(v.station)? {
-        Some(s) if guard.station(&s) && s.active => Ok(s),
+        Some(s) if guard.station(&s) && s.active => {
+            if let Some(c) = &v.community
+                && !s.serves(c)
+            {
+                return Err(Invalid::one(
+                    "community",
+                    format!(
+                        "{c} is not one of the communities station {} serves: post the \
+                         volunteer to one of its communities, or move them to the station that \
+                         serves {c}",
+                        s.id
+                    ),
+                )
+                .into());
+            }
+            Ok(s)
+        }
         Some(s) if guard.station(&s) => {
             Err(Invalid::one("station", format!("station {} is deactivated", v.station)).into())
         }
@@ -509,6 +525,7 @@ pub fn volunteer_record(
         languages: input.languages,
         roles: input.roles,
         insurance: input.insurance,
+        community: input.community,
         status: input.status,
         created_at,
         updated_at: now,

@@ -361,6 +361,16 @@ pub enum EventKind {
     TaskCheckedOut,
     #[serde(rename = "task.cancelled")]
     TaskCancelled,
+    /// A visit report was accepted: the task is done.
+    #[serde(rename = "report.accepted")]
+    ReportAccepted,
+    /// The plugin rejected a visit report; its reasons say what the visitor must fix.
+    #[serde(rename = "report.rejected")]
+    ReportRejected,
+    /// A visit (or a dissatisfied rating) needs a follow-up: a new task was made for it.
+    /// Urgent ones go out first.
+    #[serde(rename = "review.follow_up")]
+    ReviewFollowUp,
     /// A message sent from the API to try an endpoint (never stored as an event).
     #[serde(rename = "endpoint.test")]
     EndpointTest,
@@ -368,7 +378,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::OccurrenceTasks,
         EventKind::OccurrenceFailed,
         EventKind::TaskCreated,
@@ -381,6 +391,9 @@ impl EventKind {
         EventKind::TaskCheckedIn,
         EventKind::TaskCheckedOut,
         EventKind::TaskCancelled,
+        EventKind::ReportAccepted,
+        EventKind::ReportRejected,
+        EventKind::ReviewFollowUp,
         EventKind::EndpointTest,
     ];
 
@@ -399,6 +412,9 @@ impl EventKind {
             EventKind::TaskCheckedIn => "task.checked_in",
             EventKind::TaskCheckedOut => "task.checked_out",
             EventKind::TaskCancelled => "task.cancelled",
+            EventKind::ReportAccepted => "report.accepted",
+            EventKind::ReportRejected => "report.rejected",
+            EventKind::ReviewFollowUp => "review.follow_up",
             EventKind::EndpointTest => "endpoint.test",
         }
     }
@@ -454,6 +470,18 @@ pub enum EventData {
     /// Why nobody could be matched, with how many volunteers each reason ruled out.
     Unstaffed {
         reasons: Vec<crate::task::ReasonCount>,
+    },
+    /// What the review of a visit report decided (and the follow-up task it made).
+    Review {
+        report: u64,
+        /// `routine` or `urgent` for a follow-up.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<crate::task::Severity>,
+        /// The follow-up's reason, or what a rejected report must fix.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reasons: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        follow_up_task: Option<u64>,
     },
     /// An occurrence's new tasks by community.
     Tasks {

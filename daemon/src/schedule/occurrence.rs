@@ -422,6 +422,8 @@ impl Scheduler {
                         station: None,
                         offers: Vec::new(),
                         unstaffed: Vec::new(),
+                        report: None,
+                        follows_up: None,
                         history: vec![super::TaskChange {
                             at: now,
                             status: TaskStatus::Open,

@@ -54,7 +54,7 @@ fn derived_status(task: &Task) -> TaskStatus {
         .filter(|o| o.state == OfferState::CheckedOut)
         .count();
     if out >= team {
-        return TaskStatus::Done;
+        return TaskStatus::Visited;
     }
     if holding
         .iter()
@@ -787,6 +787,8 @@ impl Scheduler {
                 station: None,
                 offers: Vec::new(),
                 unstaffed: Vec::new(),
+                report: None,
+                follows_up: None,
                 history: vec![TaskChange {
                     at: now,
                     status: TaskStatus::Open,

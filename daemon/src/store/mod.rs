@@ -9,6 +9,7 @@ mod lock;
 mod notify;
 mod outbox;
 mod plugins;
+mod records;
 mod registry;
 mod schedule;
 mod tables;

@@ -215,6 +215,7 @@ impl WriteTx {
             by_community: self.txn.open_table(PERSONS_BY_COMMUNITY)?,
             by_category: self.txn.open_table(PERSONS_BY_CATEGORY)?,
             by_resident_id: self.txn.open_table(PERSONS_BY_RESIDENT_ID)?,
+            care: self.txn.open_table(CARE_SPANS)?,
         })
     }
 
@@ -224,6 +225,7 @@ impl WriteTx {
             volunteers: self.txn.open_table(VOLUNTEERS)?,
             by_station: self.txn.open_table(VOLUNTEERS_BY_STATION)?,
             by_resident_id: self.txn.open_table(VOLUNTEERS_BY_RESIDENT_ID)?,
+            roles: self.txn.open_table(ROLE_HOLDERS)?,
         })
     }
 }
@@ -240,6 +242,7 @@ pub struct PersonWriter<'t> {
     by_community: redb::Table<'t, (&'static str, u64), ()>,
     by_category: redb::Table<'t, (&'static str, u64), ()>,
     by_resident_id: redb::Table<'t, &'static str, u64>,
+    care: redb::Table<'t, (&'static str, u64), &'static [u8]>,
 }
 
 impl PersonWriter<'_> {
@@ -273,6 +276,7 @@ impl PersonWriter<'_> {
         }
         self.by_resident_id
             .insert(person.resident_id.as_str(), person.id)?;
+        super::records::track_care(&mut self.care, old.as_ref(), person)?;
         Ok(Ok(()))
     }
 }
@@ -282,6 +286,7 @@ pub struct VolunteerWriter<'t> {
     volunteers: redb::Table<'t, u64, &'static [u8]>,
     by_station: redb::Table<'t, (u64, u64), ()>,
     by_resident_id: redb::Table<'t, &'static str, u64>,
+    roles: redb::Table<'t, (&'static str, &'static str, u64), ()>,
 }
 
 impl VolunteerWriter<'_> {
@@ -305,6 +310,7 @@ impl VolunteerWriter<'_> {
             .insert(v.id, encode("volunteers", v)?.as_slice())?;
         self.by_station.insert((v.station, v.id), ())?;
         self.by_resident_id.insert(v.resident_id.as_str(), v.id)?;
+        super::records::track_roles(&mut self.roles, old.as_ref(), v)?;
         Ok(Ok(()))
     }
 }

@@ -244,6 +244,7 @@ impl WriteTx {
             by_status: self.txn.open_table(TASKS_BY_STATUS)?,
             by_volunteer: self.txn.open_table(TASKS_BY_VOLUNTEER)?,
             offers_by_deadline: self.txn.open_table(OFFERS_BY_DEADLINE)?,
+            counts: self.txn.open_table(TASK_COUNTS)?,
         })
     }
 
@@ -351,6 +352,7 @@ pub struct TaskWriter<'t> {
     by_status: redb::Table<'t, (&'static str, u64), ()>,
     by_volunteer: redb::Table<'t, (u64, u64), ()>,
     offers_by_deadline: redb::Table<'t, (i64, u64), ()>,
+    counts: redb::Table<'t, (u32, &'static str, &'static str), &'static [u8]>,
 }
 
 /// A task waits in the open-by-due index while it is still to do and not yet flagged overdue.
@@ -413,6 +415,7 @@ impl TaskWriter<'_> {
                     .insert((offer.respond_by.timestamp(), task.id), ())?;
             }
         }
+        super::records::count_task(&mut self.counts, old.as_ref(), Some(task))?;
         self.tasks
             .insert(task.id, encode("tasks", task)?.as_slice())?;
         Ok(())

@@ -5,7 +5,7 @@ use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it on any incompatible change and add the
 /// migration to `Store::check_schema`.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 
@@ -98,3 +98,57 @@ pub(super) const MESSAGES_PENDING: TableDefinition<u64, ()> =
 /// Messages by (endpoint, id).
 pub(super) const MESSAGES_BY_ENDPOINT: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("messages_by_endpoint");
+
+// ------------------------------------------------------------------------------------ records
+
+/// Visit reports by id (every version is kept).
+pub(super) const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
+/// (task id, report id): a task's reports, oldest first.
+pub(super) const REPORTS_BY_TASK: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("reports_by_task");
+/// Reports filed but not yet reviewed (the plugin could not be called): retried.
+pub(super) const REPORTS_UNREVIEWED: TableDefinition<u64, ()> =
+    TableDefinition::new("reports_unreviewed");
+/// Service records (志愿服务记录) by id.
+pub(super) const SERVICE_RECORDS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("service_records");
+/// (volunteer id, service record id)
+pub(super) const SERVICE_BY_VOLUNTEER: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("service_by_volunteer");
+/// Certificates by their verification code.
+pub(super) const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
+/// (volunteer id, issued at Unix seconds, code)
+pub(super) const CERTIFICATES_BY_VOLUNTEER: TableDefinition<(u64, i64, &str), ()> =
+    TableDefinition::new("certificates_by_volunteer");
+/// Satisfaction ratings by task id (one per task).
+pub(super) const RATINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("ratings");
+/// SHA-256 of a one-time rating link's code → (task id, expiry as Unix seconds).
+pub(super) const RATING_LINKS: TableDefinition<&str, (u64, i64)> =
+    TableDefinition::new("rating_links");
+/// When people were in care: (category, person) → spans of days in a community
+/// (`records::CareSpan`, 16 bytes each), kept by every person write.
+pub(super) const CARE_SPANS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("care_spans");
+/// Accepted visits that reached the person: (month YYYYMM, person) → visits.
+pub(super) const PERSON_VISITS: TableDefinition<(u32, u64), u32> =
+    TableDefinition::new("person_visits");
+/// Accepted visits to communities: (month, community, task kind) → visits.
+pub(super) const COMMUNITY_VISITS: TableDefinition<(u32, &str, &str), u32> =
+    TableDefinition::new("community_visits");
+/// Tasks by the month of their due end: (month, community, plugin/action) → counts
+/// (`records::TaskCounts`), kept by every task write.
+pub(super) const TASK_COUNTS: TableDefinition<(u32, &str, &str), &[u8]> =
+    TableDefinition::new("task_counts");
+/// Service minutes recorded: (month, community or township code) → minutes.
+pub(super) const SERVICE_MINUTES: TableDefinition<(u32, &str), u64> =
+    TableDefinition::new("service_minutes");
+/// Ratings: (month of the visit, community) → [satisfied, neutral, dissatisfied].
+pub(super) const RATING_COUNTS: TableDefinition<(u32, &str), (u32, u32, u32)> =
+    TableDefinition::new("rating_counts");
+/// Active volunteers holding a community role where they are posted: (role, community,
+/// volunteer).
+pub(super) const ROLE_HOLDERS: TableDefinition<(&str, &str, u64), ()> =
+    TableDefinition::new("role_holders");
+/// The audit log of personal data: sequence number → entry. Append-only: no route edits it,
+/// and only pruning past the retention removes the oldest.
+pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");

@@ -173,6 +173,9 @@ impl ReadTx {
             ("duties", self.txn.open_table(DUTIES)?.len()?),
             ("tasks", self.txn.open_table(TASKS)?.len()?),
             ("events", self.txn.open_table(EVENTS)?.len()?),
+            ("reports", self.txn.open_table(REPORTS)?.len()?),
+            ("service_records", self.txn.open_table(SERVICE_RECORDS)?.len()?),
+            ("audit", self.txn.open_table(AUDIT)?.len()?),
         ])
     }
 }
@@ -227,6 +230,24 @@ impl WriteTx {
         self.txn.open_table(MESSAGES_DUE)?;
         self.txn.open_table(MESSAGES_PENDING)?;
         self.txn.open_table(MESSAGES_BY_ENDPOINT)?;
+        self.txn.open_table(REPORTS)?;
+        self.txn.open_table(REPORTS_BY_TASK)?;
+        self.txn.open_table(REPORTS_UNREVIEWED)?;
+        self.txn.open_table(SERVICE_RECORDS)?;
+        self.txn.open_table(SERVICE_BY_VOLUNTEER)?;
+        self.txn.open_table(CERTIFICATES)?;
+        self.txn.open_table(CERTIFICATES_BY_VOLUNTEER)?;
+        self.txn.open_table(RATINGS)?;
+        self.txn.open_table(RATING_LINKS)?;
+        self.txn.open_table(CARE_SPANS)?;
+        self.txn.open_table(PERSON_VISITS)?;
+        self.txn.open_table(COMMUNITY_VISITS)?;
+        self.txn.open_table(TASK_COUNTS)?;
+        self.txn.open_table(SERVICE_MINUTES)?;
+        self.txn.open_table(RATING_COUNTS)?;
+        self.txn.open_table(ROLE_HOLDERS)?;
+        self.txn.open_table(AUDIT)?;
+        self.build_record_indexes()?;
         let mut meta = self.txn.open_table(META)?;
         meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
         Ok(())
