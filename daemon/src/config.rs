@@ -592,6 +592,16 @@ impl Config {
         Ok(config)
     }
 
+    /// Where certificates' QR codes and rating links point: `[records] public_base_url`, else
+    /// `[notify] public_base_url`, else the listening address.
+    pub fn records_base_url(&self) -> String {
+        self.records
+            .public_base_url
+            .clone()
+            .or_else(|| self.notify.public_base_url.clone())
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
     /// The working-day calendar: the shipped years and the configured file's.
     pub fn work_calendar(&self) -> crate::records::calendar::WorkCalendar {
         use crate::records::calendar::WorkCalendar;

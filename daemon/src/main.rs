@@ -70,6 +70,11 @@ enum Command {
         #[command(flatten)]
         place: Place,
     },
+    /// Reports from the records (coverage against the plan's targets).
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
     /// Work with duty schedules.
     Duty {
         #[command(subcommand)]
@@ -264,6 +269,36 @@ enum Bench {
     },
 }
 
+#[derive(Subcommand)]
+enum ReportAction {
+    /// Coverage of a region in a month: visit rates against the plan's targets, drills,
+    /// information officers, tasks, hours, satisfaction; rows one level down, the ten
+    /// communities furthest behind, and the trend.
+    Coverage {
+        /// The month, e.g. 2026-11 (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+        /// A city, county, township or community code (or a province code, e.g.
+        /// 620000000000, for every county in the file).
+        #[arg(long)]
+        region: String,
+        /// Months of trend, this one included (1 to 24).
+        #[arg(long, default_value_t = 6)]
+        months: u32,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        #[command(flatten)]
+        place: Place,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ImportKind {
     Persons,
@@ -348,6 +383,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             admin::import_file(&place.database()?, kind, &file, skip_invalid)
         }
+        Command::Report {
+            action:
+                ReportAction::Coverage {
+                    month,
+                    region,
+                    months,
+                    format,
+                    place,
+                },
+        } => admin::coverage(
+            &place.database()?,
+            place.config.as_deref(),
+            month.as_deref(),
+            &region,
+            months,
+            match format {
+                ReportFormat::Table => admin::ReportFormat::Table,
+                ReportFormat::Csv => admin::ReportFormat::Csv,
+                ReportFormat::Json => admin::ReportFormat::Json,
+            },
+        ),
         Command::Duty {
             action:
                 DutyAction::Preview {

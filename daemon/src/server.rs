@@ -60,6 +60,7 @@ pub async fn run(
     }
     if opts.scheduler {
         tracker.spawn(state.scheduler.clone().run());
+        tracker.spawn(state.records.clone().run(stop.clone()));
     }
     tracker.spawn(state.notifier.clone().run(stop.clone()));
     let (scheduler, plugins) = (state.scheduler.clone(), state.plugins.clone());

@@ -293,11 +293,21 @@ impl Tokens {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub scope: Scope,
+    /// The token's id (the first 12 hex digits of its hash), as the audit log names it.
+    pub token: String,
     /// For a station scope, the station (read at the start of the request).
     pub station: Option<Station>,
 }
 
 impl Caller {
+    /// Who the audit log says acted.
+    pub fn who(&self) -> crate::records::audit::Who {
+        crate::records::audit::Who {
+            token: self.token.clone(),
+            scope: self.scope.to_string(),
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.scope == Scope::Admin
     }

@@ -13,6 +13,7 @@ pub mod notify;
 pub mod openapi;
 pub mod plugins;
 pub mod problem;
+pub mod records;
 pub mod registry;
 pub mod tasks;
 
@@ -72,6 +73,8 @@ pub struct AppState {
     pub api: crate::config::ApiConfig,
     /// Notification delivery (its loop runs under `server::run`).
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Visit reports, hours, certificates, ratings, coverage and the audit log.
+    pub records: Arc<crate::records::Records>,
 }
 
 /// Why the daemon's state could not be set up.
@@ -137,7 +140,17 @@ impl AppState {
             crate::config::NotifyConfig::default(),
         )
         .map_err(StartError::Notify)?;
+        let records = Arc::new(crate::records::Records::new(
+            store.clone(),
+            clock.clone(),
+            plugins.clone(),
+            scheduler.clone(),
+            crate::records::calendar::WorkCalendar::builtin(),
+            crate::config::RecordsConfig::default(),
+            "http://127.0.0.1:8080".into(),
+        ));
         Ok(Self {
+            records,
             notifier,
             store,
             clock,
@@ -153,6 +166,25 @@ impl AppState {
 }
 
 impl AppState {
+    /// Keeps records as `cfg` says (`[records]`), counting working days by `calendar`;
+    /// certificates and rating links point at `base_url`.
+    pub fn set_records(
+        &mut self,
+        cfg: crate::config::RecordsConfig,
+        calendar: crate::records::calendar::WorkCalendar,
+        base_url: String,
+    ) {
+        self.records = Arc::new(crate::records::Records::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.plugins.clone(),
+            self.scheduler.clone(),
+            calendar,
+            cfg,
+            base_url,
+        ));
+    }
+
     /// Delivers notifications as `cfg` says (`[notify]`).
     pub fn set_notify(&mut self, cfg: crate::config::NotifyConfig) -> Result<(), StartError> {
         self.notifier = crate::notify::Notifier::new(self.store.clone(), self.clock.clone(), cfg)
@@ -210,7 +242,12 @@ impl FromRequestParts<AppState> for Caller {
             }
             Scope::Admin => None,
         };
-        Ok(Caller { scope, station })
+        let token = auth::hash(token).get(..12).unwrap_or_default().to_owned();
+        Ok(Caller {
+            scope,
+            token,
+            station,
+        })
     }
 }
 
@@ -243,6 +280,14 @@ impl FromRequestParts<AppState> for Caller {
         notify::update_endpoint, notify::rotate_endpoint, notify::test_endpoint,
         notify::list_messages, notify::get_message, notify::replay_message,
         notify::replay_endpoint,
+        records::file_report, records::task_reports, records::get_report,
+        records::enter_record, records::volunteer_records, records::my_records,
+        records::volunteer_hours, records::my_hours,
+        records::issue_certificate, records::issue_my_certificate,
+        records::volunteer_certificates, records::my_certificates, records::revoke_certificate,
+        records::verify, records::verify_page, records::certificate_page,
+        records::rate_task, records::rating_link, records::rate_by_link, records::rate_page,
+        records::rate_form_post, records::coverage_report, records::audit_log,
     ),
     components(schemas(crate::notify::render::Notification)),
     modifiers(&BearerAuth),
@@ -488,12 +533,49 @@ pub fn router(state: AppState) -> Router {
         .route("/endpoints/{id}/replay", post(notify::replay_endpoint))
         .route("/messages/{id}", get(notify::get_message))
         .route("/messages/{id}/replay", post(notify::replay_message))
+        .route(
+            "/tasks/{id}/reports",
+            get(records::task_reports).post(records::file_report),
+        )
+        .route("/reports/{id}", get(records::get_report))
+        .route("/reports/coverage", get(records::coverage_report))
+        .route("/service-records", post(records::enter_record))
+        .route(
+            "/volunteers/{id}/service-records",
+            get(records::volunteer_records),
+        )
+        .route("/volunteers/{id}/hours", get(records::volunteer_hours))
+        .route(
+            "/volunteers/{id}/certificates",
+            get(records::volunteer_certificates).post(records::issue_certificate),
+        )
+        .route("/me/service-records", get(records::my_records))
+        .route("/me/hours", get(records::my_hours))
+        .route(
+            "/me/certificates",
+            get(records::my_certificates).post(records::issue_my_certificate),
+        )
+        .route(
+            "/certificates/{code}/revoke",
+            post(records::revoke_certificate),
+        )
+        .route("/verify/{code}", get(records::verify))
+        .route("/tasks/{id}/rating", post(records::rate_task))
+        .route("/tasks/{id}/rating-link", post(records::rating_link))
+        .route("/rate/{code}", post(records::rate_by_link))
+        .route("/audit", get(records::audit_log))
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/calendar/{file}", get(calendar::feed))
+        .route("/verify/{code}", get(records::verify_page))
+        .route("/certificates/{code}", get(records::certificate_page))
+        .route(
+            "/rate/{code}",
+            get(records::rate_page).post(records::rate_form_post),
+        )
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -13,6 +13,7 @@ use super::auth::{Caller, Scope};
 use super::extract::{Body, Path, Query, Upload, query_error};
 use super::problem::{ApiError, Problem};
 use super::{AppState, blocking};
+use crate::records::model::AuditAction;
 use crate::registry::import::{self, ImportOptions, ImportReport};
 use crate::registry::service;
 use crate::registry::*;
@@ -414,6 +415,20 @@ pub async fn list_persons(
         }
         (None, None) => Ok(r.persons(id_cursor(q.cursor.as_deref())?, limit, keep)?),
     })?;
+    let audit_region = q.region.clone().or_else(|| match &caller.scope {
+        Scope::Bureau(code) => Some(code.clone()),
+        _ => caller.station.as_ref().map(|s| s.township.clone()),
+    });
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::List,
+        "persons".into(),
+        Some(page.items.len() as u64),
+        "GET /v1/persons",
+        audit_region,
+    )
+    .await?;
     Ok(Json(page.into()))
 }
 
@@ -425,7 +440,18 @@ pub async fn create_person(
     Body(input): Body<PersonInput>,
 ) -> Result<(StatusCode, Json<Person>), ApiError> {
     let now = st.clock.now();
-    let p = blocking(move || Ok(service::create_person(&st.store, &caller, input, now)?)).await?;
+    let (store, c) = (st.store.clone(), caller.clone());
+    let p = blocking(move || Ok(service::create_person(&store, &c, input, now)?)).await?;
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::Create,
+        format!("person:{}", p.id),
+        None,
+        "POST /v1/persons",
+        Some(p.community.clone()),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -437,10 +463,21 @@ pub async fn get_person(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<Person>, ApiError> {
-    st.read(|r| r.person(id))?
+    let p = st
+        .read(|r| r.person(id))?
         .filter(|p| caller.community(&p.community))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("person {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("person {id}")))?;
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::Read,
+        format!("person:{id}"),
+        None,
+        "GET /v1/persons/{id}",
+        Some(p.community.clone()),
+    )
+    .await?;
+    Ok(Json(p))
 }
 
 #[utoipa::path(patch, path = "/v1/persons/{id}",
@@ -454,12 +491,19 @@ pub async fn update_person(
     Body(patch): Body<Value>,
 ) -> Result<Json<Person>, ApiError> {
     let now = st.clock.now();
-    blocking(move || {
-        Ok(Json(service::update_person(
-            &st.store, &caller, id, &patch, now,
-        )?))
-    })
-    .await
+    let (store, c) = (st.store.clone(), caller.clone());
+    let p = blocking(move || Ok(service::update_person(&store, &c, id, &patch, now)?)).await?;
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::Update,
+        format!("person:{id}"),
+        None,
+        "PATCH /v1/persons/{id}",
+        Some(p.community.clone()),
+    )
+    .await?;
+    Ok(Json(p))
 }
 
 #[utoipa::path(delete, path = "/v1/persons/{id}",
@@ -472,12 +516,19 @@ pub async fn deactivate_person(
     Path(id): Path<u64>,
 ) -> Result<Json<Person>, ApiError> {
     let now = st.clock.now();
-    blocking(move || {
-        Ok(Json(service::set_person_active(
-            &st.store, &caller, id, false, now,
-        )?))
-    })
-    .await
+    let (store, c) = (st.store.clone(), caller.clone());
+    let p = blocking(move || Ok(service::set_person_active(&store, &c, id, false, now)?)).await?;
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::Deactivate,
+        format!("person:{id}"),
+        None,
+        "DELETE /v1/persons/{id}",
+        Some(p.community.clone()),
+    )
+    .await?;
+    Ok(Json(p))
 }
 
 #[utoipa::path(post, path = "/v1/persons/{id}/reactivate",
@@ -489,12 +540,19 @@ pub async fn reactivate_person(
     Path(id): Path<u64>,
 ) -> Result<Json<Person>, ApiError> {
     let now = st.clock.now();
-    blocking(move || {
-        Ok(Json(service::set_person_active(
-            &st.store, &caller, id, true, now,
-        )?))
-    })
-    .await
+    let (store, c) = (st.store.clone(), caller.clone());
+    let p = blocking(move || Ok(service::set_person_active(&store, &c, id, true, now)?)).await?;
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::Update,
+        format!("person:{id}"),
+        None,
+        "POST /v1/persons/{id}/reactivate",
+        Some(p.community.clone()),
+    )
+    .await?;
+    Ok(Json(p))
 }
 
 // -------------------------------------------------------------------------------- volunteers
@@ -578,11 +636,21 @@ pub async fn get_volunteer(
             Scope::Volunteer(me) => me == id,
             _ => r.station(v.station)?.is_some_and(|s| caller.station(&s)),
         };
-        Ok(visible.then_some(v))
+        let township = r.station(v.station)?.map(|s| s.township);
+        Ok(visible.then_some((v, township)))
     })?;
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("volunteer {id}")))
+    let (v, township) = found.ok_or_else(|| ApiError::not_found(format!("volunteer {id}")))?;
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::Read,
+        format!("volunteer:{id}"),
+        None,
+        "GET /v1/volunteers/{id}",
+        township,
+    )
+    .await?;
+    Ok(Json(v))
 }
 
 #[utoipa::path(patch, path = "/v1/volunteers/{id}",
@@ -786,7 +854,13 @@ pub async fn import_csv(
         return Err(ApiError::forbidden("a volunteer token cannot import"));
     }
     let now = st.clock.now();
-    blocking(move || {
+    let (st2, c2) = (st.clone(), caller.clone());
+    let what = match kind {
+        import::Kind::Persons => "persons",
+        import::Kind::Volunteers => "volunteers",
+    };
+    let (status, report) = blocking(move || {
+        let (st, caller) = (st2, c2);
         let opts = ImportOptions {
             kind,
             skip_invalid: q.skip_invalid,
@@ -805,7 +879,24 @@ pub async fn import_csv(
         } else {
             StatusCode::OK
         };
-        Ok((status, Json(report)))
+        Ok((status, report))
     })
-    .await
+    .await?;
+    if report.imported > 0 {
+        let region = match &caller.scope {
+            Scope::Bureau(code) => Some(code.clone()),
+            _ => caller.station.as_ref().map(|s| s.township.clone()),
+        };
+        super::records::audit(
+            &st,
+            &caller,
+            AuditAction::Import,
+            what.into(),
+            Some(report.imported),
+            "POST /v1/imports/{kind}",
+            region,
+        )
+        .await?;
+    }
+    Ok((status, Json(report)))
 }

@@ -41,6 +41,7 @@ pub struct MyTask {
     pub due_start: chrono::DateTime<chrono::FixedOffset>,
     pub due_end: chrono::DateTime<chrono::FixedOffset>,
     pub community: String,
+    pub target: TaskTarget,
     /// My offer: its state, deadline and check-in times.
     pub offer: Offer,
     /// The person visited (only while I hold the task).
@@ -99,6 +100,7 @@ fn my_task(
         due_start: task.due_start,
         due_end: task.due_end,
         community: task.community,
+        target: task.target,
         offer,
         person,
         checklist,
@@ -138,6 +140,19 @@ pub async fn my_tasks(
             next_cursor: page.next,
         })
     })?;
+    let shown = page.items.iter().filter(|t| t.person.is_some()).count() as u64;
+    if shown > 0 {
+        super::records::audit(
+            &st,
+            &caller,
+            crate::records::model::AuditAction::List,
+            "persons".into(),
+            Some(shown),
+            "GET /v1/me/tasks",
+            page.items.first().map(|t| t.community.clone()),
+        )
+        .await?;
+    }
     Ok(Json(page))
 }
 
@@ -150,12 +165,27 @@ pub async fn my_task_detail(
     Path(id): Path<u64>,
 ) -> Result<Json<MyTask>, ApiError> {
     let me = volunteer_of(&caller)?;
-    st.read(|r| match r.task(id)? {
-        Some(t) => my_task(r, t, me),
-        None => Ok(None),
-    })?
-    .map(Json)
-    .ok_or_else(|| ApiError::not_found(format!("task {id}")))
+    let view = st
+        .read(|r| match r.task(id)? {
+            Some(t) => my_task(r, t, me),
+            None => Ok(None),
+        })?
+        .ok_or_else(|| ApiError::not_found(format!("task {id}")))?;
+    if view.person.is_some()
+        && let TaskTarget::Person { id: person } = view.target
+    {
+        super::records::audit(
+            &st,
+            &caller,
+            crate::records::model::AuditAction::Read,
+            format!("person:{person}"),
+            None,
+            "GET /v1/me/tasks/{id}",
+            Some(view.community.clone()),
+        )
+        .await?;
+    }
+    Ok(Json(view))
 }
 
 async fn answer(

@@ -140,6 +140,79 @@ pub fn token_create(database: &Path, scope: &str, label: Option<String>) -> Resu
 
 /// `linlid import persons|volunteers FILE`: imports a CSV file (with a progress bar on a
 /// terminal), printing each refused row as `file:row: field: message`.
+/// How `linlid report coverage` prints.
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `linlid report coverage`: the coverage report of a region and month, from the database
+/// (targets from the config file when one is given). Recorded in the audit log as an export.
+pub fn coverage(
+    database: &Path,
+    config: Option<&Path>,
+    month: Option<&str>,
+    region: &str,
+    months: u32,
+    format: ReportFormat,
+) -> Result<(), Failure> {
+    use crate::records::coverage;
+    let cfg = match config {
+        Some(c) => Config::load(c).map_err(|e| Failure::Usage(e.to_string()))?,
+        None => Config::default(),
+    };
+    let month = match month {
+        Some(m) => coverage::parse_month(m).map_err(|e| Failure::Usage(e.to_string()))?,
+        None => crate::records::model::month_key(crate::clock::local_date(
+            clock::SystemClock.now(),
+        )),
+    };
+    if !(1..=24).contains(&months) {
+        return Err(Failure::Usage("--months must be 1 to 24".into()));
+    }
+    let store = open_store(database, false)?;
+    let report = store
+        .read(|r| {
+            coverage::report(
+                r,
+                region,
+                month,
+                months,
+                &cfg.records.targets,
+                cfg.records.drill_window_months,
+            )
+        })
+        .map_err(|e| match e {
+            coverage::CoverageError::Store(s) => Failure::Runtime(s.into()),
+            other => Failure::Usage(other.to_string()),
+        })?;
+    store
+        .write(|w| {
+            w.append_audit(crate::records::model::AuditEntry {
+                seq: 0,
+                at: clock::SystemClock.now(),
+                token: "cli".into(),
+                scope: "admin".into(),
+                action: crate::records::model::AuditAction::Export,
+                subject: format!("coverage:{region}:{}", report.month),
+                count: Some(report.rows.len() as u64 + 1),
+                route: "linlid report coverage".into(),
+                region: Some(region.to_owned()),
+            })
+        })
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    let out = match format {
+        ReportFormat::Table => coverage::to_table(&report),
+        ReportFormat::Csv => coverage::to_csv(&report),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Runtime(e.into()))?
+            + "\n",
+    };
+    print!("{out}");
+    Ok(())
+}
+
 pub fn import_file(
     database: &Path,
     kind: Kind,

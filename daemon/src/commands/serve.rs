@@ -30,6 +30,8 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
         .set_notify(cfg.notify.clone())
         .context("starting")
         .map_err(Failure::Runtime)?;
+    let base = cfg.records_base_url();
+    state.set_records(cfg.records.clone(), cfg.work_calendar(), base);
     let mut opts = ServeOptions::new(cfg.shutdown_grace());
     opts.plugin_dir = Some(cfg.plugin_dir.clone());
     tracing::info!(data = %cfg.data_dir.display(), "opening");

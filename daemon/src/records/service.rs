@@ -166,6 +166,36 @@ impl Records {
         Ok(task)
     }
 
+    /// The records loop, until `stop`: every minute, reviews reports whose plugin could not be
+    /// asked before; once a day, prunes the audit log past its retention.
+    pub async fn run(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut last_prune: Option<std::time::Instant> = None;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            }
+            let me = self.clone();
+            let prune = last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(86_400));
+            let worked = tokio::task::spawn_blocking(move || {
+                if let Err(e) = me.review_pending(100) {
+                    tracing::warn!(error = %e, "reviewing waiting visit reports failed");
+                }
+                if prune {
+                    match me.prune_audit() {
+                        Ok(n) if n > 0 => tracing::info!(entries = n, "audit log pruned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+                    }
+                }
+            })
+            .await;
+            if worked.is_ok() && prune {
+                last_prune = Some(std::time::Instant::now());
+            }
+        }
+    }
+
     /// Offers a follow-up task made by [`Records::write_follow_up`] (after its commit). If
     /// matching fails now, the scheduler's sweep matches it later.
     pub(super) fn staff_follow_up(&self, id: u64) {
