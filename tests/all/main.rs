@@ -19,6 +19,7 @@ mod notify;
 mod ownership;
 mod persistence;
 mod plugins;
+mod records;
 mod sandbox;
 mod scopes;
 mod shipped;

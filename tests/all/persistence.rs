@@ -184,6 +184,8 @@ fn a_schema_1_file_with_overdue_tasks_is_migrated() {
         offers: vec![],
         unstaffed: vec![],
         history: vec![],
+        report: None,
+        follows_up: None,
         created_at: t.to_utc(),
         updated_at: t.to_utc(),
     };

@@ -105,6 +105,7 @@ async fn a_one_off_task_is_offered_accepted_visited_and_done() {
         )
         .await;
     assert_eq!(r.body["status"], "checked_in", "{:?}", r.body);
+    d.clock.advance(Duration::minutes(40));
     let r = d
         .post(
             &format!("/v1/tasks/{task}/check-out"),
@@ -112,7 +113,17 @@ async fn a_one_off_task_is_offered_accepted_visited_and_done() {
             json!({}),
         )
         .await;
-    assert_eq!(r.body["status"], "done", "{:?}", r.body);
+    // Checked out: the visit is made; its report closes the task (no plugin: reached is enough).
+    assert_eq!(r.body["status"], "visited", "{:?}", r.body);
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/reports"),
+            &near_token,
+            json!({"reached": true, "notes": "药已送到"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["state"], "accepted", "{:?}", r.body);
     let t = d.get(&format!("/v1/tasks/{task}"), &station).await;
     let statuses: Vec<&str> = t.body["history"]
         .as_array()
@@ -122,7 +133,7 @@ async fn a_one_off_task_is_offered_accepted_visited_and_done() {
         .collect();
     assert_eq!(
         statuses,
-        ["open", "offered", "accepted", "checked_in", "done"]
+        ["open", "offered", "accepted", "checked_in", "visited", "done"]
     );
     assert_eq!(
         events_of(&d, task).await,
@@ -131,7 +142,8 @@ async fn a_one_off_task_is_offered_accepted_visited_and_done() {
             "task.offered",
             "task.accepted",
             "task.checked_in",
-            "task.checked_out"
+            "task.checked_out",
+            "report.accepted"
         ]
     );
 }
@@ -470,7 +482,7 @@ async fn a_visit_already_made_keeps_its_seat_in_the_team() {
             .await;
     }
     let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
-    assert_eq!(t.body["status"], "done", "{:?}", t.body);
+    assert_eq!(t.body["status"], "visited", "{:?}", t.body);
 }
 
 /// Careless and hostile one-off tasks and visit answers are refused by field; nothing is stored.

@@ -585,7 +585,7 @@ pub struct CoverageQuery {
 
 #[utoipa::path(get, path = "/v1/reports/coverage", tag = "records", params(CoverageQuery),
     description = "Coverage against the plan's targets for one region and month: special-difficulty elders visited (the plan: 100%), children, disability care, drills and information officers per community, tasks unstaffed and overdue, volunteer hours, satisfaction; rows one level down, the ten communities furthest behind, the trend. `rules` says how each figure is counted. `format=csv` answers spreadsheet-safe text/csv.",
-    responses((status = 200, description = "The report", content((CoverageReport = "application/json"), (String = "text/csv"))), (status = 422, body = Problem)))]
+    responses((status = 200, description = "The report", content((CoverageReport = "application/json"), (String = "text/csv"))), (status = 404, body = Problem, description = "A region outside the caller's reach"), (status = 422, body = Problem)))]
 pub async fn coverage_report(
     State(st): State<AppState>,
     caller: Caller,
