@@ -258,6 +258,21 @@ enum Bench {
         #[arg(long, default_value_t = 20_000)]
         volunteers: usize,
     },
+    /// The monthly coverage report over county-sized files (people in care and stored tasks
+    /// per county), and the provincial view over every county in the file.
+    Coverage {
+        #[arg(long, default_value_t = 1)]
+        counties: usize,
+        /// People in care per county.
+        #[arg(long, default_value_t = 100_000)]
+        persons: usize,
+        /// Stored tasks per county.
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: usize,
+        /// Folder for the database (default: a temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Generate N people in care as CSV, import them into a fresh database, report time and
     /// peak memory.
     Import {
@@ -442,6 +457,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         },
         Command::Bench { what } => match what {
             Bench::Import { rows, dir } => bench::bench_import(rows, dir),
+            Bench::Coverage {
+                counties,
+                persons,
+                tasks,
+                dir,
+            } => commands::bench_coverage::bench_coverage(counties, persons, tasks, dir),
             Bench::Plugin {
                 file,
                 targets,
