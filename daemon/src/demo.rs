@@ -636,9 +636,32 @@ fn volunteers_csv(
         if skills.contains(&"sign_language") {
             langs.push("手语");
         }
+        // Community roles: an information officer (灾害信息员) and a grid worker posted to a
+        // village of the station's township; some child directors.
+        let s_idx = i % stations.len().max(1);
+        let prefix = TOWNSHIPS
+            .get(s_idx)
+            .map(|(t, _, _)| format!("620802{t}"))
+            .unwrap_or_default();
+        let own: Vec<&Community> = communities
+            .iter()
+            .filter(|c| !prefix.is_empty() && c.code.starts_with(&prefix))
+            .collect();
+        let round = i / stations.len().max(1);
+        let (roles, posted) = match (round % 4, own.get(round / 4 % own.len().max(1))) {
+            (0, Some(c)) => ("disaster_info_officer", c.code.as_str()),
+            (1, Some(c)) => ("grid_worker", c.code.as_str()),
+            (2, _) => ("child_director", ""),
+            _ => ("", ""),
+        };
+        let insurance = if rng.random_bool(0.6) {
+            expires(rng).to_string()
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{name},{rid},{},{station},{},{},{safeguarding},{},{lat:.6},{lon:.6},{},{},active",
+            "{name},{rid},{},{station},{},{},{safeguarding},{},{lat:.6},{lon:.6},{},{},{roles},{posted},{insurance},active",
             phone(rng),
             skills.join(";"),
             certs.join(";"),
@@ -738,6 +761,8 @@ pub struct Prepared {
     pub station: String,
     /// A volunteer with offers waiting, and their token.
     pub volunteer: Option<(u64, String)>,
+    /// The code of a certificate issued to a volunteer who made demo visits.
+    pub certificate: Option<String>,
 }
 
 /// Everything `linlid demo` does before serving: seeds the county into an empty store (or
@@ -826,6 +851,20 @@ pub fn prepare(
         .flat_map(|t| t.offers.iter())
         .map(|o| o.volunteer)
         .next();
+    let certificate = match seed_visits(&state, volunteer, &offered, now) {
+        Ok((visits, follow_ups, cert)) => {
+            if visits > 0 {
+                say(format!(
+                    "  records: {visits} visits made earlier today reported and accepted by the plugins' reviews, {follow_ups} with a follow-up task"
+                ));
+            }
+            cert
+        }
+        Err(e) => {
+            say(format!("  demo visits not made: {e}"));
+            None
+        }
+    };
     let mk =
         |scope: Scope, label: &str| auth::create_token(&store, &scope, Some(label.to_owned()), now);
     Ok(Prepared {
@@ -836,8 +875,110 @@ pub fn prepare(
             Some(v) => Some((v, mk(Scope::Volunteer(v), "demo volunteer")?)),
             None => None,
         },
+        certificate,
         state,
     })
+}
+
+/// Visits made earlier today: up to forty of the offered tasks are accepted and reported (the
+/// answers mostly reassuring, so the plugins' reviews vary as they would), and the volunteer
+/// with the most visits gets a certificate. Skipped when the data folder already has reports.
+fn seed_visits(
+    state: &crate::api::AppState,
+    keep_waiting: Option<u64>,
+    offered: &[crate::schedule::Task],
+    now: DateTime<Utc>,
+) -> anyhow::Result<(usize, usize, Option<String>)> {
+    use crate::records::model::{ReportAnswer, ReportInput, ReportState};
+    use crate::schedule::AnswerKind;
+
+    let store = &state.store;
+    if store.read(|r| r.report(1))?.is_some() {
+        return Ok((0, 0, None));
+    }
+    let zone = chrono_tz::Asia::Shanghai;
+    let local = |t: DateTime<Utc>| t.with_timezone(&zone).fixed_offset();
+    let (mut visits, mut follow_ups) = (0, 0);
+    let mut by_volunteer: std::collections::HashMap<u64, usize> = Default::default();
+    let careful = ["fell", "hazard", "abuse", "danger", "injur", "neglect", "need"];
+    for (i, task) in offered.iter().enumerate() {
+        if visits >= 40 {
+            break;
+        }
+        let Some(v) = task.offers.first().map(|o| o.volunteer) else {
+            continue;
+        };
+        let start = now - Duration::minutes(170 - 2 * (i as i64 % 60));
+        if Some(v) == keep_waiting
+            || task.requirements.team_size != 1
+            || task.due_start.to_utc() > start
+            || task.due_end.to_utc() < now
+        {
+            continue;
+        }
+        let checklist = match task.checklist {
+            0 => Vec::new(),
+            id => store.read(|r| r.checklist(id))?.unwrap_or_default(),
+        };
+        let answers = checklist
+            .iter()
+            .filter_map(|q| {
+                let value = match q.kind {
+                    AnswerKind::YesNo if careful.iter().any(|c| q.id.contains(c)) => "no".into(),
+                    AnswerKind::YesNo => "yes".into(),
+                    AnswerKind::Choice => q.choices.first()?.clone(),
+                    AnswerKind::Number => "1".into(),
+                    AnswerKind::Text if q.required => "无".into(),
+                    AnswerKind::Text => return None,
+                };
+                Some(ReportAnswer {
+                    item: q.id.clone(),
+                    value,
+                })
+            })
+            .collect();
+        if state.scheduler.accept(task.id, v).is_err() {
+            continue;
+        }
+        let reached = i % 10 != 9;
+        let report = state.records.file_report(
+            task.id,
+            ReportInput {
+                checked_in_at: Some(local(start)),
+                checked_out_at: Some(local(start + Duration::minutes(45))),
+                position: None,
+                reached,
+                answers,
+                notes: if reached {
+                    "身体状况良好，家中整洁".into()
+                } else {
+                    "敲门无人应答，邻居说去了女儿家".into()
+                },
+                visitors: Vec::new(),
+            },
+            &crate::records::Actor::Volunteer(v),
+        )?;
+        if report.state == ReportState::Accepted {
+            visits += 1;
+            *by_volunteer.entry(v).or_default() += 1;
+            if report.review.as_ref().is_some_and(|r| r.follow_up_task.is_some()) {
+                follow_ups += 1;
+            }
+        }
+    }
+    let best = by_volunteer
+        .into_iter()
+        .max_by_key(|(v, n)| (*n, std::cmp::Reverse(*v)));
+    let cert = match best {
+        Some((v, _)) => Some(
+            state
+                .records
+                .issue_certificate(v, Default::default(), None, "station:1")?
+                .code,
+        ),
+        None => None,
+    };
+    Ok((visits, follow_ups, cert))
 }
 
 #[cfg(test)]

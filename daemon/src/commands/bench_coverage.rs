@@ -162,7 +162,7 @@ fn seed_county(
         (Category::Disabled, 0.25),
     ];
     let month_start = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default();
-    let mut people: Vec<(u64, bool)> = Vec::with_capacity(persons);
+    let mut people: Vec<(u64, String)> = Vec::with_capacity(persons);
     for chunk in (0..persons).collect::<Vec<_>>().chunks(20_000) {
         store
             .write(|w| {
@@ -211,7 +211,7 @@ fn seed_county(
                             instant(month_start + Duration::days(rng.random_range(0..29)));
                         let _ = pw.put(&p)?;
                     }
-                    people.push((id, joins));
+                    people.push((id, p.community.clone()));
                 }
                 Ok::<_, crate::store::StoreError>(())
             })
@@ -223,9 +223,9 @@ fn seed_county(
         for chunk in people.chunks(50_000) {
             store
                 .write(|w| {
-                    for (id, _) in chunk {
+                    for (id, community) in chunk {
                         if rng.random_bool(0.9) {
-                            w.count_person_visit(m, *id, rng.random_range(1..3))?;
+                            w.count_person_visit(m, community, *id, rng.random_range(1..3))?;
                         }
                     }
                     Ok::<_, crate::store::StoreError>(())
@@ -258,7 +258,7 @@ fn seed_county(
                     else {
                         continue;
                     };
-                    let (person, _) = people[rng.random_range(0..people.len())];
+                    let (person, community) = people[rng.random_range(0..people.len())].clone();
                     let roll: f64 = rng.random();
                     let (status, overdue) = match roll {
                         r if r < 0.80 => (TaskStatus::Done, false),
@@ -272,7 +272,7 @@ fn seed_county(
                         scheduled_at: due.to_utc() - Duration::days(7),
                         key: format!("p{person}-{i}"),
                         target: TaskTarget::Person { id: person },
-                        community: communities[(person as usize) % communities.len()].clone(),
+                        community,
                         plugin: "elderly-visit".into(),
                         action: "monthly-visit".into(),
                         kind: "monthly-visit".into(),

@@ -115,6 +115,12 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
     }
     println!("  curl -s -H 'Authorization: Bearer {bureau}' '{url}/v1/reports/shortage'");
     println!(
+        "  curl -s -H 'Authorization: Bearer {bureau}' '{url}/v1/reports/coverage?format=csv'   # visit rates against the plan"
+    );
+    if let Some(code) = &p.certificate {
+        println!("  open {url}/certificates/{code}   # a printable certificate; its QR code verifies at {url}/verify/{code}");
+    }
+    println!(
         "  # tell station 1's WeCom group (paste its robot's address; then POST /v1/endpoints/ID/test):"
     );
     println!(
@@ -123,12 +129,23 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
     println!("  curl -s {url}/v1/openapi.json | head -c 300");
     println!("  curl -s -H 'Authorization: Bearer {admin}' {url}/metrics | grep linli_store_rows");
     if o.no_serve {
+        println!(
+            "  linlid report coverage --data {} --region {}",
+            o.data.display(),
+            crate::demo::COUNTY
+        );
         return Ok(());
     }
     eprintln!("serving; Ctrl-C stops");
+    let mut state = p.state;
+    state.set_records(
+        Default::default(),
+        crate::records::calendar::WorkCalendar::builtin(),
+        url.clone(),
+    );
     serve_on(
         o.listen,
-        p.state,
+        state,
         ServeOptions::new(Duration::from_secs(10)),
         " (pass --listen 127.0.0.1:PORT)",
     )

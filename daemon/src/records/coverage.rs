@@ -29,7 +29,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::model::{
-    CareSpan, TaskCounts, day_number, month_key, month_start, next_month, prev_month,
+    TaskCounts, day_number, month_key, month_start, next_month, prev_month,
 };
 use crate::config::Targets;
 use crate::registry::{Category, RegionLevel};
@@ -247,7 +247,7 @@ fn row_code(code: &str, digits: usize) -> Option<String> {
     (code.len() >= 12).then(|| format!("{:0<12}", &code[..digits]))
 }
 
-/// Per-person eligibility over the months of the report.
+/// A group's counts over the months of the report.
 #[derive(Default)]
 struct Group {
     /// Per month index: eligible, reached, joined, left (the region's totals).
@@ -256,7 +256,7 @@ struct Group {
     rows: HashMap<String, [u32; 4]>,
     /// This month, per community: eligible, reached.
     communities: HashMap<u64, [u32; 2]>,
-    /// Sessions (visits) this month.
+    /// Sessions (counted visits) this month, per row code.
     sessions: HashMap<String, u32>,
 }
 
@@ -267,83 +267,135 @@ fn month_days(m: u32) -> (i32, i32) {
     (start, end)
 }
 
+/// One person's eligibility in one community, as bit masks over the months of the report.
+#[derive(Clone, Copy)]
+struct Entry {
+    person: u64,
+    community: u64,
+    /// Eligible, joined during, left during: bit `i` for month index `i`.
+    eligible: u32,
+    joined: u32,
+    left: u32,
+    /// Start of the latest span eligible in the last month (which community it ends in).
+    last_from: i32,
+}
+
 struct Counter<'a> {
     scope: &'a Scope,
-    months: &'a [u32],
-    /// Visits per month index: sorted (person, visits).
-    visits: &'a [Vec<(u64, u32)>],
+    /// Days of each month of the report, oldest first.
+    days: Vec<(i32, i32)>,
+    /// Per month index: the people with a counted visit, sorted.
+    visited: &'a [Vec<u64>],
+    /// This month's visits per person (sessions), sorted by person.
+    sessions: &'a [(u64, u32)],
 }
 
 impl Counter<'_> {
-    /// Counts `categories` (a person in several counts once) into a group.
+    /// Counts `categories` (a person in several, or in several communities, counts once): one
+    /// scan of the region's care spans into masks, a sort by person, then a merge with each
+    /// month's visits.
     fn count(&self, r: &ReadTx, categories: &[Category]) -> Result<Group, StoreError> {
-        let n = self.months.len();
-        let days: Vec<(i32, i32)> = self.months.iter().map(|m| month_days(*m)).collect();
-        // person → per month: Some((community, joined, left)).
-        let mut people: BTreeMap<u64, Vec<Option<(u64, bool, bool)>>> = BTreeMap::new();
-        let prefix = self.scope.prefix.as_str();
+        let n = self.days.len();
+        let last = n - 1;
+        let mut entries: Vec<Entry> = Vec::new();
         for cat in categories {
-            r.for_each_care_span(cat.as_str(), |person, spans| {
-                let mut per: Option<Vec<Option<(u64, bool, bool)>>> = None;
-                for (i, (start, end)) in days.iter().enumerate() {
-                    let mut best: Option<&CareSpan> = None;
-                    let mut first_from = i32::MAX;
+            r.for_each_care_span(cat.as_str(), &self.scope.prefix, |person, spans| {
+                let mut e = Entry {
+                    person,
+                    community: spans.first().map_or(0, |s| s.community),
+                    eligible: 0,
+                    joined: 0,
+                    left: 0,
+                    last_from: i32::MIN,
+                };
+                for (i, (start, end)) in self.days.iter().enumerate() {
+                    let mut first = i32::MAX;
+                    let mut latest_to = i32::MIN;
+                    let mut any = false;
                     for s in spans.iter().filter(|s| s.overlaps(*start, *end)) {
-                        first_from = first_from.min(s.from);
-                        if best.is_none_or(|b| s.from >= b.from) {
-                            best = Some(s);
+                        any = true;
+                        first = first.min(s.from);
+                        latest_to = latest_to.max(s.to);
+                        if i == last {
+                            e.last_from = e.last_from.max(s.from);
                         }
                     }
-                    let Some(b) = best else { continue };
-                    let code = b.community_code();
-                    if !code.starts_with(prefix) {
-                        continue;
+                    if any {
+                        e.eligible |= 1 << i;
+                        if first > *start {
+                            e.joined |= 1 << i;
+                        }
+                        if latest_to < *end {
+                            e.left |= 1 << i;
+                        }
                     }
-                    let slot = per.get_or_insert_with(|| vec![None; n]);
-                    slot[i] = Some((b.community, first_from > *start, b.to < *end));
                 }
-                if let Some(p) = per {
-                    let entry = people.entry(person).or_insert_with(|| vec![None; n]);
-                    for (e, v) in entry.iter_mut().zip(p) {
-                        if e.is_none() {
-                            *e = v;
-                        }
-                    }
+                if e.eligible != 0 {
+                    entries.push(e);
                 }
             })?;
+        }
+        entries.sort_unstable_by_key(|e| (e.person, e.last_from));
+        // Merge a person's entries: eligible if in any; joined only if every community (and
+        // category) they were in that month began in it; left likewise; the community of the
+        // last month is the one whose span began last.
+        let mut merged: Vec<Entry> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match merged.last_mut() {
+                Some(m) if m.person == e.person => {
+                    m.joined = (m.joined & e.joined)
+                        | (m.joined & !e.eligible)
+                        | (e.joined & !m.eligible);
+                    m.left = (m.left & e.left) | (m.left & !e.eligible) | (e.left & !m.eligible);
+                    m.eligible |= e.eligible;
+                    if e.eligible & (1 << last) != 0 && e.last_from >= m.last_from {
+                        m.community = e.community;
+                        m.last_from = e.last_from;
+                    } else if m.eligible & (1 << last) == 0 {
+                        m.community = e.community;
+                    }
+                }
+                _ => merged.push(e),
+            }
         }
         let mut g = Group {
             months: vec![[0; 4]; n],
             ..Group::default()
         };
-        let last = n - 1;
-        for (person, per) in &people {
-            for (i, slot) in per.iter().enumerate() {
-                let Some((community, joined, left)) = slot else {
-                    continue;
-                };
-                let visits = self.visits[i]
-                    .binary_search_by_key(person, |(p, _)| *p)
-                    .map_or(0, |k| self.visits[i][k].1);
-                let reached = u32::from(visits > 0);
+        for (i, visited) in self.visited.iter().enumerate() {
+            let bit = 1u32 << i;
+            let mut v = 0usize;
+            let mut sess = 0usize;
+            for e in merged.iter().filter(|e| e.eligible & bit != 0) {
+                while v < visited.len() && visited[v] < e.person {
+                    v += 1;
+                }
+                let reached = v < visited.len() && visited[v] == e.person;
                 let m = &mut g.months[i];
                 m[0] += 1;
-                m[1] += reached;
-                m[2] += u32::from(*joined);
-                m[3] += u32::from(*left);
+                m[1] += u32::from(reached);
+                m[2] += u32::from(e.joined & bit != 0);
+                m[3] += u32::from(e.left & bit != 0);
                 if i == last {
-                    let code = format!("{community:012}");
+                    while sess < self.sessions.len() && self.sessions[sess].0 < e.person {
+                        sess += 1;
+                    }
+                    let visits = match self.sessions.get(sess) {
+                        Some((p, k)) if *p == e.person => *k,
+                        _ => 0,
+                    };
+                    let code = format!("{:012}", e.community);
                     if let Some(row) = row_code(&code, self.scope.row_digits) {
-                        let r = g.rows.entry(row.clone()).or_default();
-                        r[0] += 1;
-                        r[1] += reached;
-                        r[2] += u32::from(*joined);
-                        r[3] += u32::from(*left);
+                        let x = g.rows.entry(row.clone()).or_default();
+                        x[0] += 1;
+                        x[1] += u32::from(reached);
+                        x[2] += u32::from(e.joined & bit != 0);
+                        x[3] += u32::from(e.left & bit != 0);
                         *g.sessions.entry(row).or_default() += visits;
                     }
-                    let c = g.communities.entry(*community).or_default();
+                    let c = g.communities.entry(e.community).or_default();
                     c[0] += 1;
-                    c[1] += reached;
+                    c[1] += u32::from(reached);
                 }
             }
         }
@@ -415,14 +467,29 @@ pub fn report(
         let m = prev_month(months[0]);
         months.insert(0, m);
     }
-    let visits: Vec<Vec<(u64, u32)>> = months
+    let visited: Vec<Vec<u64>> = months
         .iter()
-        .map(|m| r.person_visits(*m))
+        .map(|m| r.visited_people(*m, &scope.prefix))
         .collect::<Result<_, _>>()?;
+    let mut sessions: Vec<(u64, u32)> = r
+        .person_visits(month, &scope.prefix)?
+        .into_iter()
+        .map(|(_, p, k)| (p, k))
+        .collect();
+    sessions.sort_unstable();
+    sessions.dedup_by(|b, a| {
+        if a.0 == b.0 {
+            a.1 += b.1;
+            true
+        } else {
+            false
+        }
+    });
     let counter = Counter {
         scope: &scope,
-        months: &months,
-        visits: &visits,
+        days: months.iter().map(|m| month_days(*m)).collect(),
+        visited: &visited,
+        sessions: &sessions,
     };
     let elders = counter.count(r, &[Category::SpecialDifficultyElder])?;
     let children = counter.count(r, &[Category::LeftBehindChild, Category::ChildInDifficulty])?;

@@ -618,7 +618,7 @@ impl Records {
         let month = month_key(day);
         if report.reached {
             match &task.target {
-                TaskTarget::Person { id } => w.count_person_visit(month, *id, 1)?,
+                TaskTarget::Person { id } => w.count_person_visit(month, &task.community, *id, 1)?,
                 TaskTarget::Community { code } => {
                     w.count_community_visit(month, code, &task.kind, 1)?
                 }
@@ -682,7 +682,9 @@ impl Records {
         let month = month_key(crate::clock::local_date(report.checked_in_at));
         if report.reached {
             match &task.target {
-                TaskTarget::Person { id } => w.count_person_visit(month, *id, -1)?,
+                TaskTarget::Person { id } => {
+                    w.count_person_visit(month, &task.community, *id, -1)?
+                }
                 TaskTarget::Community { code } => {
                     w.count_community_visit(month, code, &task.kind, -1)?
                 }

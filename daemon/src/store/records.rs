@@ -83,7 +83,7 @@ pub(super) fn count_task(
 /// Keeps a person's care spans in step with a write: categories entered or left, a move to
 /// another community, deactivation. The day of the change counts for both sides.
 pub(super) fn track_care(
-    spans: &mut redb::Table<'_, (&'static str, u64), &'static [u8]>,
+    spans: &mut redb::Table<'_, (&'static str, &'static str, u64), &'static [u8]>,
     old: Option<&Person>,
     new: &Person,
 ) -> Result<(), StoreError> {
@@ -96,36 +96,47 @@ pub(super) fn track_care(
     cats.dedup();
     let place = |p: &Person, cat: &str| {
         (p.active && p.categories.iter().any(|c| c.as_str() == cat))
-            .then(|| community_number(&p.community))
+            .then(|| community_number(&p.community).map(|_| p.community.clone()))
             .flatten()
     };
-    for cat in cats {
-        let after = place(new, cat);
-        let mut list = match spans.get((cat, new.id))? {
+    let load = |spans: &redb::Table<'_, (&'static str, &'static str, u64), &'static [u8]>,
+                cat: &str,
+                community: &str|
+     -> Result<Vec<CareSpan>, StoreError> {
+        match spans.get((cat, community, new.id))? {
             Some(v) => CareSpan::decode_all(v.value())
-                .ok_or_else(|| corrupt("care_spans", new.id, "not whole spans"))?,
-            None => Vec::new(),
-        };
-        let open = list.iter().position(|s| s.to == CareSpan::OPEN);
-        let changed = match (open.map(|i| list[i].community), after) {
-            (Some(c), Some(a)) if c == a => false,
-            (None, None) => false,
-            _ => true,
-        };
-        if !changed {
-            continue;
+                .ok_or_else(|| corrupt("care_spans", new.id, "not whole spans")),
+            None => Ok(Vec::new()),
         }
-        if let Some(i) = open {
-            list[i].to = day.saturating_add(1).max(list[i].from + 1);
+    };
+    for cat in cats {
+        let before = old.and_then(|o| place(o, cat));
+        let after = place(new, cat);
+        // Close the open span where the person was (if they left it or the category).
+        if let Some(b) = &before {
+            let mut list = load(spans, cat, b)?;
+            let open = list.iter().position(|s| s.to == CareSpan::OPEN);
+            match open {
+                Some(i) if after.as_deref() != Some(b.as_str()) => {
+                    list[i].to = day.saturating_add(1).max(list[i].from + 1);
+                    spans.insert((cat, b.as_str(), new.id), CareSpan::encode_all(&list).as_slice())?;
+                }
+                Some(_) => continue,
+                None => {}
+            }
         }
-        if let Some(community) = after {
+        if let Some(a) = &after {
+            let mut list = load(spans, cat, a)?;
+            if list.iter().any(|s| s.to == CareSpan::OPEN) {
+                continue;
+            }
             list.push(CareSpan {
-                community,
+                community: community_number(a).unwrap_or(0),
                 from: day,
                 to: CareSpan::OPEN,
             });
+            spans.insert((cat, a.as_str(), new.id), CareSpan::encode_all(&list).as_slice())?;
         }
-        spans.insert((cat, new.id), CareSpan::encode_all(&list).as_slice())?;
     }
     Ok(())
 }
@@ -249,34 +260,58 @@ reads! {
         Ok(t.get(hash)?.map(|v| v.value()))
     }
 
-    /// Calls `f` with every person's care spans of `category`, in person order.
+    /// Calls `f` with the care spans of `category` of every person in a community under
+    /// `prefix` (a person who moved appears once per community), in (community, person) order.
     pub fn for_each_care_span(
         &self,
         category: &str,
+        prefix: &str,
         mut f: impl FnMut(u64, &[CareSpan]),
     ) -> Result<(), StoreError> {
         let t = self.txn.open_table(CARE_SPANS)?;
+        let end = format!("{prefix}~");
         let mut buf = Vec::new();
-        for row in t.range((category, 0)..=(category, u64::MAX))? {
+        for row in t.range((category, prefix, 0)..(category, end.as_str(), 0))? {
             let (k, v) = row?;
-            buf.clear();
             let bytes = v.value();
-            if !bytes.len().is_multiple_of(16) {
-                return Err(corrupt("care_spans", k.value().1, "not whole spans"));
-            }
-            buf.extend(CareSpan::decode_all(bytes).unwrap_or_default());
-            f(k.value().1, &buf);
+            let person = k.value().2;
+            buf.clear();
+            buf.extend(
+                CareSpan::decode_all(bytes)
+                    .ok_or_else(|| corrupt("care_spans", person, "not whole spans"))?,
+            );
+            f(person, &buf);
         }
         Ok(())
     }
 
-    /// (person, visits) for month `m`, in person order.
-    pub fn person_visits(&self, m: u32) -> Result<Vec<(u64, u32)>, StoreError> {
+    /// The people with a counted visit in month `m` in communities under `prefix`, sorted,
+    /// each once.
+    pub fn visited_people(&self, m: u32, prefix: &str) -> Result<Vec<u64>, StoreError> {
         let t = self.txn.open_table(PERSON_VISITS)?;
+        let end = format!("{prefix}~");
         let mut out = Vec::new();
-        for row in t.range((m, 0)..=(m, u64::MAX))? {
+        for row in t.range((m, prefix, 0)..(m, end.as_str(), 0))? {
+            out.push(row?.0.value().2);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Visits counted in month `m` in communities under `prefix`, per (community, person).
+    pub fn person_visits(
+        &self,
+        m: u32,
+        prefix: &str,
+    ) -> Result<Vec<(String, u64, u32)>, StoreError> {
+        let t = self.txn.open_table(PERSON_VISITS)?;
+        let end = format!("{prefix}~");
+        let mut out = Vec::new();
+        for row in t.range((m, prefix, 0)..(m, end.as_str(), 0))? {
             let (k, v) = row?;
-            out.push((k.value().1, v.value()));
+            let (_, c, p) = k.value();
+            out.push((c.to_owned(), p, v.value()));
         }
         Ok(out)
     }
@@ -399,15 +434,21 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Adds `delta` visits to a person in month `m`.
-    pub fn count_person_visit(&mut self, m: u32, person: u64, delta: i32) -> Result<(), StoreError> {
+    /// Adds `delta` visits to a person in month `m`, in the community of the task.
+    pub fn count_person_visit(
+        &mut self,
+        m: u32,
+        community: &str,
+        person: u64,
+        delta: i32,
+    ) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(PERSON_VISITS)?;
-        let cur = t.get((m, person))?.map_or(0, |v| v.value());
+        let cur = t.get((m, community, person))?.map_or(0, |v| v.value());
         let next = cur.saturating_add_signed(delta);
         if next == 0 {
-            t.remove((m, person))?;
+            t.remove((m, community, person))?;
         } else {
-            t.insert((m, person), next)?;
+            t.insert((m, community, person), next)?;
         }
         Ok(())
     }

@@ -242,7 +242,7 @@ pub struct PersonWriter<'t> {
     by_community: redb::Table<'t, (&'static str, u64), ()>,
     by_category: redb::Table<'t, (&'static str, u64), ()>,
     by_resident_id: redb::Table<'t, &'static str, u64>,
-    care: redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    care: redb::Table<'t, (&'static str, &'static str, u64), &'static [u8]>,
 }
 
 impl PersonWriter<'_> {

@@ -125,12 +125,14 @@ pub(super) const RATINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("ra
 /// SHA-256 of a one-time rating link's code → (task id, expiry as Unix seconds).
 pub(super) const RATING_LINKS: TableDefinition<&str, (u64, i64)> =
     TableDefinition::new("rating_links");
-/// When people were in care: (category, person) → spans of days in a community
-/// (`records::CareSpan`, 16 bytes each), kept by every person write.
-pub(super) const CARE_SPANS: TableDefinition<(&str, u64), &[u8]> =
+/// When people were in care: (category, community, person) → spans of days in that community
+/// (`records::CareSpan`, 16 bytes each), kept by every person write. Keyed by community first,
+/// so a region's people are one range.
+pub(super) const CARE_SPANS: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("care_spans");
-/// Accepted visits that reached the person: (month YYYYMM, person) → visits.
-pub(super) const PERSON_VISITS: TableDefinition<(u32, u64), u32> =
+/// Accepted visits that reached the person: (month YYYYMM, community of the task, person) →
+/// visits.
+pub(super) const PERSON_VISITS: TableDefinition<(u32, &str, u64), u32> =
     TableDefinition::new("person_visits");
 /// Accepted visits to communities: (month, community, task kind) → visits.
 pub(super) const COMMUNITY_VISITS: TableDefinition<(u32, &str, &str), u32> =
