@@ -865,3 +865,50 @@ async fn t1_id(d: &Daemon, token: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_who_moves_mid_month_counts_once_where_the_month_ended() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    let (_, t1) = helper(&d, w.stations[0], 861).await;
+    let f = d.created("/v1/persons", elder("620802001001", 160)).await["id"]
+        .as_u64()
+        .unwrap();
+    d.clock.set(at("2026-12-05T12:00:00+08:00"));
+    visit(&d, &station, &t1, f, true).await;
+    d.clock.set(at("2026-12-15T09:00:00+08:00"));
+    let r = d
+        .patch(&format!("/v1/persons/{f}"), &d.admin, json!({"community": "620802001002"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let month = |region: &str| format!("/v1/reports/coverage?region={region}&month=2026-12");
+    // The township: persons[0], persons[1] and F — F once, visited, in 广场社区 now.
+    let c = d.get(&month("620802001000"), &d.admin).await;
+    assert_eq!(c.body["total"]["elders"]["eligible"], 3, "{:?}", c.body["total"]);
+    assert_eq!(c.body["total"]["elders"]["reached"], 1);
+    assert_eq!(c.body["total"]["elders"]["joined"], 0);
+    assert_eq!(c.body["total"]["elders"]["left"], 0);
+    let rows: Vec<(&str, u64, u64)> = c.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["code"].as_str().unwrap(),
+                r["elders"]["eligible"].as_u64().unwrap(),
+                r["elders"]["reached"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("620802001001", 1, 0), ("620802001002", 2, 1)]);
+    // The old community alone: F was there until the 15th and left; the new one: F joined.
+    let old = d.get(&month("620802001001"), &d.admin).await;
+    assert_eq!(old.body["total"]["elders"]["eligible"], 2, "{:?}", old.body["total"]);
+    assert_eq!(old.body["total"]["elders"]["left"], 1);
+    assert_eq!(old.body["total"]["elders"]["reached"], 1);
+    let new = d.get(&month("620802001002"), &d.admin).await;
+    assert_eq!(new.body["total"]["elders"]["eligible"], 2, "{:?}", new.body["total"]);
+    assert_eq!(new.body["total"]["elders"]["joined"], 1);
+    d.stop().await;
+}

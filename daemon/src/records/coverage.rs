@@ -48,15 +48,9 @@ pub struct Rate {
     /// The rate is at or above the target (or nobody is eligible).
     pub met: bool,
     /// Became eligible during the month.
-    #[serde(skip_serializing_if = "is_zero")]
     pub joined: u32,
     /// Left during the month.
-    #[serde(skip_serializing_if = "is_zero")]
     pub left: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl Rate {
