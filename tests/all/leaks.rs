@@ -309,6 +309,40 @@ async fn every_route_answers_alike_for_a_record_elsewhere_and_one_that_does_not_
             None,
         ),
     ];
+    let mut routes = routes;
+    // Records: reports, ratings, hours, service records, certificates.
+    for (method, tail, body) in [
+        (Method::GET, "reports", None),
+        (
+            Method::POST,
+            "reports",
+            Some(json!({"reached": true, "checked_in_at": "2026-11-29T08:00:00+08:00"})),
+        ),
+        (Method::POST, "rating", Some(json!({"rating": "satisfied"}))),
+        (Method::POST, "rating-link", None),
+    ] {
+        routes.push((
+            method,
+            format!("/v1/tasks/{task}/{tail}"),
+            format!("/v1/tasks/99999/{tail}"),
+            task.to_string(),
+            body,
+        ));
+    }
+    for (method, tail, body) in [
+        (Method::GET, "hours", None),
+        (Method::GET, "service-records", None),
+        (Method::GET, "certificates", None),
+        (Method::POST, "certificates", Some(json!({}))),
+    ] {
+        routes.push((
+            method,
+            format!("/v1/volunteers/{vol}/{tail}"),
+            format!("/v1/volunteers/99999/{tail}"),
+            vol.to_string(),
+            body,
+        ));
+    }
     for token in &outsiders {
         for (method, elsewhere, nowhere, id, body) in &routes {
             let a = d.call(method.clone(), elsewhere, token, body.clone()).await;
