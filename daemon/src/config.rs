@@ -693,6 +693,28 @@ mod tests {
     }
 
     #[test]
+    fn records_settings_are_checked() {
+        let e = err("[records.targets]\nelder_visit_rate = 100\n");
+        assert!(
+            e.starts_with("linli.toml:2:1: records.targets.elder_visit_rate must be a fraction"),
+            "{e}"
+        );
+        let e = err("[records]\naudit_retention_days = 0\n");
+        assert!(
+            e.contains("records.audit_retention_days must be 30 to 36500"),
+            "{e}"
+        );
+        let e = err("[records]\ndrill_window_months = 40\n");
+        assert!(e.contains("records.drill_window_months"), "{e}");
+        let e = err("[records.targets]\nsatisfaction = 0.9\n");
+        assert!(e.contains("satisfaction"), "an unknown target is named: {e}");
+        assert_eq!(
+            err("[records]\nrating_link_days = 30\n[records.targets]\nsatisfaction_rate = 0.8\n"),
+            "ok"
+        );
+    }
+
+    #[test]
     fn notify_settings_are_checked() {
         let e = err("[notify]\ntimeout_secs = 0\n");
         assert!(

@@ -71,6 +71,21 @@ pub fn check_config(file: &Path) -> Result<(), Failure> {
         },
         n.public_base_url.as_deref().unwrap_or("(none)")
     );
+    let r = &cfg.records;
+    let t = &r.targets;
+    println!(
+        "  records             targets: elders {:.0}%, children {:.0}%, disability care {:.0}%, drills {:.0}% (within {} months), information officers {:.0}%, satisfied {:.0}%; audit kept {} days; rating links {} days; certificates point at {}",
+        t.elder_visit_rate * 100.0,
+        t.child_visit_rate * 100.0,
+        t.disability_care_rate * 100.0,
+        t.drill_rate * 100.0,
+        r.drill_window_months,
+        t.info_officer_rate * 100.0,
+        t.satisfaction_rate * 100.0,
+        r.audit_retention_days,
+        r.rating_link_days,
+        cfg.records_base_url()
+    );
     let years: Vec<String> = cfg
         .work_calendar()
         .years()
