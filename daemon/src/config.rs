@@ -536,14 +536,26 @@ impl Config {
                 r.public_base_url.as_deref().is_none_or(url_ok),
                 "must be an http(s) URL like https://linli.example.gov.cn",
             ),
-            ("elder_visit_rate", (0.0..=1.0).contains(&t.elder_visit_rate), "must be a fraction from 0 to 1 (1.0 is 100%)"),
-            ("child_visit_rate", (0.0..=1.0).contains(&t.child_visit_rate), "must be a fraction from 0 to 1 (1.0 is 100%)"),
+            (
+                "elder_visit_rate",
+                (0.0..=1.0).contains(&t.elder_visit_rate),
+                "must be a fraction from 0 to 1 (1.0 is 100%)",
+            ),
+            (
+                "child_visit_rate",
+                (0.0..=1.0).contains(&t.child_visit_rate),
+                "must be a fraction from 0 to 1 (1.0 is 100%)",
+            ),
             (
                 "disability_care_rate",
                 (0.0..=1.0).contains(&t.disability_care_rate),
                 "must be a fraction from 0 to 1 (1.0 is 100%)",
             ),
-            ("drill_rate", (0.0..=1.0).contains(&t.drill_rate), "must be a fraction from 0 to 1 (1.0 is 100%)"),
+            (
+                "drill_rate",
+                (0.0..=1.0).contains(&t.drill_rate),
+                "must be a fraction from 0 to 1 (1.0 is 100%)",
+            ),
             (
                 "info_officer_rate",
                 (0.0..=1.0).contains(&t.info_officer_rate),
@@ -556,7 +568,11 @@ impl Config {
             ),
         ];
         if let Some((key, _, rule)) = records_checks.iter().find(|(_, ok, _)| !ok) {
-            let section = if key.ends_with("_rate") { "records.targets" } else { "records" };
+            let section = if key.ends_with("_rate") {
+                "records.targets"
+            } else {
+                "records"
+            };
             return Err(invalid(
                 key_offset(text, key),
                 format!("{section}.{key} {rule}"),
@@ -707,7 +723,10 @@ mod tests {
         let e = err("[records]\ndrill_window_months = 40\n");
         assert!(e.contains("records.drill_window_months"), "{e}");
         let e = err("[records.targets]\nsatisfaction = 0.9\n");
-        assert!(e.contains("satisfaction"), "an unknown target is named: {e}");
+        assert!(
+            e.contains("satisfaction"),
+            "an unknown target is named: {e}"
+        );
         assert_eq!(
             err("[records]\nrating_link_days = 30\n[records.targets]\nsatisfaction_rate = 0.8\n"),
             "ok"

@@ -900,7 +900,9 @@ fn seed_visits(
     let local = |t: DateTime<Utc>| t.with_timezone(&zone).fixed_offset();
     let (mut visits, mut follow_ups) = (0, 0);
     let mut by_volunteer: std::collections::HashMap<u64, usize> = Default::default();
-    let careful = ["fell", "hazard", "abuse", "danger", "injur", "neglect", "need"];
+    let careful = [
+        "fell", "hazard", "abuse", "danger", "injur", "neglect", "need",
+    ];
     for (i, task) in offered.iter().enumerate() {
         if visits >= 40 {
             break;
@@ -961,7 +963,11 @@ fn seed_visits(
         if report.state == ReportState::Accepted {
             visits += 1;
             *by_volunteer.entry(v).or_default() += 1;
-            if report.review.as_ref().is_some_and(|r| r.follow_up_task.is_some()) {
+            if report
+                .review
+                .as_ref()
+                .is_some_and(|r| r.follow_up_task.is_some())
+            {
                 follow_ups += 1;
             }
         }

@@ -70,7 +70,11 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
 
     // Not before the task is accepted.
     let r = d
-        .post(&path, &token, json!({"reached": true, "answers": ok("yes")}))
+        .post(
+            &path,
+            &token,
+            json!({"reached": true, "answers": ok("yes")}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
     d.post(&format!("/v1/tasks/{task}/accept"), &token, json!({}))
@@ -115,7 +119,12 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
         ),
     ] {
         let r = d.post(&path, &token, body.clone()).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:?}",
+            r.body
+        );
         assert!(
             r.body["errors"]
                 .as_array()
@@ -135,7 +144,10 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["state"], "rejected", "{:?}", r.body);
     assert_eq!(r.body["version"], 1);
-    assert_eq!(r.body["answers"][0]["value"], "yes", "answers are normalised");
+    assert_eq!(
+        r.body["answers"][0]["value"], "yes",
+        "answers are normalised"
+    );
     assert!(
         r.body["review"]["reasons"][0]
             .as_str()
@@ -146,7 +158,10 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     );
     assert_eq!(r.body["review"]["by"], "steady@1.0.0");
     let t = d.get(&format!("/v1/tasks/{task}"), &station).await;
-    assert_eq!(t.body["status"], "checked_in", "a rejected report closes nothing");
+    assert_eq!(
+        t.body["status"], "checked_in",
+        "a rejected report closes nothing"
+    );
 
     // Fixed: a proper visit, and the task is done.
     d.clock.advance(Duration::minutes(40));
@@ -172,7 +187,12 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     );
     // The hours: 42 minutes from check-in to the report, one record, not late.
     let recs = d.get("/v1/me/service-records", &token).await;
-    assert_eq!(recs.body["items"].as_array().unwrap().len(), 1, "{:?}", recs.body);
+    assert_eq!(
+        recs.body["items"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        recs.body
+    );
     let rec = &recs.body["items"][0];
     assert_eq!(rec["minutes"], 42);
     assert_eq!(rec["late"], false);
@@ -201,7 +221,8 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     assert_eq!(r.body["corrects"], accepted);
     assert_eq!(r.body["filed_by"], format!("station:{}", w.stations[0]));
     let all = d.get(&path, &station).await;
-    let states: Vec<&str> = all.body
+    let states: Vec<&str> = all
+        .body
         .as_array()
         .unwrap()
         .iter()
@@ -232,14 +253,25 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
         );
     }
     // No route edits or deletes a report.
-    for m in [reqwest::Method::PATCH, reqwest::Method::DELETE, reqwest::Method::PUT] {
+    for m in [
+        reqwest::Method::PATCH,
+        reqwest::Method::DELETE,
+        reqwest::Method::PUT,
+    ] {
         let r = d
-            .call(m.clone(), &format!("/v1/reports/{accepted}"), &d.admin, Some(json!({"state": "rejected"})))
+            .call(
+                m.clone(),
+                &format!("/v1/reports/{accepted}"),
+                &d.admin,
+                Some(json!({"state": "rejected"})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m}");
     }
     assert_eq!(
-        d.get(&format!("/v1/reports/{accepted}"), &d.admin).await.body["state"],
+        d.get(&format!("/v1/reports/{accepted}"), &d.admin)
+            .await
+            .body["state"],
         "superseded"
     );
     d.stop().await;
@@ -298,13 +330,21 @@ async fn an_urgent_finding_makes_a_follow_up_task_that_is_sent_first() {
     let mut lanes = std::collections::HashMap::new();
     for _ in 0..600 {
         let m = d
-            .get(&format!("/v1/endpoints/{endpoint}/messages?limit=100"), &station)
+            .get(
+                &format!("/v1/endpoints/{endpoint}/messages?limit=100"),
+                &station,
+            )
             .await;
         lanes = m.body["items"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| (m["kind"].as_str().unwrap().to_owned(), m["urgent"].as_bool().unwrap()))
+            .map(|m| {
+                (
+                    m["kind"].as_str().unwrap().to_owned(),
+                    m["urgent"].as_bool().unwrap(),
+                )
+            })
             .collect();
         if lanes.contains_key("review.follow_up") && lanes.contains_key("report.accepted") {
             break;
@@ -315,10 +355,17 @@ async fn an_urgent_finding_makes_a_follow_up_task_that_is_sent_first() {
     assert_eq!(lanes.get("report.accepted"), Some(&false), "{lanes:?}");
     // A visit that did not reach the person is no visit in the coverage report.
     let c = d
-        .get("/v1/reports/coverage?region=620802001000&month=2026-12", &station)
+        .get(
+            "/v1/reports/coverage?region=620802001000&month=2026-12",
+            &station,
+        )
         .await;
     assert_eq!(c.status, StatusCode::OK, "{:?}", c.body);
-    assert_eq!(c.body["total"]["elders"]["reached"], 0, "{:?}", c.body["total"]);
+    assert_eq!(
+        c.body["total"]["elders"]["reached"], 0,
+        "{:?}",
+        c.body["total"]
+    );
     d.stop().await;
 }
 
@@ -377,14 +424,20 @@ async fn late_entries_are_counted_in_working_days_across_the_spring_festival() {
         );
         if r.status == StatusCode::UNPROCESSABLE_ENTITY {
             assert!(
-                r.body["errors"].as_array().unwrap().iter().any(|e| e["field"] == field),
+                r.body["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["field"] == field),
                 "{body} should name {field}: {:?}",
                 r.body
             );
         }
     }
     assert_eq!(
-        d.post("/v1/service-records", &token, entry("2026-03-16")).await.status,
+        d.post("/v1/service-records", &token, entry("2026-03-16"))
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     d.stop().await;
@@ -431,11 +484,19 @@ async fn a_certificate_verifies_publicly_and_a_tampered_code_does_not() {
     assert_eq!(v.body["status"], "valid");
     assert_eq!(v.body["certificate"]["name"], "王明");
     let text = v.body.to_string();
-    assert!(!text.contains(&rid(1990, 831)) && !text.contains("13800001111"), "{text}");
+    assert!(
+        !text.contains(&rid(1990, 831)) && !text.contains("13800001111"),
+        "{text}"
+    );
     // A code changed in one character, or made up, verifies nothing.
     let flip = if code.starts_with('A') { "B" } else { "A" };
     let tampered = format!("{flip}{}", &code[1..]);
-    for bad in [tampered.as_str(), "AAAAAAAAAAAAAAAAAAAAAAAAAA", "x", "../../etc"] {
+    for bad in [
+        tampered.as_str(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "x",
+        "../../etc",
+    ] {
         let r = d
             .client
             .get(format!("{}/v1/verify/{bad}", d.url))
@@ -453,10 +514,18 @@ async fn a_certificate_verifies_publicly_and_a_tampered_code_does_not() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(page.headers().contains_key("content-security-policy"));
     let html = page.text().await.unwrap();
-    assert!(html.contains("<svg") && html.contains(&format!("/verify/{code}")), "{html}");
+    assert!(
+        html.contains("<svg") && html.contains(&format!("/verify/{code}")),
+        "{html}"
+    );
     assert!(html.contains("志愿服务证明") && html.contains("5.0"));
     let check = d
         .client
@@ -482,7 +551,11 @@ async fn a_certificate_verifies_publicly_and_a_tampered_code_does_not() {
     )
     .await;
     let r = d
-        .post(&format!("/v1/volunteers/{me}/certificates"), &station, json!({"from": "2026-12-05"}))
+        .post(
+            &format!("/v1/volunteers/{me}/certificates"),
+            &station,
+            json!({"from": "2026-12-05"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["hours"], 2.0, "only the period asked for");
@@ -503,19 +576,31 @@ async fn a_certificate_verifies_publicly_and_a_tampered_code_does_not() {
     // Another station can neither issue nor revoke; the volunteer's own station revokes.
     let other = d.token(&format!("station:{}", w.stations[1])).await;
     assert_eq!(
-        d.post(&format!("/v1/volunteers/{me}/certificates"), &other, json!({}))
-            .await
-            .status,
+        d.post(
+            &format!("/v1/volunteers/{me}/certificates"),
+            &other,
+            json!({})
+        )
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        d.post(&format!("/v1/certificates/{code}/revoke"), &other, json!({}))
-            .await
-            .status,
+        d.post(
+            &format!("/v1/certificates/{code}/revoke"),
+            &other,
+            json!({})
+        )
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
     let r = d
-        .post(&format!("/v1/certificates/{code}/revoke"), &station, json!({}))
+        .post(
+            &format!("/v1/certificates/{code}/revoke"),
+            &station,
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let v = d
@@ -533,7 +618,9 @@ async fn a_certificate_verifies_publicly_and_a_tampered_code_does_not() {
 
 /// Files an accepted report on a one-off task for `person` (checked in on 5 December).
 async fn visit(d: &Daemon, station: &str, token: &str, person: u64, reached: bool) -> u64 {
-    let r = d.post("/v1/tasks", station, one_off(person, "normal")).await;
+    let r = d
+        .post("/v1/tasks", station, one_off(person, "normal"))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let task = r.body["id"].as_u64().unwrap();
     let r = d
@@ -590,13 +677,21 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
     d.created("/v1/persons", elder("620802001002", 151)).await;
     // Ratings: one satisfied by the station, one dissatisfied through a family's link.
     let r = d
-        .post(&format!("/v1/tasks/{a1}/rating"), &station, json!({"rating": "satisfied"}))
+        .post(
+            &format!("/v1/tasks/{a1}/rating"),
+            &station,
+            json!({"rating": "satisfied"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(
-        d.post(&format!("/v1/tasks/{a1}/rating"), &station, json!({"rating": "neutral"}))
-            .await
-            .status,
+        d.post(
+            &format!("/v1/tasks/{a1}/rating"),
+            &station,
+            json!({"rating": "neutral"})
+        )
+        .await
+        .status,
         StatusCode::CONFLICT,
         "one rating per visit"
     );
@@ -642,7 +737,10 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
     // = 2; persons[1] was not reached. Tasks due in December: four one-off visits (all done)
     // and two follow-ups (persons[1] not reached, the dissatisfied rating). Hours: 4 × 40 min.
     let c = d
-        .get("/v1/reports/coverage?region=620802000000&month=2026-12&months=2", &bureau)
+        .get(
+            "/v1/reports/coverage?region=620802000000&month=2026-12&months=2",
+            &bureau,
+        )
         .await;
     assert_eq!(c.status, StatusCode::OK, "{:?}", c.body);
     let total = &c.body["total"];
@@ -685,9 +783,7 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
         .collect();
     assert_eq!(actions, [("follow-up", 2), ("one-off", 4)]);
     // The township view has a row per community; the station sees its own township.
-    let c = d
-        .get("/v1/reports/coverage?month=2026-12", &station)
-        .await;
+    let c = d.get("/v1/reports/coverage?month=2026-12", &station).await;
     assert_eq!(c.status, StatusCode::OK, "{:?}", c.body);
     assert_eq!(c.body["region"]["code"], "620802001000");
     let rows: Vec<(&str, u64, u64)> = c.body["rows"]
@@ -705,18 +801,32 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
     assert_eq!(rows, [("620802001001", 2, 2), ("620802001002", 2, 0)]);
     // Not another county's, and not for volunteers.
     assert_eq!(
-        d.get("/v1/reports/coverage?region=620821000000&month=2026-12", &bureau)
-            .await
-            .status,
+        d.get(
+            "/v1/reports/coverage?region=620821000000&month=2026-12",
+            &bureau
+        )
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        d.get("/v1/reports/coverage?region=620802000000", &t1).await.status,
+        d.get("/v1/reports/coverage?region=620802000000", &t1)
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
-    for bad in ["month=2026-13", "month=nov", "months=0", "region=abc", "format=xls"] {
+    for bad in [
+        "month=2026-13",
+        "month=nov",
+        "months=0",
+        "region=abc",
+        "format=xls",
+    ] {
         let r = d
-            .get(&format!("/v1/reports/coverage?region=620802000000&{bad}"), &d.admin)
+            .get(
+                &format!("/v1/reports/coverage?region=620802000000&{bad}"),
+                &d.admin,
+            )
             .await;
         assert!(
             r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::UNPROCESSABLE_ENTITY,
@@ -735,12 +845,22 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
         .send()
         .await
         .unwrap();
-    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("month,code,name,elders_eligible,elders_visited,elder_visit_rate"));
-    assert!(lines[2].starts_with("2026-12,620802000000,崆峒区,4,2,0.5000"), "{text}");
+    assert!(
+        lines[0].starts_with("month,code,name,elders_eligible,elders_visited,elder_visit_rate")
+    );
+    assert!(
+        lines[2].starts_with("2026-12,620802000000,崆峒区,4,2,0.5000"),
+        "{text}"
+    );
     let log = d.get("/v1/audit?limit=1000", &bureau).await;
     assert!(
         log.body["items"]
@@ -770,10 +890,17 @@ async fn the_audit_log_records_reads_of_personal_data_and_no_route_edits_it() {
     d.get("/v1/persons?limit=5", &bureau).await;
     d.get(&format!("/v1/persons/{}", w.persons[2]), &other_bureau)
         .await;
-    d.patch(&format!("/v1/persons/{p}"), &station, json!({"phone": "13909330000"}))
-        .await;
+    d.patch(
+        &format!("/v1/persons/{p}"),
+        &station,
+        json!({"phone": "13909330000"}),
+    )
+    .await;
     // A volunteer opening a task sees the person's name and address: recorded too.
-    let task = d.post("/v1/tasks", &station, one_off(p, "normal")).await.body["id"]
+    let task = d
+        .post("/v1/tasks", &station, one_off(p, "normal"))
+        .await
+        .body["id"]
         .as_u64()
         .unwrap();
     assert_eq!(
@@ -790,12 +917,26 @@ async fn the_audit_log_records_reads_of_personal_data_and_no_route_edits_it() {
             .any(|e| e["action"] == action && e["subject"] == subject && e["scope"] == scope)
     };
     let station_scope = format!("station:{}", w.stations[0]);
-    assert!(has("read", &format!("person:{p}"), &station_scope), "{items:?}");
-    assert!(has("update", &format!("person:{p}"), &station_scope), "{items:?}");
+    assert!(
+        has("read", &format!("person:{p}"), &station_scope),
+        "{items:?}"
+    );
+    assert!(
+        has("update", &format!("person:{p}"), &station_scope),
+        "{items:?}"
+    );
     assert!(has("list", "persons", "bureau:620802000000"), "{items:?}");
-    assert!(has("read", &format!("person:{p}"), &format!("volunteer:{}", t1_id(&d, &t1).await)));
-    assert!(items.iter().all(|e| e["token"].as_str().unwrap().len() == 12
-        && e["route"].as_str().unwrap().contains("/v1/")));
+    assert!(has(
+        "read",
+        &format!("person:{p}"),
+        &format!("volunteer:{}", t1_id(&d, &t1).await)
+    ));
+    assert!(
+        items
+            .iter()
+            .all(|e| e["token"].as_str().unwrap().len() == 12
+                && e["route"].as_str().unwrap().contains("/v1/"))
+    );
     // Nothing in the log is personal data itself.
     assert!(!log.body.to_string().contains("13909330000"));
     assert!(!log.body.to_string().contains(&rid(1940, 100)));
@@ -809,7 +950,10 @@ async fn the_audit_log_records_reads_of_personal_data_and_no_route_edits_it() {
         .map(|e| e["region"].as_str().unwrap_or(""))
         .collect();
     assert!(!regions.is_empty());
-    assert!(regions.iter().all(|r| r.starts_with("620802")), "{regions:?}");
+    assert!(
+        regions.iter().all(|r| r.starts_with("620802")),
+        "{regions:?}"
+    );
     let theirs = d.get("/v1/audit?limit=1000", &other_bureau).await;
     assert!(
         theirs.body["items"]
@@ -820,7 +964,10 @@ async fn the_audit_log_records_reads_of_personal_data_and_no_route_edits_it() {
         "{:?}",
         theirs.body
     );
-    assert_eq!(d.get("/v1/audit", &station).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        d.get("/v1/audit", &station).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(d.get("/v1/audit", &t1).await.status, StatusCode::FORBIDDEN);
     // No route edits or deletes an entry.
     let first = items[0]["seq"].as_u64().unwrap();
@@ -830,10 +977,17 @@ async fn the_audit_log_records_reads_of_personal_data_and_no_route_edits_it() {
         reqwest::Method::PATCH,
         reqwest::Method::DELETE,
     ] {
-        let r = d.call(m.clone(), "/v1/audit", &d.admin, Some(json!({}))).await;
+        let r = d
+            .call(m.clone(), "/v1/audit", &d.admin, Some(json!({})))
+            .await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m}");
         let r = d
-            .call(m.clone(), &format!("/v1/audit/{first}"), &d.admin, Some(json!({})))
+            .call(
+                m.clone(),
+                &format!("/v1/audit/{first}"),
+                &d.admin,
+                Some(json!({})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{m}");
     }
@@ -843,9 +997,7 @@ async fn the_audit_log_records_reads_of_personal_data_and_no_route_edits_it() {
     let mut seen = 0;
     let mut cursor = String::new();
     loop {
-        let page = d
-            .get(&format!("/v1/audit?limit=2{cursor}"), &d.admin)
-            .await;
+        let page = d.get(&format!("/v1/audit?limit=2{cursor}"), &d.admin).await;
         seen += page.body["items"].as_array().unwrap().len();
         match page.body["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
@@ -879,13 +1031,21 @@ async fn a_person_who_moves_mid_month_counts_once_where_the_month_ended() {
     visit(&d, &station, &t1, f, true).await;
     d.clock.set(at("2026-12-15T09:00:00+08:00"));
     let r = d
-        .patch(&format!("/v1/persons/{f}"), &d.admin, json!({"community": "620802001002"}))
+        .patch(
+            &format!("/v1/persons/{f}"),
+            &d.admin,
+            json!({"community": "620802001002"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let month = |region: &str| format!("/v1/reports/coverage?region={region}&month=2026-12");
     // The township: persons[0], persons[1] and F — F once, visited, in 广场社区 now.
     let c = d.get(&month("620802001000"), &d.admin).await;
-    assert_eq!(c.body["total"]["elders"]["eligible"], 3, "{:?}", c.body["total"]);
+    assert_eq!(
+        c.body["total"]["elders"]["eligible"], 3,
+        "{:?}",
+        c.body["total"]
+    );
     assert_eq!(c.body["total"]["elders"]["reached"], 1);
     assert_eq!(c.body["total"]["elders"]["joined"], 0);
     assert_eq!(c.body["total"]["elders"]["left"], 0);
@@ -904,11 +1064,19 @@ async fn a_person_who_moves_mid_month_counts_once_where_the_month_ended() {
     assert_eq!(rows, [("620802001001", 1, 0), ("620802001002", 2, 1)]);
     // The old community alone: F was there until the 15th and left; the new one: F joined.
     let old = d.get(&month("620802001001"), &d.admin).await;
-    assert_eq!(old.body["total"]["elders"]["eligible"], 2, "{:?}", old.body["total"]);
+    assert_eq!(
+        old.body["total"]["elders"]["eligible"], 2,
+        "{:?}",
+        old.body["total"]
+    );
     assert_eq!(old.body["total"]["elders"]["left"], 1);
     assert_eq!(old.body["total"]["elders"]["reached"], 1);
     let new = d.get(&month("620802001002"), &d.admin).await;
-    assert_eq!(new.body["total"]["elders"]["eligible"], 2, "{:?}", new.body["total"]);
+    assert_eq!(
+        new.body["total"]["elders"]["eligible"], 2,
+        "{:?}",
+        new.body["total"]
+    );
     assert_eq!(new.body["total"]["elders"]["joined"], 1);
     d.stop().await;
 }

@@ -133,7 +133,14 @@ async fn a_one_off_task_is_offered_accepted_visited_and_done() {
         .collect();
     assert_eq!(
         statuses,
-        ["open", "offered", "accepted", "checked_in", "visited", "done"]
+        [
+            "open",
+            "offered",
+            "accepted",
+            "checked_in",
+            "visited",
+            "done"
+        ]
     );
     assert_eq!(
         events_of(&d, task).await,

@@ -238,10 +238,7 @@ pub async fn volunteer_hours(
 
 #[utoipa::path(get, path = "/v1/me/hours", tag = "volunteers",
     responses((status = 200, body = Hours)))]
-pub async fn my_hours(
-    State(st): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Hours>, ApiError> {
+pub async fn my_hours(State(st): State<AppState>, caller: Caller) -> Result<Json<Hours>, ApiError> {
     let me = me(&caller)?;
     let records = st.records.clone();
     Ok(Json(blocking(move || Ok(records.hours(me, None)?)).await?))
@@ -361,7 +358,10 @@ fn html(status: StatusCode, body: maud::Markup) -> Response {
     responses((status = 200, description = "Valid or revoked", content_type = "text/html"), (status = 404, description = "No certificate has this code", content_type = "text/html")))]
 pub async fn verify_page(State(st): State<AppState>, Path(code): Path<String>) -> Response {
     let records = st.records.clone();
-    let found = blocking(move || Ok(records.verify(&code).ok())).await.ok().flatten();
+    let found = blocking(move || Ok(records.verify(&code).ok()))
+        .await
+        .ok()
+        .flatten();
     let status = if found.is_some() {
         StatusCode::OK
     } else {
@@ -458,10 +458,16 @@ pub async fn rate_by_link(
 pub async fn rate_page(State(st): State<AppState>, Path(code): Path<String>) -> Response {
     let records = st.records.clone();
     let c = code.clone();
-    let task = blocking(move || Ok(records.link_task(&c)?)).await.ok().flatten();
+    let task = blocking(move || Ok(records.link_task(&c)?))
+        .await
+        .ok()
+        .flatten();
     match task {
         Some(t) => html(StatusCode::OK, rating_form(&code, &t.title.zh, None)),
-        None => html(StatusCode::NOT_FOUND, rating_done("链接无效或已使用 · This link is no longer valid")),
+        None => html(
+            StatusCode::NOT_FOUND,
+            rating_done("链接无效或已使用 · This link is no longer valid"),
+        ),
     }
 }
 
@@ -499,18 +505,19 @@ pub async fn rate_form_post(
     let comment = form.map(|f| f.comment).unwrap_or_default();
     let records = st.records.clone();
     let done = blocking(move || {
-        Ok(records.rate(
-            None,
-            RatingInput { rating, comment },
-            &Rater::Link(code),
-        )?)
+        Ok(records.rate(None, RatingInput { rating, comment }, &Rater::Link(code))?)
     })
     .await;
     match done {
-        Ok(_) => html(StatusCode::OK, rating_done("感谢您的评价！ · Thank you for your rating.")),
+        Ok(_) => html(
+            StatusCode::OK,
+            rating_done("感谢您的评价！ · Thank you for your rating."),
+        ),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => html(
             StatusCode::UNPROCESSABLE_ENTITY,
-            rating_done("留言过长（最多 500 字）· The comment is too long (500 characters at most)"),
+            rating_done(
+                "留言过长（最多 500 字）· The comment is too long (500 characters at most)",
+            ),
         ),
         Err(_) => html(
             StatusCode::NOT_FOUND,
@@ -610,9 +617,10 @@ pub async fn coverage_report(
     let allowed = match &caller.scope {
         Scope::Admin => true,
         Scope::Bureau(_) => caller.can_read_region(&region) && Guard::region(&caller, &region),
-        Scope::Station(_) => caller.station.as_ref().is_some_and(|s| {
-            region == s.township || s.communities.iter().any(|c| *c == region)
-        }),
+        Scope::Station(_) => caller
+            .station
+            .as_ref()
+            .is_some_and(|s| region == s.township || s.communities.contains(&region)),
         Scope::Volunteer(_) => false,
     };
     if !allowed {
@@ -620,7 +628,7 @@ pub async fn coverage_report(
     }
     let month = match &q.month {
         Some(m) => coverage::parse_month(m)
-            .map_err(|e| super::extract::query_error("month", &e.to_string()))?,
+            .map_err(|e| super::extract::query_error("month", e.to_string()))?,
         None => crate::records::model::month_key(crate::clock::local_date(st.clock.now())),
     };
     let months = q.months.unwrap_or(6);
@@ -638,7 +646,7 @@ pub async fn coverage_report(
             })
             .map_err(|e| match e {
                 coverage::CoverageError::Store(s) => ApiError::from(s),
-                other => super::extract::query_error("region", &other.to_string()),
+                other => super::extract::query_error("region", other.to_string()),
             })
     })
     .await?;

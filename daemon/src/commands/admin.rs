@@ -179,9 +179,9 @@ pub fn coverage(
     };
     let month = match month {
         Some(m) => coverage::parse_month(m).map_err(|e| Failure::Usage(e.to_string()))?,
-        None => crate::records::model::month_key(crate::clock::local_date(
-            clock::SystemClock.now(),
-        )),
+        None => {
+            crate::records::model::month_key(crate::clock::local_date(clock::SystemClock.now()))
+        }
     };
     if !(1..=24).contains(&months) {
         return Err(Failure::Usage("--months must be 1 to 24".into()));
@@ -220,9 +220,9 @@ pub fn coverage(
     let out = match format {
         ReportFormat::Table => coverage::to_table(&report),
         ReportFormat::Csv => coverage::to_csv(&report),
-        ReportFormat::Json => serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Runtime(e.into()))?
-            + "\n",
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))? + "\n"
+        }
     };
     print!("{out}");
     Ok(())

@@ -20,7 +20,7 @@ use crate::records::model::{
     Rating, RecordSource, Satisfaction, ServiceRecord, next_month, prev_month,
 };
 use crate::registry::{
-    Category, Contact, GeoPoint, Gender, Person, Region, RegionLevel, Station, Volunteer,
+    Category, Contact, Gender, GeoPoint, Person, Region, RegionLevel, Station, Volunteer,
     VolunteerStatus,
 };
 use crate::store::Store;
@@ -95,7 +95,8 @@ fn seed_county(
                     base,
                 ))?;
                 let station = id_base + t as u64 + 1;
-                let served: Vec<String> = (0..COMMUNITIES).map(|k| community_code(c, t, k)).collect();
+                let served: Vec<String> =
+                    (0..COMMUNITIES).map(|k| community_code(c, t, k)).collect();
                 for (k, code) in served.iter().enumerate() {
                     w.put_region(&region(
                         code.clone(),
@@ -139,7 +140,10 @@ fn seed_county(
                     certifications: Vec::new(),
                     safeguarding: None,
                     availability: Vec::new(),
-                    home: GeoPoint { lat: 35.5, lon: 106.6 },
+                    home: GeoPoint {
+                        lat: 35.5,
+                        lon: 106.6,
+                    },
                     monthly_capacity: 4,
                     languages: Vec::new(),
                     roles: vec!["disaster_info_officer".into()],
@@ -192,7 +196,10 @@ fn seed_county(
                         phone: None,
                         community: communities[rng.random_range(0..communities.len())].clone(),
                         grid: None,
-                        location: GeoPoint { lat: 35.5, lon: 106.6 },
+                        location: GeoPoint {
+                            lat: 35.5,
+                            lon: 106.6,
+                        },
                         address: None,
                         categories: vec![category],
                         circumstances: Vec::new(),
@@ -236,10 +243,9 @@ fn seed_county(
     }
     // Tasks over twelve months up to the one reported.
     let first_month = (0..11).fold(MONTH, |m, _| prev_month(m));
-    let months: Vec<u32> = std::iter::successors(Some(first_month), |m| {
-        (*m < MONTH).then(|| next_month(*m))
-    })
-    .collect();
+    let months: Vec<u32> =
+        std::iter::successors(Some(first_month), |m| (*m < MONTH).then(|| next_month(*m)))
+            .collect();
     let zone = chrono::FixedOffset::east_opt(8 * 3600).ok_or_else(|| fail("UTC+8"))?;
     let mut rated = 0;
     for chunk_start in (0..tasks).step_by(50_000) {
@@ -419,7 +425,7 @@ pub fn bench_coverage(
                 "620800000000".into(),
                 "平凉市".into(),
                 RegionLevel::City,
-                Utc::now(),
+                instant(NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default()),
             ))
         })
         .map_err(fail)?;

@@ -118,7 +118,9 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
         "  curl -s -H 'Authorization: Bearer {bureau}' '{url}/v1/reports/coverage?format=csv'   # visit rates against the plan"
     );
     if let Some(code) = &p.certificate {
-        println!("  open {url}/certificates/{code}   # a printable certificate; its QR code verifies at {url}/verify/{code}");
+        println!(
+            "  open {url}/certificates/{code}   # a printable certificate; its QR code verifies at {url}/verify/{code}"
+        );
     }
     println!(
         "  # tell station 1's WeCom group (paste its robot's address; then POST /v1/endpoints/ID/test):"

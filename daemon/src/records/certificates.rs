@@ -80,9 +80,7 @@ impl Records {
                     "there is no recorded service in this period to certify",
                 ));
             }
-            let unit = w
-                .station(v.station)?
-                .map_or_else(String::new, |s| s.name);
+            let unit = w.station(v.station)?.map_or_else(String::new, |s| s.name);
             let mut by_activity: Vec<(String, u32)> = Vec::new();
             for r in &records {
                 match by_activity.iter_mut().find(|(a, _)| *a == r.activity) {

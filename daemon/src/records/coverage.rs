@@ -28,9 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::{
-    TaskCounts, day_number, month_key, month_start, next_month, prev_month,
-};
+use super::model::{TaskCounts, day_number, month_key, month_start, next_month, prev_month};
 use crate::config::Targets;
 use crate::registry::{Category, RegionLevel};
 use crate::store::{ReadTx, StoreError};
@@ -56,8 +54,9 @@ pub struct Rate {
 impl Rate {
     fn finish(&mut self, target: f64) {
         self.target = target;
-        self.rate = (self.eligible > 0)
-            .then(|| (f64::from(self.reached) / f64::from(self.eligible) * 10_000.0).round() / 10_000.0);
+        self.rate = (self.eligible > 0).then(|| {
+            (f64::from(self.reached) / f64::from(self.eligible) * 10_000.0).round() / 10_000.0
+        });
         self.met = self.rate.is_none_or(|r| r + 1e-9 >= target);
     }
 
@@ -337,9 +336,8 @@ impl Counter<'_> {
         for e in entries {
             match merged.last_mut() {
                 Some(m) if m.person == e.person => {
-                    m.joined = (m.joined & e.joined)
-                        | (m.joined & !e.eligible)
-                        | (e.joined & !m.eligible);
+                    m.joined =
+                        (m.joined & e.joined) | (m.joined & !e.eligible) | (e.joined & !m.eligible);
                     m.left = (m.left & e.left) | (m.left & !e.eligible) | (e.left & !m.eligible);
                     m.eligible |= e.eligible;
                     if e.eligible & (1 << last) != 0 && e.last_from >= m.last_from {
@@ -411,8 +409,8 @@ fn rate_of(counts: [u32; 4], target: f64) -> Rate {
 
 fn satisfaction(c: [u32; 3], target: f64) -> SatisfactionCounts {
     let ratings = c[0] + c[1] + c[2];
-    let rate = (ratings > 0)
-        .then(|| (f64::from(c[0]) / f64::from(ratings) * 10_000.0).round() / 10_000.0);
+    let rate =
+        (ratings > 0).then(|| (f64::from(c[0]) / f64::from(ratings) * 10_000.0).round() / 10_000.0);
     SatisfactionCounts {
         ratings,
         satisfied: c[0],
@@ -638,7 +636,11 @@ pub fn report(
                 && let Some(k) = row(&mut rows, &c)
                 && let Some(x) = rows.get_mut(&k)
             {
-                let mut s = [x.satisfaction.satisfied, x.satisfaction.neutral, x.satisfaction.dissatisfied];
+                let mut s = [
+                    x.satisfaction.satisfied,
+                    x.satisfaction.neutral,
+                    x.satisfaction.dissatisfied,
+                ];
                 for (a, b) in s.iter_mut().zip(counts) {
                     *a += b;
                 }
@@ -825,8 +827,20 @@ pub fn to_table(rep: &CoverageReport) -> String {
         rep.region.name, rep.region.code, rep.region.level, rep.month
     );
     let head = [
-        "code", "name", "elders", "elder rate", "children", "disability", "drilled", "officers",
-        "due", "done", "unstaffed", "overdue", "hours", "satisfied",
+        "code",
+        "name",
+        "elders",
+        "elder rate",
+        "children",
+        "disability",
+        "drilled",
+        "officers",
+        "due",
+        "done",
+        "unstaffed",
+        "overdue",
+        "hours",
+        "satisfied",
     ];
     let mut lines: Vec<Vec<String>> = vec![head.iter().map(|s| (*s).to_owned()).collect()];
     for x in rep.rows.iter().chain(std::iter::once(&rep.total)) {
@@ -847,7 +861,11 @@ pub fn to_table(rep: &CoverageReport) -> String {
             pct(x.satisfaction.rate),
         ]);
     }
-    let width = |s: &str| s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum::<usize>();
+    let width = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii() { 1 } else { 2 })
+            .sum::<usize>()
+    };
     let cols = head.len();
     let widths: Vec<usize> = (0..cols)
         .map(|i| lines.iter().map(|l| width(&l[i])).max().unwrap_or(0))
@@ -869,7 +887,10 @@ pub fn to_table(rep: &CoverageReport) -> String {
         out.push_str(&format!(
             "  {} {} ({}): {}/{} visited, {} not\n",
             b.code,
-            b.name.chars().filter(|c| !c.is_control()).collect::<String>(),
+            b.name
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>(),
             b.township,
             b.visited,
             b.eligible,
@@ -893,9 +914,18 @@ mod tests {
 
     #[test]
     fn scopes_by_level() {
-        assert_eq!(scope_of("620802000000").map(|s| s.prefix).ok(), Some("620802".into()));
-        assert_eq!(scope_of("620000000000").map(|s| s.level).ok(), Some("province"));
-        assert_eq!(scope_of("620802001000").map(|s| s.row_digits).ok(), Some(12));
+        assert_eq!(
+            scope_of("620802000000").map(|s| s.prefix).ok(),
+            Some("620802".into())
+        );
+        assert_eq!(
+            scope_of("620000000000").map(|s| s.level).ok(),
+            Some("province")
+        );
+        assert_eq!(
+            scope_of("620802001000").map(|s| s.row_digits).ok(),
+            Some(12)
+        );
         assert!(scope_of("620802001001-1").is_err());
         assert!(scope_of("abc").is_err());
         assert_eq!(row_code("620802001001", 9).as_deref(), Some("620802001000"));

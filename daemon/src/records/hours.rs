@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::model::{
-    Hours, RecordSource, STAR_HOURS, ServiceRecord, ServiceRecordInput, stars,
-};
+use super::model::{Hours, RecordSource, STAR_HOURS, ServiceRecord, ServiceRecordInput, stars};
 use super::service::Records;
 use crate::registry::Invalid;
 use crate::service::{Guard, ServiceError, not_found};
@@ -46,7 +44,10 @@ impl Records {
             errs.push("content", "must be 1 to 500 characters");
         }
         if !input.hours.is_finite() || input.hours <= 0.0 || input.hours > 24.0 {
-            errs.push("hours", "must be above 0 and at most 24 (one record per day)");
+            errs.push(
+                "hours",
+                "must be above 0 and at most 24 (one record per day)",
+            );
         }
         let minutes = (input.hours * 60.0).round();
         if input.hours.is_finite() && input.hours > 0.0 && minutes < 1.0 {
@@ -83,7 +84,10 @@ impl Records {
                 Some(c) => {
                     return Err(Invalid::one(
                         "community",
-                        format!("{c} is not one of the communities station {} serves", station.id),
+                        format!(
+                            "{c} is not one of the communities station {} serves",
+                            station.id
+                        ),
                     )
                     .into());
                 }

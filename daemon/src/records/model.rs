@@ -123,8 +123,12 @@ pub struct Report {
 impl Report {
     /// Minutes between check-in and check-out.
     pub fn minutes(&self) -> u32 {
-        u32::try_from((self.checked_out_at - self.checked_in_at).num_minutes().max(0))
-            .unwrap_or(u32::MAX)
+        u32::try_from(
+            (self.checked_out_at - self.checked_in_at)
+                .num_minutes()
+                .max(0),
+        )
+        .unwrap_or(u32::MAX)
     }
 }
 
@@ -205,7 +209,10 @@ pub const STAR_HOURS: [u32; 5] = [100, 300, 600, 1000, 1500];
 
 /// The star level (0 to 5) of `hours` recorded.
 pub fn stars(hours: f64) -> u8 {
-    STAR_HOURS.iter().filter(|h| hours >= f64::from(**h)).count() as u8
+    STAR_HOURS
+        .iter()
+        .filter(|h| hours >= f64::from(**h))
+        .count() as u8
 }
 
 /// A volunteer's totals.
@@ -348,12 +355,20 @@ pub fn month_start(m: u32) -> Option<NaiveDate> {
 
 /// The month after `m`.
 pub fn next_month(m: u32) -> u32 {
-    if m % 100 >= 12 { (m / 100 + 1) * 100 + 1 } else { m + 1 }
+    if m % 100 >= 12 {
+        (m / 100 + 1) * 100 + 1
+    } else {
+        m + 1
+    }
 }
 
 /// The month before `m`.
 pub fn prev_month(m: u32) -> u32 {
-    if m % 100 <= 1 { (m / 100 - 1) * 100 + 12 } else { m - 1 }
+    if m % 100 <= 1 {
+        (m / 100 - 1) * 100 + 12
+    } else {
+        m - 1
+    }
 }
 
 /// Days since 1970-01-01 of a date.

@@ -16,7 +16,10 @@ use crate::task::{Severity, TaskStatus};
 
 /// Who gives the rating.
 pub enum Rater<'a> {
-    Staff { guard: &'a dyn Guard, by: String },
+    Staff {
+        guard: &'a dyn Guard,
+        by: String,
+    },
     /// Through a one-time link (the code's hash).
     Link(String),
 }
@@ -88,7 +91,9 @@ impl Records {
         let now = self.now();
         let comment = input.comment.trim().to_owned();
         if comment.chars().count() > 500 || comment.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(Invalid::one("comment", "at most 500 characters, no control characters").into());
+            return Err(
+                Invalid::one("comment", "at most 500 characters, no control characters").into(),
+            );
         }
         let (rating, follow_up) = self.store.write(|w| {
             let (task_id, by) = match rater {

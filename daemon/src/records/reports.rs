@@ -57,7 +57,10 @@ pub fn check_answers(
             continue;
         };
         if !seen.insert(a.item.as_str()) {
-            errs.push(format!("answers[{i}].item"), format!("{:?} is answered twice", a.item));
+            errs.push(
+                format!("answers[{i}].item"),
+                format!("{:?} is answered twice", a.item),
+            );
             continue;
         }
         let v = a.value.trim();
@@ -129,7 +132,10 @@ pub fn check_answers(
     if !missing.is_empty() {
         errs.push(
             "answers",
-            format!("required questions are not answered: {}", missing.join(", ")),
+            format!(
+                "required questions are not answered: {}",
+                missing.join(", ")
+            ),
         );
     }
     out
@@ -260,11 +266,21 @@ impl Records {
         let checked_in = input
             .checked_in_at
             .map(|t| t.with_timezone(&Utc))
-            .or_else(|| visitors.iter().filter_map(|v| offer(*v)?.checked_in_at).min());
+            .or_else(|| {
+                visitors
+                    .iter()
+                    .filter_map(|v| offer(*v)?.checked_in_at)
+                    .min()
+            });
         let checked_out = input
             .checked_out_at
             .map(|t| t.with_timezone(&Utc))
-            .or_else(|| visitors.iter().filter_map(|v| offer(*v)?.checked_out_at).max())
+            .or_else(|| {
+                visitors
+                    .iter()
+                    .filter_map(|v| offer(*v)?.checked_out_at)
+                    .max()
+            })
             .or(checked_in.map(|_| now));
         let position = input
             .position
@@ -380,9 +396,8 @@ impl Records {
                         return Ok(None);
                     };
                     if r.state == ReportState::Submitted {
-                        r.review_error = Some(format!(
-                            "{why} (the review is retried every minute)"
-                        ));
+                        r.review_error =
+                            Some(format!("{why} (the review is retried every minute)"));
                         w.put_report(&r)?;
                     }
                     Ok::<_, ServiceError>(Some(r))
@@ -618,7 +633,9 @@ impl Records {
         let month = month_key(day);
         if report.reached {
             match &task.target {
-                TaskTarget::Person { id } => w.count_person_visit(month, &task.community, *id, 1)?,
+                TaskTarget::Person { id } => {
+                    w.count_person_visit(month, &task.community, *id, 1)?
+                }
                 TaskTarget::Community { code } => {
                     w.count_community_visit(month, code, &task.kind, 1)?
                 }
@@ -782,12 +799,21 @@ mod tests {
         let list = vec![
             item("ok", AnswerKind::YesNo, true, &[]),
             item("pulse", AnswerKind::Number, false, &[]),
-            item("health", AnswerKind::Choice, false, &["good", "acute_illness"]),
+            item(
+                "health",
+                AnswerKind::Choice,
+                false,
+                &["good", "acute_illness"],
+            ),
             item("notes", AnswerKind::Text, false, &[]),
         ];
         let mut errs = Invalid::default();
         let out = check_answers(
-            &[answer("ok", "是"), answer("pulse", " 72 "), answer("health", "GOOD")],
+            &[
+                answer("ok", "是"),
+                answer("pulse", " 72 "),
+                answer("health", "GOOD"),
+            ],
             &list,
             &mut errs,
         );
@@ -824,7 +850,11 @@ mod tests {
         check_answers(&[answer("ok", "maybe")], &list, &mut errs);
         assert!(errs.0[0].message.contains("yes or no"));
         let mut errs = Invalid::default();
-        check_answers(&[answer("ok", "NaN")], &[item("ok", AnswerKind::Number, true, &[])], &mut errs);
+        check_answers(
+            &[answer("ok", "NaN")],
+            &[item("ok", AnswerKind::Number, true, &[])],
+            &mut errs,
+        );
         assert_eq!(errs.0.len(), 1, "NaN is not a number: {errs:?}");
     }
 }

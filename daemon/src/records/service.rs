@@ -176,7 +176,8 @@ impl Records {
                 () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
             }
             let me = self.clone();
-            let prune = last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(86_400));
+            let prune =
+                last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(86_400));
             let worked = tokio::task::spawn_blocking(move || {
                 if let Err(e) = me.review_pending(100) {
                     tracing::warn!(error = %e, "reviewing waiting visit reports failed");

@@ -119,7 +119,10 @@ pub(super) fn track_care(
             match open {
                 Some(i) if after.as_deref() != Some(b.as_str()) => {
                     list[i].to = day.saturating_add(1).max(list[i].from + 1);
-                    spans.insert((cat, b.as_str(), new.id), CareSpan::encode_all(&list).as_slice())?;
+                    spans.insert(
+                        (cat, b.as_str(), new.id),
+                        CareSpan::encode_all(&list).as_slice(),
+                    )?;
                 }
                 Some(_) => continue,
                 None => {}
@@ -135,7 +138,10 @@ pub(super) fn track_care(
                 from: day,
                 to: CareSpan::OPEN,
             });
-            spans.insert((cat, a.as_str(), new.id), CareSpan::encode_all(&list).as_slice())?;
+            spans.insert(
+                (cat, a.as_str(), new.id),
+                CareSpan::encode_all(&list).as_slice(),
+            )?;
         }
     }
     Ok(())
@@ -513,10 +519,9 @@ impl WriteTx {
         self.txn
             .open_table(CERTIFICATES)?
             .insert(c.code.as_str(), encode("certificates", c)?.as_slice())?;
-        self.txn.open_table(CERTIFICATES_BY_VOLUNTEER)?.insert(
-            (c.volunteer, c.issued_at.timestamp(), c.code.as_str()),
-            (),
-        )?;
+        self.txn
+            .open_table(CERTIFICATES_BY_VOLUNTEER)?
+            .insert((c.volunteer, c.issued_at.timestamp(), c.code.as_str()), ())?;
         Ok(())
     }
 
@@ -551,7 +556,12 @@ impl WriteTx {
         Ok(())
     }
 
-    pub fn put_rating_link(&mut self, hash: &str, task: u64, expires: i64) -> Result<(), StoreError> {
+    pub fn put_rating_link(
+        &mut self,
+        hash: &str,
+        task: u64,
+        expires: i64,
+    ) -> Result<(), StoreError> {
         self.txn
             .open_table(RATING_LINKS)?
             .insert(hash, (task, expires))?;

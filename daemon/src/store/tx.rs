@@ -174,7 +174,10 @@ impl ReadTx {
             ("tasks", self.txn.open_table(TASKS)?.len()?),
             ("events", self.txn.open_table(EVENTS)?.len()?),
             ("reports", self.txn.open_table(REPORTS)?.len()?),
-            ("service_records", self.txn.open_table(SERVICE_RECORDS)?.len()?),
+            (
+                "service_records",
+                self.txn.open_table(SERVICE_RECORDS)?.len()?,
+            ),
             ("audit", self.txn.open_table(AUDIT)?.len()?),
         ])
     }
