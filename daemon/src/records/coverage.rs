@@ -277,19 +277,14 @@ struct Counter<'a> {
     scope: &'a Scope,
     /// Days of each month of the report, oldest first.
     days: Vec<(i32, i32)>,
-    /// Per month index: the people with a counted visit, sorted.
-    visited: &'a [Vec<u64>],
-    /// This month's visits per person (sessions), sorted by person.
-    sessions: &'a [(u64, u32)],
 }
 
 impl Counter<'_> {
-    /// Counts `categories` (a person in several, or in several communities, counts once): one
-    /// scan of the region's care spans into masks, a sort by person, then a merge with each
-    /// month's visits.
-    fn count(&self, r: &ReadTx, categories: &[Category]) -> Result<Group, StoreError> {
-        let n = self.days.len();
-        let last = n - 1;
+    /// The people of `categories` in the region, each once (a person in several categories,
+    /// or in several communities, merged): one scan of the region's care spans into month
+    /// masks, then a sort by person.
+    fn people(&self, r: &ReadTx, categories: &[Category]) -> Result<Vec<Entry>, StoreError> {
+        let last = self.days.len() - 1;
         let mut entries: Vec<Entry> = Vec::new();
         for cat in categories {
             r.for_each_care_span(cat.as_str(), &self.scope.prefix, |person, spans| {
@@ -350,32 +345,35 @@ impl Counter<'_> {
                 _ => merged.push(e),
             }
         }
+        Ok(merged)
+    }
+
+    /// Counts merged people against each month's visits ((person, visits), sorted).
+    fn tally(&self, merged: &[Entry], visited: &[Vec<(u64, u32)>]) -> Group {
+        let n = self.days.len();
+        let last = n - 1;
         let mut g = Group {
             months: vec![[0; 4]; n],
             ..Group::default()
         };
-        for (i, visited) in self.visited.iter().enumerate() {
+        for (i, visited) in visited.iter().enumerate() {
             let bit = 1u32 << i;
             let mut v = 0usize;
-            let mut sess = 0usize;
             for e in merged.iter().filter(|e| e.eligible & bit != 0) {
-                while v < visited.len() && visited[v] < e.person {
+                while v < visited.len() && visited[v].0 < e.person {
                     v += 1;
                 }
-                let reached = v < visited.len() && visited[v] == e.person;
+                let visits = match visited.get(v) {
+                    Some((p, k)) if *p == e.person => *k,
+                    _ => 0,
+                };
+                let reached = visits > 0;
                 let m = &mut g.months[i];
                 m[0] += 1;
                 m[1] += u32::from(reached);
                 m[2] += u32::from(e.joined & bit != 0);
                 m[3] += u32::from(e.left & bit != 0);
                 if i == last {
-                    while sess < self.sessions.len() && self.sessions[sess].0 < e.person {
-                        sess += 1;
-                    }
-                    let visits = match self.sessions.get(sess) {
-                        Some((p, k)) if *p == e.person => *k,
-                        _ => 0,
-                    };
                     let code = format!("{:012}", e.community);
                     if let Some(row) = row_code(&code, self.scope.row_digits) {
                         let x = g.rows.entry(row.clone()).or_default();
@@ -391,7 +389,7 @@ impl Counter<'_> {
                 }
             }
         }
-        Ok(g)
+        g
     }
 }
 
@@ -459,33 +457,38 @@ pub fn report(
         let m = prev_month(months[0]);
         months.insert(0, m);
     }
-    let visited: Vec<Vec<u64>> = months
-        .iter()
-        .map(|m| r.visited_people(*m, &scope.prefix))
-        .collect::<Result<_, _>>()?;
-    let mut sessions: Vec<(u64, u32)> = r
-        .person_visits(month, &scope.prefix)?
-        .into_iter()
-        .map(|(_, p, k)| (p, k))
-        .collect();
-    sessions.sort_unstable();
-    sessions.dedup_by(|b, a| {
-        if a.0 == b.0 {
-            a.1 += b.1;
-            true
-        } else {
-            false
-        }
-    });
     let counter = Counter {
         scope: &scope,
         days: months.iter().map(|m| month_days(*m)).collect(),
-        visited: &visited,
-        sessions: &sessions,
     };
-    let elders = counter.count(r, &[Category::SpecialDifficultyElder])?;
-    let children = counter.count(r, &[Category::LeftBehindChild, Category::ChildInDifficulty])?;
-    let disabled = counter.count(r, &[Category::Disabled])?;
+    // The month's visits on one thread, the people on this one (the snapshot is shared).
+    let (visited, groups) = std::thread::scope(|t| {
+        let visits = t.spawn(|| {
+            months
+                .iter()
+                .map(|m| r.visited_people(*m, &scope.prefix))
+                .collect::<Result<Vec<_>, StoreError>>()
+        });
+        let groups = [
+            vec![Category::SpecialDifficultyElder],
+            vec![Category::LeftBehindChild, Category::ChildInDifficulty],
+            vec![Category::Disabled],
+        ]
+        .map(|cats| counter.people(r, &cats));
+        let visited = visits.join().unwrap_or_else(|_| {
+            Err(StoreError::Corrupt {
+                table: "person_visits",
+                key: format!("{}", months.len()),
+                detail: "the scan of visits stopped unexpectedly".into(),
+            })
+        });
+        (visited, groups)
+    });
+    let visited = visited?;
+    let [elders, children, disabled] = groups;
+    let elders = counter.tally(&elders?, &visited);
+    let children = counter.tally(&children?, &visited);
+    let disabled = counter.tally(&disabled?, &visited);
 
     // Regions: names, and the active communities per row.
     let mut names: HashMap<String, String> = HashMap::new();

@@ -291,34 +291,25 @@ reads! {
         Ok(())
     }
 
-    /// The people with a counted visit in month `m` in communities under `prefix`, sorted,
-    /// each once.
-    pub fn visited_people(&self, m: u32, prefix: &str) -> Result<Vec<u64>, StoreError> {
+    /// (person, visits) counted in month `m` in communities under `prefix`, sorted by person,
+    /// each person once (visits in several communities added up).
+    pub fn visited_people(&self, m: u32, prefix: &str) -> Result<Vec<(u64, u32)>, StoreError> {
         let t = self.txn.open_table(PERSON_VISITS)?;
         let end = format!("{prefix}~");
-        let mut out = Vec::new();
-        for row in t.range((m, prefix, 0)..(m, end.as_str(), 0))? {
-            out.push(row?.0.value().2);
-        }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
-    }
-
-    /// Visits counted in month `m` in communities under `prefix`, per (community, person).
-    pub fn person_visits(
-        &self,
-        m: u32,
-        prefix: &str,
-    ) -> Result<Vec<(String, u64, u32)>, StoreError> {
-        let t = self.txn.open_table(PERSON_VISITS)?;
-        let end = format!("{prefix}~");
-        let mut out = Vec::new();
+        let mut out: Vec<(u64, u32)> = Vec::new();
         for row in t.range((m, prefix, 0)..(m, end.as_str(), 0))? {
             let (k, v) = row?;
-            let (_, c, p) = k.value();
-            out.push((c.to_owned(), p, v.value()));
+            out.push((k.value().2, v.value()));
         }
+        out.sort_unstable();
+        out.dedup_by(|b, a| {
+            if a.0 == b.0 {
+                a.1 = a.1.saturating_add(b.1);
+                true
+            } else {
+                false
+            }
+        });
         Ok(out)
     }
 

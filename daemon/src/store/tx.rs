@@ -90,6 +90,13 @@ pub struct ReadTx {
     pub(super) txn: redb::ReadTransaction,
 }
 
+// A snapshot may be read from several threads at once (the coverage report scans visits on one
+// thread while it counts people on another).
+const _: fn() = || {
+    fn shared<T: Sync + Send>() {}
+    shared::<ReadTx>();
+};
+
 impl ReadTx {
     pub(super) fn new(txn: redb::ReadTransaction) -> Self {
         Self { txn }
