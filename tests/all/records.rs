@@ -162,6 +162,13 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
         t.body["status"], "checked_in",
         "a rejected report closes nothing"
     );
+    let coverage = "/v1/reports/coverage?region=620802001001&month=2026-12";
+    let visited = |c: Reply| c.body["total"]["elders"]["reached"].clone();
+    assert_eq!(
+        visited(d.get(coverage, &station).await),
+        0,
+        "nor counts as a visit"
+    );
 
     // Fixed: a proper visit, and the task is done.
     d.clock.advance(Duration::minutes(40));
@@ -180,6 +187,7 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     assert_eq!(t.body["status"], "done");
     assert_eq!(t.body["report"], accepted);
     assert_eq!(t.body["offers"][0]["state"], "checked_out");
+    assert_eq!(visited(d.get(coverage, &station).await), 1);
     let kinds = kinds_of(&d, task).await;
     assert!(
         kinds.ends_with(&["report.rejected".into(), "report.accepted".into()]),
@@ -231,6 +239,11 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     assert_eq!(states, ["rejected", "superseded", "accepted"]);
     let hours = d.get("/v1/me/hours", &token).await;
     assert_eq!(hours.body["records"], 1, "{:?}", hours.body);
+    assert_eq!(
+        visited(d.get(coverage, &station).await),
+        1,
+        "a correction counts once"
+    );
     // The volunteer's own check-in and the report's check-out (the station gave no times of
     // the volunteer's own).
     assert_eq!(hours.body["hours"], 0.7, "{:?}", hours.body);

@@ -244,6 +244,10 @@ impl Records {
                 vec![*me]
             }
             Actor::Staff { .. } if input.visitors.is_empty() => seated.clone(),
+            Actor::Staff { .. } if input.visitors.len() > 20 => {
+                errs.push("visitors", "at most 20 visitors (a team's size)");
+                Vec::new()
+            }
             Actor::Staff { .. } => {
                 let mut v = input.visitors.clone();
                 v.sort_unstable();
