@@ -1093,3 +1093,80 @@ async fn a_person_who_moves_mid_month_counts_once_where_the_month_ended() {
     assert_eq!(new.body["total"]["elders"]["joined"], 1);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_whose_review_fails_never_locks_a_task_or_loses_a_report() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let (_, token) = helper(&d, w.stations[0], 871).await;
+    deploy(&d, "misbehave").await;
+    let r = d
+        .post(
+            "/v1/duties",
+            &d.admin,
+            json!({"name": "visits", "plugin": "misbehave", "action": "visit", "cron": "0 9 1 * *",
+                   "selector": {"region": "620802001001", "categories": ["special_difficulty_elder"]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let duty = r.body["id"].as_u64().unwrap();
+    d.post(&format!("/v1/duties/{duty}/trigger"), &d.admin, json!({}))
+        .await;
+    tick(&d).await;
+    let task = d
+        .get(&format!("/v1/tasks?duty={duty}"), &d.admin)
+        .await
+        .body["items"][0]["id"]
+        .as_u64()
+        .unwrap();
+    d.post(&format!("/v1/tasks/{task}/accept"), &token, json!({}))
+        .await;
+    // The plugin now answers every review with a million empty reasons: the host refuses that.
+    let r = d
+        .patch(
+            "/v1/plugins/misbehave",
+            &d.admin,
+            json!({"config": {"mode": "empty-reasons"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    d.clock.set(at("2026-12-01T11:00:00+08:00"));
+    let body = json!({"reached": true, "answers": ok("yes"),
+                      "checked_in_at": "2026-12-01T10:00:00+08:00"});
+    let path = format!("/v1/tasks/{task}/reports");
+    let r = d.post(&path, &token, body.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["state"], "submitted", "{:?}", r.body);
+    assert!(
+        r.body["review_error"]
+            .as_str()
+            .unwrap()
+            .contains("misbehave"),
+        "{:?}",
+        r.body
+    );
+    // Mended, the plugin reviews the next filing, which replaces the stuck one; both are kept.
+    d.patch(
+        "/v1/plugins/misbehave",
+        &d.admin,
+        json!({"config": {"mode": "fine"}}),
+    )
+    .await;
+    let r = d.post(&path, &token, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["state"], "accepted", "{:?}", r.body);
+    let all = d.get(&path, &d.admin).await;
+    let states: Vec<&str> = all
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.get("state").and_then(Value::as_str).unwrap())
+        .collect();
+    assert_eq!(states, ["rejected", "accepted"]);
+    assert_eq!(
+        d.get(&format!("/v1/tasks/{task}"), &d.admin).await.body["status"],
+        "done"
+    );
+    d.stop().await;
+}

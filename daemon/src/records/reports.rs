@@ -323,12 +323,32 @@ impl Records {
             return Err(conflict("checked_in_at", "say when the visit began"));
         };
         let report = self.store.write(|w| {
-            let reports = w.reports_of_task(task_id)?;
-            if reports.iter().any(|r| r.state == ReportState::Submitted) {
-                return Err(conflict(
-                    "task",
-                    "a report on this task is waiting for its review; try again shortly",
-                ));
+            let mut reports = w.reports_of_task(task_id)?;
+            // A report waiting for its review blocks a second one — unless its review already
+            // failed (the plugin is gone, or answered something the host refused): then the
+            // new report replaces it, so a broken plugin never locks a task.
+            for r in reports
+                .iter_mut()
+                .filter(|r| r.state == ReportState::Submitted)
+            {
+                if r.review_error.is_none() {
+                    return Err(conflict(
+                        "task",
+                        "a report on this task is waiting for its review; try again shortly",
+                    ));
+                }
+                r.state = ReportState::Rejected;
+                r.review = Some(Review {
+                    outcome: Outcome::Rejected,
+                    severity: None,
+                    reasons: vec![
+                        "replaced by a newer report before it could be reviewed".to_owned(),
+                    ],
+                    follow_up_task: None,
+                    by: "linli".to_owned(),
+                    at: now,
+                });
+                w.put_report(r)?;
             }
             let current = w.task(task_id)?.ok_or_else(|| not_found("task", task_id))?;
             if current.status == TaskStatus::Cancelled {
