@@ -68,11 +68,19 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     let other_station = d.token(&format!("station:{}", w.stations[1])).await;
     let path = format!("/v1/tasks/{task}/reports");
 
-    // Not before the task is accepted.
     let r = d
         .post(
             &path,
             &token,
+            json!({"reached": true, "answers": ok("yes")}),
+        )
+        .await;
+    // Not before the offer is accepted: an offer alone makes nobody a visitor.
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    let r = d
+        .post(
+            &path,
+            &station,
             json!({"reached": true, "answers": ok("yes")}),
         )
         .await;
@@ -244,11 +252,10 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
         1,
         "a correction counts once"
     );
-    // The volunteer's own check-in and the report's check-out (the station gave no times of
-    // the volunteer's own).
-    assert_eq!(hours.body["hours"], 0.7, "{:?}", hours.body);
+    // The times the correction states: 40 minutes.
+    assert_eq!(hours.body["hours"], 0.67, "{:?}", hours.body);
     assert_eq!(hours.body["stars"], 0);
-    assert_eq!(hours.body["next_star_in"], 99.3);
+    assert_eq!(hours.body["next_star_in"], 99.33);
 
     // Another station cannot see the reports, by task or by id; nor can another volunteer.
     let (_, stranger) = helper(&d, w.stations[1], 802).await;
@@ -1168,5 +1175,84 @@ async fn a_plugin_whose_review_fails_never_locks_a_task_or_loses_a_report() {
         d.get(&format!("/v1/tasks/{task}"), &d.admin).await.body["status"],
         "done"
     );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_visit_records_everyone_who_went_and_releases_who_did_not() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    let mut team = Vec::new();
+    for seq in 881..884 {
+        team.push(helper(&d, w.stations[0], seq).await);
+    }
+    let mut t = one_off(w.persons[0], "normal");
+    t["requirements"]["team_size"] = 3.into();
+    let r = d.post("/v1/tasks", &station, t).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let task = r.body["id"].as_u64().unwrap();
+    assert_eq!(
+        r.body["offers"].as_array().unwrap().len(),
+        3,
+        "{:?}",
+        r.body
+    );
+    let path = format!("/v1/tasks/{task}/reports");
+    let ((a, ta), (b, tb), (_, tc)) = (&team[0], &team[1], &team[2]);
+    for tok in [ta, tb, tc] {
+        let r = d
+            .post(&format!("/v1/tasks/{task}/accept"), tok, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    d.clock.set(at("2026-12-05T09:00:00+08:00"));
+    // A and B go; C accepted but never comes.
+    for tok in [ta, tb] {
+        d.post(&format!("/v1/tasks/{task}/check-in"), tok, json!({}))
+            .await;
+    }
+    d.clock.advance(Duration::minutes(50));
+    d.post(&format!("/v1/tasks/{task}/check-out"), tb, json!({}))
+        .await;
+    d.clock.advance(Duration::minutes(10));
+    // A files: the visit was A's and B's (both checked in); each gets their own time.
+    let r = d.post(&path, ta, json!({"reached": true})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["state"], "accepted", "{:?}", r.body);
+    let mut visitors: Vec<u64> = r.body["visitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    visitors.sort_unstable();
+    let mut expect = vec![*a, *b];
+    expect.sort_unstable();
+    assert_eq!(visitors, expect);
+    assert_eq!(d.get("/v1/me/hours", ta).await.body["hours"], 1.0);
+    assert_eq!(d.get("/v1/me/hours", tb).await.body["hours"], 0.83);
+    assert_eq!(d.get("/v1/me/hours", tc).await.body["hours"], 0.0);
+    // C no longer holds the task: no hours, no person's details, no report of theirs.
+    let mine = d.get(&format!("/v1/me/tasks/{task}"), tc).await;
+    assert_eq!(mine.body["offer"]["state"], "withdrawn", "{:?}", mine.body);
+    assert!(mine.body["person"].is_null());
+    assert_eq!(
+        d.post(&path, tc, json!({"reached": true})).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // B's correction, a day later, keeps both visitors and their hours.
+    d.clock.advance(Duration::days(1));
+    let r = d
+        .post(
+            &path,
+            tb,
+            json!({"reached": true, "notes": "补充：老人需要助听器"}),
+        )
+        .await;
+    assert_eq!(r.body["state"], "accepted", "{:?}", r.body);
+    assert_eq!(r.body["visitors"].as_array().unwrap().len(), 2);
+    assert_eq!(d.get("/v1/me/hours", ta).await.body["hours"], 1.0);
+    assert_eq!(d.get("/v1/me/hours", tb).await.body["hours"], 0.83);
     d.stop().await;
 }

@@ -603,6 +603,16 @@ pub async fn list_volunteers(
             None => r.volunteers(after, limit, keep),
         }
     })?;
+    super::records::audit(
+        &st,
+        &caller,
+        AuditAction::List,
+        "volunteers".into(),
+        Some(page.items.len() as u64),
+        "GET /v1/volunteers",
+        audit_region(&caller),
+    )
+    .await?;
     Ok(Json(page.into()))
 }
 
@@ -614,8 +624,9 @@ pub async fn create_volunteer(
     Body(input): Body<VolunteerInput>,
 ) -> Result<(StatusCode, Json<Volunteer>), ApiError> {
     let now = st.clock.now();
-    let v =
-        blocking(move || Ok(service::create_volunteer(&st.store, &caller, input, now)?)).await?;
+    let (store, c) = (st.store.clone(), caller.clone());
+    let v = blocking(move || Ok(service::create_volunteer(&store, &c, input, now)?)).await?;
+    audit_volunteer(&st, &caller, AuditAction::Create, &v, "POST /v1/volunteers").await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -666,11 +677,46 @@ pub async fn update_volunteer(
     Body(patch): Body<Value>,
 ) -> Result<Json<Volunteer>, ApiError> {
     let now = st.clock.now();
-    blocking(move || {
-        Ok(Json(service::update_volunteer(
-            &st.store, &caller, id, &patch, now,
-        )?))
-    })
+    let (store, c) = (st.store.clone(), caller.clone());
+    let v = blocking(move || Ok(service::update_volunteer(&store, &c, id, &patch, now)?)).await?;
+    audit_volunteer(
+        &st,
+        &caller,
+        AuditAction::Update,
+        &v,
+        "PATCH /v1/volunteers/{id}",
+    )
+    .await?;
+    Ok(Json(v))
+}
+
+/// The region of the caller, for audit entries of lists.
+fn audit_region(caller: &Caller) -> Option<String> {
+    match &caller.scope {
+        Scope::Bureau(code) => Some(code.clone()),
+        _ => caller.station.as_ref().map(|s| s.township.clone()),
+    }
+}
+
+/// An audit entry for a change to a volunteer's record (region: their station's township).
+async fn audit_volunteer(
+    st: &AppState,
+    caller: &Caller,
+    action: AuditAction,
+    v: &Volunteer,
+    route: &'static str,
+) -> Result<(), ApiError> {
+    let station = v.station;
+    let township = st.read(|r| r.station(station))?.map(|s| s.township);
+    super::records::audit(
+        st,
+        caller,
+        action,
+        format!("volunteer:{}", v.id),
+        None,
+        route,
+        township,
+    )
     .await
 }
 
@@ -684,16 +730,26 @@ pub async fn deactivate_volunteer(
     Path(id): Path<u64>,
 ) -> Result<Json<Volunteer>, ApiError> {
     let now = st.clock.now();
-    blocking(move || {
-        Ok(Json(service::set_volunteer_status(
-            &st.store,
-            &caller,
+    let (store, c) = (st.store.clone(), caller.clone());
+    let v = blocking(move || {
+        Ok(service::set_volunteer_status(
+            &store,
+            &c,
             id,
             VolunteerStatus::Inactive,
             now,
-        )?))
+        )?)
     })
-    .await
+    .await?;
+    audit_volunteer(
+        &st,
+        &caller,
+        AuditAction::Deactivate,
+        &v,
+        "DELETE /v1/volunteers/{id}",
+    )
+    .await?;
+    Ok(Json(v))
 }
 
 // ------------------------------------------------------------------------------------ tokens

@@ -190,21 +190,38 @@ pub async fn my_task_detail(
 
 async fn answer(
     st: AppState,
+    caller: &Caller,
     me: u64,
     id: u64,
+    route: &'static str,
     f: impl FnOnce(&crate::schedule::Scheduler) -> Result<Task, crate::service::ServiceError>
     + Send
     + 'static,
 ) -> Result<Json<MyTask>, ApiError> {
     let scheduler = st.scheduler.clone();
     let store = st.store.clone();
-    blocking(move || {
+    let view = blocking(move || {
         let task = f(&scheduler)?;
         let view = store.read(|r| my_task(r, task, me))?;
-        view.map(Json)
-            .ok_or_else(|| ApiError::not_found(format!("task {id}")))
+        view.ok_or_else(|| ApiError::not_found(format!("task {id}")))
     })
-    .await
+    .await?;
+    // The answer shows the person (name, address, phone) while the volunteer holds the task.
+    if view.person.is_some()
+        && let TaskTarget::Person { id: person } = view.target
+    {
+        super::records::audit(
+            &st,
+            caller,
+            crate::records::model::AuditAction::Read,
+            format!("person:{person}"),
+            None,
+            route,
+            Some(view.community.clone()),
+        )
+        .await?;
+    }
+    Ok(Json(view))
 }
 
 #[utoipa::path(post, path = "/v1/tasks/{id}/accept", tag = "volunteers",
@@ -217,7 +234,15 @@ pub async fn accept(
     Path(id): Path<u64>,
 ) -> Result<Json<MyTask>, ApiError> {
     let me = volunteer_of(&caller)?;
-    answer(st, me, id, move |s| s.accept(id, me)).await
+    answer(
+        st,
+        &caller,
+        me,
+        id,
+        "POST /v1/tasks/{id}/accept",
+        move |s| s.accept(id, me),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -246,7 +271,15 @@ pub async fn decline(
             message: "say why in 1 to 200 characters of one line".into(),
         }]));
     }
-    answer(st, me, id, move |s| s.decline(id, me, reason)).await
+    answer(
+        st,
+        &caller,
+        me,
+        id,
+        "POST /v1/tasks/{id}/decline",
+        move |s| s.decline(id, me, reason),
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -303,7 +336,15 @@ async fn visit(
 ) -> Result<Json<MyTask>, ApiError> {
     let me = volunteer_of(caller)?;
     let position = checked_position(req.position)?;
-    answer(st, me, id, move |s| s.check_in_out(id, me, position, out)).await
+    let route = if out {
+        "POST /v1/tasks/{id}/check-out"
+    } else {
+        "POST /v1/tasks/{id}/check-in"
+    };
+    answer(st, caller, me, id, route, move |s| {
+        s.check_in_out(id, me, position, out)
+    })
+    .await
 }
 
 fn staff_only(caller: &Caller) -> Result<(), ApiError> {

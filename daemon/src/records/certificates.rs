@@ -13,7 +13,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use rand::RngCore;
 
 use super::hours::{covered, totals};
-use super::model::{Certificate, CertificateRequest, Verification};
+use super::model::{Certificate, CertificateRequest, PublicCertificate, Verification};
 use super::service::{Records, conflict};
 use crate::registry::Invalid;
 use crate::service::{Guard, ServiceError, not_found};
@@ -147,7 +147,7 @@ impl Records {
             } else {
                 "valid".into()
             },
-            certificate: cert,
+            certificate: PublicCertificate::from(&cert),
         })
     }
 
@@ -212,7 +212,7 @@ th { width: 32%; background: #f3f3f3; font-weight: normal; }
 "#;
 
 /// The printable A4 certificate.
-pub fn certificate_page(cert: &Certificate, verify_url: &str) -> Markup {
+pub fn certificate_page(cert: &PublicCertificate, verify_url: &str) -> Markup {
     let qr = qr_svg(verify_url).unwrap_or_default();
     html! {
         (DOCTYPE)

@@ -64,21 +64,21 @@ impl Records {
         }
         errs.into_result()?;
         self.store.write(|w| {
-            let vol = w
-                .volunteer(input.volunteer)?
-                .ok_or_else(|| Invalid::one("volunteer", "no such volunteer"))?;
+            // One answer for "elsewhere" and "nowhere", so ids cannot be probed.
+            let unknown = || {
+                Invalid::one(
+                    "volunteer",
+                    format!(
+                        "volunteer {} is not a volunteer of a station your token covers",
+                        input.volunteer
+                    ),
+                )
+            };
+            let vol = w.volunteer(input.volunteer)?.ok_or_else(unknown)?;
             let station = w
                 .station(vol.station)?
                 .filter(|s| guard.station(s))
-                .ok_or_else(|| {
-                    Invalid::one(
-                        "volunteer",
-                        format!(
-                            "volunteer {} is not a volunteer of a station your token covers",
-                            input.volunteer
-                        ),
-                    )
-                })?;
+                .ok_or_else(unknown)?;
             let region = match &input.community {
                 Some(c) if station.serves(c) => c.clone(),
                 Some(c) => {

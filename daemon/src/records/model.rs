@@ -102,6 +102,10 @@ pub struct Report {
     pub visitors: Vec<u64>,
     pub checked_in_at: DateTime<Utc>,
     pub checked_out_at: DateTime<Utc>,
+    /// The filer stated the times (otherwise they come from the check-ins, and each visitor's
+    /// hours from their own check-in and check-out).
+    #[serde(default)]
+    pub times_given: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<GeoPoint>,
     pub reached: bool,
@@ -263,12 +267,46 @@ pub struct CertificateRequest {
     pub to: Option<NaiveDate>,
 }
 
+/// A certificate as anyone with its code sees it: what the paper states, nothing more (no
+/// internal ids, no issuer's token scope).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PublicCertificate {
+    pub code: String,
+    pub name: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub hours: f64,
+    pub records: u32,
+    pub content: Vec<String>,
+    pub unit: String,
+    pub issued_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Certificate> for PublicCertificate {
+    fn from(c: &Certificate) -> Self {
+        PublicCertificate {
+            code: c.code.clone(),
+            name: c.name.clone(),
+            from: c.from,
+            to: c.to,
+            hours: c.hours,
+            records: c.records,
+            content: c.content.clone(),
+            unit: c.unit.clone(),
+            issued_at: c.issued_at,
+            revoked_at: c.revoked_at,
+        }
+    }
+}
+
 /// What the public verification answers.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Verification {
     /// `valid`, or `revoked`.
     pub status: String,
-    pub certificate: Certificate,
+    pub certificate: PublicCertificate,
 }
 
 /// 满意 / 一般 / 不满意.

@@ -89,7 +89,7 @@ impl Records {
         rater: &Rater<'_>,
     ) -> Result<Rating, ServiceError> {
         let now = self.now();
-        let comment = input.comment.trim().to_owned();
+        let comment = input.comment.replace("\r\n", "\n").trim().to_owned();
         if comment.chars().count() > 500 || comment.chars().any(|c| c.is_control() && c != '\n') {
             return Err(
                 Invalid::one("comment", "at most 500 characters, no control characters").into(),

@@ -170,6 +170,20 @@ impl From<pm::Severity> for Severity {
     }
 }
 
+/// An offer that makes its volunteer one of the visitors: accepted, or the visit under way or
+/// made (an offer merely made does not).
+fn on_the_team(state: OfferState) -> bool {
+    matches!(
+        state,
+        OfferState::Accepted | OfferState::CheckedIn | OfferState::CheckedOut
+    )
+}
+
+/// Whether the volunteer checked in or out with the app.
+fn visited(o: &crate::task::Offer) -> bool {
+    matches!(o.state, OfferState::CheckedIn | OfferState::CheckedOut)
+}
+
 /// A task and its checklist, if `actor` may file a report on it (else not found).
 fn reportable(
     r: &ReadTx,
@@ -182,7 +196,7 @@ fn reportable(
             Actor::Volunteer(me) => t
                 .offers
                 .iter()
-                .any(|o| o.volunteer == *me && o.state.fills_seat()),
+                .any(|o| o.volunteer == *me && on_the_team(o.state)),
             Actor::Staff { guard, .. } => guard.community(&t.community),
         })
         .ok_or_else(|| not_found("task", task_id))?;
@@ -218,21 +232,37 @@ impl Records {
             ));
         }
         let mut errs = Invalid::default();
+        let mut input = input;
+        input.notes = input.notes.replace("\r\n", "\n");
+        for a in input.answers.iter_mut() {
+            a.value = a.value.replace("\r\n", "\n");
+        }
         let answers = check_answers(&input.answers, &checklist, &mut errs);
         if input.notes.chars().count() > 4000 {
             errs.push("notes", "at most 4000 characters");
+        } else if input
+            .notes
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            errs.push("notes", "control characters are not allowed");
         }
         if input.position.as_ref().is_some_and(|p| !position_ok(p)) {
             errs.push("position", "latitude -90 to 90, longitude -180 to 180");
         }
-        // Whose visit: the volunteer filing, or (for staff) the people named, else everyone
-        // who holds a seat.
+        // Whose visit: a correction keeps the visitors of the report in force; a volunteer
+        // files for themself and the teammates who checked in or out; a station names them, or
+        // it is everyone on the team.
         let seated: Vec<u64> = task
             .offers
             .iter()
-            .filter(|o| o.state.fills_seat())
+            .filter(|o| on_the_team(o.state))
             .map(|o| o.volunteer)
             .collect();
+        let in_force: Option<Vec<u64>> = match task.report {
+            Some(id) => self.store.read(|r| r.report(id))?.map(|r| r.visitors),
+            None => None,
+        };
         let visitors: Vec<u64> = match actor {
             Actor::Volunteer(me) => {
                 if !input.visitors.is_empty() {
@@ -241,9 +271,21 @@ impl Records {
                         "a volunteer files for themself: leave visitors out",
                     );
                 }
-                vec![*me]
+                let mut v = in_force.clone().unwrap_or_else(|| {
+                    task.offers
+                        .iter()
+                        .filter(|o| visited(o))
+                        .map(|o| o.volunteer)
+                        .collect()
+                });
+                v.push(*me);
+                v.sort_unstable();
+                v.dedup();
+                v
             }
-            Actor::Staff { .. } if input.visitors.is_empty() => seated.clone(),
+            Actor::Staff { .. } if input.visitors.is_empty() => {
+                in_force.clone().unwrap_or_else(|| seated.clone())
+            }
             Actor::Staff { .. } if input.visitors.len() > 20 => {
                 errs.push("visitors", "at most 20 visitors (a team's size)");
                 Vec::new()
@@ -276,10 +318,17 @@ impl Records {
                     .filter_map(|v| offer(*v)?.checked_in_at)
                     .min()
             });
+        // Filing ends the visit of anyone still checked in.
+        let still_in = visitors
+            .iter()
+            .any(|v| offer(*v).is_some_and(|o| o.state == OfferState::CheckedIn));
         let checked_out = input
             .checked_out_at
             .map(|t| t.with_timezone(&Utc))
             .or_else(|| {
+                if still_in {
+                    return None;
+                }
                 visitors
                     .iter()
                     .filter_map(|v| offer(*v)?.checked_out_at)
@@ -364,6 +413,7 @@ impl Records {
                 visitors: visitors.clone(),
                 checked_in_at,
                 checked_out_at,
+                times_given: input.checked_in_at.is_some() || input.checked_out_at.is_some(),
                 position,
                 reached: input.reached,
                 answers,
@@ -558,18 +608,34 @@ impl Records {
                 w.put_report(&report)?;
                 return Ok((report, None));
             }
-            // The report in force before this one (a correction replaces it).
+            // The report in force before this one (a correction replaces it), and the follow-up
+            // it made, which a correction's follow-up reuses while it is still to do.
+            let mut earlier_follow_up = None;
             if let Some(old_id) = task.report
                 && let Some(mut old) = w.report(old_id)?
                 && old.state == ReportState::Accepted
             {
                 self.uncount(w, &task, &old)?;
+                earlier_follow_up = old.review.as_ref().and_then(|r| r.follow_up_task);
                 old.state = ReportState::Superseded;
                 w.put_report(&old)?;
             }
+            let mut new_follow_up = false;
             if let Some(s) = severity {
-                let t = self.write_follow_up(w, &task, s, &reasons.join("; "), &by)?;
-                follow_up = Some(t.id);
+                let open = match earlier_follow_up {
+                    Some(id) => w.task(id)?.filter(|t| t.status.is_active()).map(|t| t.id),
+                    None => None,
+                };
+                follow_up = match open {
+                    Some(id) => Some(id),
+                    None => {
+                        new_follow_up = true;
+                        Some(
+                            self.write_follow_up(w, &task, s, &reasons.join("; "), &by)?
+                                .id,
+                        )
+                    }
+                };
             }
             report.state = ReportState::Accepted;
             report.review = Some(Review {
@@ -584,16 +650,22 @@ impl Records {
             self.count(w, &task, &report, now)?;
             // The task is done: visitors still in are checked out at the report's time, and
             // offers nobody answered are withdrawn.
+            // The visitors' offers are closed; anyone else still holding the task no longer
+            // does (and stops seeing the person).
             for o in task.offers.iter_mut() {
                 match o.state {
                     OfferState::Accepted | OfferState::CheckedIn
                         if report.visitors.contains(&o.volunteer) =>
                     {
-                        o.checked_in_at.get_or_insert(report.checked_in_at);
-                        o.checked_out_at = Some(report.checked_out_at);
+                        // Filing ended the visit of a visitor still checked in.
+                        if o.checked_in_at.is_some() {
+                            o.checked_out_at.get_or_insert(report.filed_at);
+                        }
                         o.state = OfferState::CheckedOut;
                     }
-                    OfferState::Offered => o.state = OfferState::Withdrawn,
+                    OfferState::Offered | OfferState::Accepted | OfferState::CheckedIn => {
+                        o.state = OfferState::Withdrawn;
+                    }
                     _ => {}
                 }
             }
@@ -622,7 +694,7 @@ impl Records {
                     follow_up_task: None,
                 }),
             ))?;
-            if let Some(s) = severity {
+            if let Some(s) = severity.filter(|_| new_follow_up) {
                 w.push_event(task_event(
                     EventKind::ReviewFollowUp,
                     &task,
@@ -636,7 +708,7 @@ impl Records {
                     }),
                 ))?;
             }
-            Ok::<_, ServiceError>((report, follow_up))
+            Ok::<_, ServiceError>((report, follow_up.filter(|_| new_follow_up)))
         })?;
         if let Some(id) = follow_up {
             self.staff_follow_up(id);
@@ -672,11 +744,31 @@ impl Records {
         let place = w
             .region(&task.community)?
             .map_or_else(|| task.community.clone(), |r| r.name);
+        // A plugin's titles are its own words; a station's one-off titles are free text that
+        // may name the resident, so a record (and a certificate) names only the kind of service.
+        let activity = if task.plugin.is_empty() {
+            "上门服务（接诉即办）".to_owned()
+        } else {
+            task.title.zh.clone()
+        };
         for v in &report.visitors {
-            // Each visitor's own times where they checked in and out, else the report's.
+            // The times the filer stated; else each visitor's own check-in and check-out; else
+            // the report's.
             let offer = task.offers.iter().rev().find(|o| o.volunteer == *v);
-            let (a, b) = match offer.and_then(|o| Some((o.checked_in_at?, o.checked_out_at?))) {
-                Some((a, b)) if b > a && b - a <= Duration::hours(MAX_VISIT_HOURS) => (a, b),
+            let own = offer.and_then(|o| {
+                Some((
+                    o.checked_in_at?,
+                    o.checked_out_at.unwrap_or(report.filed_at),
+                ))
+            });
+            let (a, b) = match own {
+                Some((a, b))
+                    if !report.times_given
+                        && b > a
+                        && b - a <= Duration::hours(MAX_VISIT_HOURS) =>
+                {
+                    (a, b)
+                }
                 _ => (report.checked_in_at, report.checked_out_at),
             };
             let minutes = u32::try_from((b - a).num_minutes().max(0)).unwrap_or(0);
@@ -692,11 +784,11 @@ impl Records {
             w.put_service_record(&ServiceRecord {
                 id,
                 volunteer: *v,
-                activity: task.title.zh.clone(),
+                activity: activity.clone(),
                 date,
                 place: place.clone(),
                 region: task.community.clone(),
-                content: format!("{}（{}）", task.title.zh, task.kind),
+                content: format!("{activity}（{}）", task.kind),
                 minutes,
                 organiser: record_station
                     .as_ref()
@@ -759,7 +851,25 @@ impl Records {
     /// Reviews reports still waiting (their plugin could not be asked before), oldest first, at
     /// most `limit`; returns how many were reviewed.
     pub fn review_pending(&self, limit: usize) -> Result<usize, ServiceError> {
-        let ids = self.store.read(|r| r.unreviewed_reports(limit))?;
+        // Round robin: each sweep starts after the last report it tried, so reports whose
+        // plugin keeps failing never hold back the ones behind them.
+        let after = *self
+            .review_cursor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ids = self.store.read(|r| r.unreviewed_reports(after, limit))?;
+        if ids.len() < limit {
+            let more = self
+                .store
+                .read(|r| r.unreviewed_reports(0, limit - ids.len()))?;
+            ids.extend(more.into_iter().filter(|id| *id <= after));
+        }
+        if let Some(last) = ids.last() {
+            *self
+                .review_cursor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = *last;
+        }
         let mut done = 0;
         for id in ids {
             if let Some(r) = self.review(id)?

@@ -44,6 +44,8 @@ pub struct Records {
     pub(super) config: RecordsConfig,
     /// Where certificates and rating links point (no trailing slash).
     pub(super) base_url: String,
+    /// The last report the review sweep tried (it goes round).
+    pub(super) review_cursor: std::sync::Mutex<u64>,
 }
 
 impl Records {
@@ -64,6 +66,7 @@ impl Records {
             calendar,
             config,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            review_cursor: std::sync::Mutex::new(0),
         }
     }
 

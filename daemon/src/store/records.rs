@@ -193,11 +193,11 @@ reads! {
         Ok(out)
     }
 
-    /// Ids of reports still waiting for a review, oldest first.
-    pub fn unreviewed_reports(&self, limit: usize) -> Result<Vec<u64>, StoreError> {
+    /// Ids of reports still waiting for a review after id `after`, oldest first.
+    pub fn unreviewed_reports(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
         let t = self.txn.open_table(REPORTS_UNREVIEWED)?;
         let mut out = Vec::new();
-        for row in t.iter()?.take(limit) {
+        for row in t.range(after.saturating_add(1)..)?.take(limit) {
             out.push(row?.0.value());
         }
         Ok(out)
