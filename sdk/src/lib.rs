@@ -43,6 +43,7 @@ pub mod bindings {
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod time;
+pub mod vocab;
 
 pub use bindings::exports::linli::plugin::action::Guest as Plugin;
 pub use bindings::linli::plugin::types::{

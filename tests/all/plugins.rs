@@ -403,3 +403,83 @@ async fn deployed_plugins_survive_a_restart_and_the_folder_is_watched() {
         0
     );
 }
+
+/// A misspelled category (`disabled_person`) is refused at `linlid plugin check` and at deploy,
+/// naming the category linli keeps; a duty for a person action that names no categories must
+/// say which.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_category_is_refused_with_the_closest_known_one() {
+    let bytes = crate::wasm::fixture("misspelt");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("misspelt.wasm");
+    std::fs::write(&file, &bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linlid"))
+        .args(["plugin", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("\"disabled_person\"") && text.contains("did you mean \"disabled\""),
+        "{text}"
+    );
+
+    let d = crate::harness::Daemon::start().await;
+    crate::harness::world(&d).await;
+    let r = d
+        .client
+        .post(format!("{}/v1/plugins", d.url))
+        .bearer_auth(&d.admin)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let r = crate::harness::Daemon::reply_to("POST", r).await;
+    assert_eq!(
+        r.status,
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.body.to_string().contains("did you mean \\\"disabled\\\""),
+        "{:?}",
+        r.body
+    );
+    // panicker's action names no categories: its duty must name them.
+    crate::harness::deploy(&d, "panicker").await;
+    let r = d
+        .post(
+            "/v1/duties",
+            &d.admin,
+            serde_json::json!({"name": "x", "plugin": "panicker", "action": "visit",
+                               "selector": {"region": "620802000000"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == "selector.categories"
+                && e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("special_difficulty_elder")),
+        "{:?}",
+        r.body
+    );
+    d.stop().await;
+}

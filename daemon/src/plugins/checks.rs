@@ -252,6 +252,8 @@ pub fn description(d: &Description) -> Result<(), String> {
             .parse::<crate::cron::CronExpr>()
             .map_err(|e| at(format!("default_cron {:?}: {e}", a.default_cron)))?;
         tags("categories", &a.categories, 32).map_err(at)?;
+        // A category linli does not keep would select nobody, silently.
+        crate::registry::vocabulary::check_categories(&a.categories).map_err(at)?;
     }
     Ok(())
 }

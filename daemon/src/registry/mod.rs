@@ -7,6 +7,7 @@ pub mod region;
 pub mod resident_id;
 pub mod rules;
 pub mod service;
+pub mod vocabulary;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

@@ -110,6 +110,27 @@ impl Scheduler {
             if a.target_kind == TargetKind::Community && !input.selector.categories.is_empty() {
                 errs.push("selector.categories", "only for person actions");
             }
+            // A person action that names no categories, with none given here, would select
+            // nobody; one naming a category linli does not keep (a plugin deployed before
+            // categories were checked) would select nobody of it.
+            if a.target_kind == TargetKind::Person && input.selector.categories.is_empty() {
+                if a.categories.is_empty() {
+                    errs.push(
+                        "selector.categories",
+                        format!(
+                            "action {} names no categories of people: say which here (known: {})",
+                            a.id,
+                            crate::registry::vocabulary::category_slugs().join(", ")
+                        ),
+                    );
+                } else if let Err(e) = crate::registry::vocabulary::check_categories(&a.categories)
+                {
+                    errs.push(
+                        "selector.categories",
+                        format!("the action's {e}: name the categories here, or fix the plugin"),
+                    );
+                }
+            }
             for (i, c) in input.selector.communities.iter().enumerate() {
                 if !c.starts_with(
                     crate::registry::region::subtree_prefix(&input.selector.region).unwrap_or("-"),
