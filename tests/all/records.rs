@@ -67,6 +67,10 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
     let station = d.token(&format!("station:{}", w.stations[0])).await;
     let other_station = d.token(&format!("station:{}", w.stations[1])).await;
     let path = format!("/v1/tasks/{task}/reports");
+    // The task shows the questions its report answers.
+    let t = d.get(&format!("/v1/tasks/{task}"), &station).await;
+    assert_eq!(t.body["questions"][0]["id"], "ok", "{:?}", t.body);
+    assert_eq!(t.body["questions"][0]["kind"], "yes_no");
 
     let r = d
         .post(

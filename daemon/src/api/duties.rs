@@ -348,17 +348,36 @@ pub async fn list_tasks(
     Ok(Json(page.into()))
 }
 
+/// A task with the questions its visit report answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: Task,
+    /// The checklist's questions (`checklist` is its id), in order.
+    pub questions: Vec<crate::schedule::ChecklistItem>,
+}
+
 #[utoipa::path(get, path = "/v1/tasks/{id}",
-    params(("id" = u64, Path, description = "Task id")), tag = "tasks", responses((status = 200, body = Task), (status = 404, body = Problem)))]
+    params(("id" = u64, Path, description = "Task id")), tag = "tasks",
+    description = "The task, its offers and history, and `questions`: the checklist its visit report answers.",
+    responses((status = 200, body = TaskDetail), (status = 404, body = Problem)))]
 pub async fn get_task(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<u64>,
-) -> Result<Json<Task>, ApiError> {
-    st.read(|r| r.task(id))?
-        .filter(|t| caller.community(&t.community))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("task {id}")))
+) -> Result<Json<TaskDetail>, ApiError> {
+    st.read(|r| {
+        let Some(task) = r.task(id)?.filter(|t| caller.community(&t.community)) else {
+            return Ok(None);
+        };
+        let questions = match task.checklist {
+            0 => Vec::new(),
+            c => r.checklist(c)?.unwrap_or_default(),
+        };
+        Ok::<_, crate::store::StoreError>(Some(TaskDetail { task, questions }))
+    })?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found(format!("task {id}")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
