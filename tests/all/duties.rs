@@ -362,3 +362,56 @@ async fn a_failing_plugin_is_recorded_on_the_occurrence() {
     }
     d.stop().await;
 }
+
+/// A duty dry run says what the duty would select and draft, and creates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_shows_categories_targets_and_a_sample_draft_and_creates_nothing() {
+    let d = Daemon::start().await;
+    world(&d).await;
+    deploy(&d, "steady").await;
+    let body = json!({"name": "visits", "plugin": "steady", "action": "visit", "cron": "0 9 1 * *",
+                      "selector": {"region": "620802000000"}});
+    let r = d.post("/v1/duties/dry-run", &d.admin, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["categories"], json!(["special_difficulty_elder"]));
+    assert_eq!(r.body["targets"], 2);
+    assert_eq!(r.body["drafts"], 2);
+    // Planned for the next fire (1 December 09:00 in Shanghai), not for now.
+    assert_eq!(r.body["scheduled_at"], "2026-12-01T01:00:00Z");
+    assert_eq!(r.body["sample"]["draft"]["kind"], "visit");
+    assert_eq!(r.body["sample"]["checklist"][0]["id"], "ok");
+    assert!(
+        d.get("/v1/duties", &d.admin).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        d.get("/v1/tasks", &d.admin).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // A selector that names no people finds none, and says so before anything is created.
+    let r = d
+        .post(
+            "/v1/duties/dry-run",
+            &d.admin,
+            json!({"name": "x", "plugin": "steady", "action": "visit",
+                   "selector": {"region": "620802000000", "categories": ["veteran"]}}),
+        )
+        .await;
+    assert_eq!(r.body["targets"], 0, "{:?}", r.body);
+    assert_eq!(r.body["drafts"], 0);
+    assert!(r.body["sample"].is_null());
+    let r = d
+        .post(
+            "/v1/duties/dry-run",
+            &d.admin,
+            json!({"name": "x", "plugin": "steady", "action": "visit",
+                   "selector": {"region": "620802000000", "categories": ["veterans"]}}),
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{:?}", r.body);
+    d.stop().await;
+}

@@ -70,6 +70,20 @@ pub async fn create_duty(
     Ok((StatusCode::CREATED, Json(duty)))
 }
 
+#[utoipa::path(post, path = "/v1/duties/dry-run", tag = "duties", request_body = DutyInput,
+    description = "What the duty would do, creating nothing: the categories it selects, the targets it finds now, and the plugin's drafts for its next fire (the action's own time), with a sample draft and its checklist. The plugin's `plan` runs for real.",
+    responses((status = 200, body = crate::schedule::DryRun), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn dry_run_duty(
+    State(st): State<AppState>,
+    caller: Caller,
+    Body(input): Body<DutyInput>,
+) -> Result<Json<crate::schedule::DryRun>, ApiError> {
+    manager(&caller)?;
+    Ok(Json(
+        blocking(move || Ok(st.scheduler.dry_run(input, &caller)?)).await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/v1/duties/{id}",
     params(("id" = u64, Path, description = "Duty id")), tag = "duties", responses((status = 200, body = Duty), (status = 404, body = Problem)))]
 pub async fn get_duty(

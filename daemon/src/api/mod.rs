@@ -269,7 +269,7 @@ impl FromRequestParts<AppState> for Caller {
         plugins::list_plugins, plugins::deploy_plugin, plugins::get_plugin,
         plugins::rollback_plugin, plugins::configure_plugin, plugins::resume_plugin,
         plugins::plan_dry_run, plugins::review_dry_run,
-        duties::list_duties, duties::create_duty, duties::get_duty, duties::update_duty,
+        duties::list_duties, duties::create_duty, duties::dry_run_duty, duties::get_duty, duties::update_duty,
         duties::pause_duty, duties::resume_duty, duties::trigger_duty, duties::backfill_duty,
         duties::list_occurrences, duties::get_occurrence, duties::preview_duty, duties::list_tasks, duties::get_task,
         duties::list_events,
@@ -500,6 +500,7 @@ pub fn router(state: AppState) -> Router {
             "/duties/{id}",
             get(duties::get_duty).patch(duties::update_duty),
         )
+        .route("/duties/dry-run", post(duties::dry_run_duty))
         .route("/duties/{id}/pause", post(duties::pause_duty))
         .route("/duties/{id}/resume", post(duties::resume_duty))
         .route("/duties/{id}/trigger", post(duties::trigger_duty))

@@ -18,6 +18,30 @@ pub(super) fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
     ServiceError::Invalid(Invalid::one(field, message))
 }
 
+/// What a duty would do (`POST /v1/duties/dry-run`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DryRun {
+    /// The categories of people it selects: the selector's, else the action's.
+    pub categories: Vec<String>,
+    /// The fire the plan is made for (the next one by the cron; now for a duty that never
+    /// fires).
+    pub scheduled_at: DateTime<Utc>,
+    /// Targets found now.
+    pub targets: u64,
+    /// Tasks the plugin would create for them.
+    pub drafts: u64,
+    /// The first draft, with its checklist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<DraftSample>,
+}
+
+/// One draft of a dry run, with the questions its report would answer.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DraftSample {
+    pub draft: crate::plugins::model::TaskDraft,
+    pub checklist: Vec<crate::plugins::model::ChecklistItem>,
+}
+
 pub(super) fn not_found(id: u64) -> ServiceError {
     ServiceError::NotFound {
         kind: "duty",
@@ -187,6 +211,91 @@ impl Scheduler {
         tracing::info!(duty = duty.id, plugin = %duty.plugin, action = %duty.action, cron = %duty.cron, "duty created");
         self.poke();
         Ok(duty)
+    }
+
+    /// What a duty would do, before anything is created: the categories it selects, how many
+    /// targets it finds now, and what the plugin drafts for them at the next fire (the action's
+    /// own time, not now). Nothing is stored; the plugin's `plan` runs for real.
+    pub fn dry_run(&self, mut input: DutyInput, guard: &dyn Guard) -> Result<DryRun, ServiceError> {
+        let now = self.clock.now();
+        let (cron, time_zone, next_fire) = self.check(&mut input, guard, now)?;
+        let duty = Duty {
+            id: 0,
+            name: input.name,
+            plugin: input.plugin,
+            action: input.action,
+            cron,
+            time_zone,
+            selector: input.selector,
+            due_window_days: input.due_window_days,
+            catch_up: input.catch_up,
+            paused: input.paused,
+            owner: None,
+            last_fire: None,
+            next_fire,
+            last_error: None,
+            next_retry: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let at = next_fire.unwrap_or(now);
+        let tz = zone(&duty.time_zone).unwrap_or(self.default_zone);
+        let action = self
+            .plugins
+            .description(&duty.plugin)
+            .and_then(|d| d.actions.into_iter().find(|a| a.id == duty.action));
+        let categories: Vec<String> = match &action {
+            Some(a) if a.target_kind == TargetKind::Person => {
+                if duty.selector.categories.is_empty() {
+                    a.categories.clone()
+                } else {
+                    duty.selector
+                        .categories
+                        .iter()
+                        .map(|c| c.as_str().to_owned())
+                        .collect()
+                }
+            }
+            _ => Vec::new(),
+        };
+        let (targets, _keys) = self.targets(&duty, at.with_timezone(&tz).date_naive())?;
+        let occurrence = crate::plugins::model::Occurrence {
+            duty: "dry-run".into(),
+            action: duty.action.clone(),
+            scheduled_at: at
+                .with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            time_zone: tz.name().to_owned(),
+        };
+        let mut drafts = 0u64;
+        let mut sample = None;
+        let batches: Vec<&[crate::plugins::model::Target]> = if targets.is_empty() {
+            Vec::new()
+        } else {
+            targets.chunks(PLAN_BATCH).collect()
+        };
+        for batch in batches {
+            let (plan, _logs) = self
+                .plugins
+                .plan(&duty.plugin, &occurrence, batch)
+                .map_err(|e| Invalid::one("plugin", format!("the plugin's plan failed: {e}")))?;
+            drafts += plan.drafts.len() as u64;
+            if sample.is_none()
+                && let Some(d) = plan.drafts.first()
+            {
+                sample = Some(DraftSample {
+                    checklist: plan.checklist_of(d).to_vec(),
+                    draft: d.clone(),
+                });
+            }
+        }
+        Ok(DryRun {
+            categories,
+            scheduled_at: at,
+            targets: targets.len() as u64,
+            drafts,
+            sample,
+        })
     }
 
     /// A duty the guard may see.

@@ -28,7 +28,7 @@ use crate::plugins::model as pm;
 use crate::registry::Gender;
 
 pub use crate::task::*;
-pub use duties::next_n;
+pub use duties::{DraftSample, DryRun, next_n};
 pub use engine::Scheduler;
 pub use occurrence::PLAN_BATCH;
 

@@ -445,7 +445,11 @@ impl Scheduler {
     }
 
     /// The targets of a duty on `today`, with each target's key and community.
-    fn targets(&self, duty: &Duty, today: chrono::NaiveDate) -> Result<Targets, ServiceError> {
+    pub(super) fn targets(
+        &self,
+        duty: &Duty,
+        today: chrono::NaiveDate,
+    ) -> Result<Targets, ServiceError> {
         let action = self
             .plugins
             .description(&duty.plugin)
