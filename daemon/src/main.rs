@@ -159,6 +159,20 @@ enum MatchAction {
 enum PluginAction {
     /// Run the checks a deployment runs and print what the plugin describes.
     Check { file: PathBuf },
+    /// Write a new plugin project: skeleton, release profile, a test through the harness, and
+    /// sample files for `linlid plugin run`.
+    New {
+        /// The plugin's id, lower-case with dashes (e.g. legal-aid); also the folder's name.
+        name: String,
+        #[arg(long, value_enum, default_value_t = PluginLang::Rust)]
+        lang: PluginLang,
+        /// Where to create the project folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// linli's sdk folder, which the project depends on by path.
+        #[arg(long, default_value = "linli/sdk")]
+        sdk: PathBuf,
+    },
     /// Write the four shipped plugins (built into linlid) to a folder, e.g. the plugin folder.
     Shipped {
         #[arg(long)]
@@ -282,6 +296,13 @@ enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PluginLang {
+    Rust,
+    Python,
+    Js,
 }
 
 #[derive(Subcommand)]
@@ -434,6 +455,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Plugin { action } => match action {
             PluginAction::Shipped { out } => plugin::shipped(&out),
             PluginAction::Check { file } => plugin::check(&file),
+            PluginAction::New {
+                name,
+                lang,
+                dir,
+                sdk,
+            } => {
+                let lang = match lang {
+                    PluginLang::Rust => plugin::Lang::Rust,
+                    PluginLang::Python => plugin::Lang::Python,
+                    PluginLang::Js => plugin::Lang::Js,
+                };
+                let root = plugin::new_project(&name, lang, &dir, &sdk)?;
+                println!("{}", root.display());
+                eprintln!(
+                    "created {}: cd there, then `cargo test` and `cargo build --release --target wasm32-wasip2` (see its README.md)",
+                    root.display()
+                );
+                Ok(())
+            }
             PluginAction::Run {
                 file,
                 call,

@@ -483,3 +483,124 @@ async fn a_misspelled_category_is_refused_with_the_closest_known_one() {
     );
     d.stop().await;
 }
+
+/// The template walk-through, as an author follows it: `linlid plugin new`, build for
+/// wasm32-wasip2, `plugin check`, `plugin run` on the sample files, deploy, and a duty dry run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_made_from_the_template_builds_checks_runs_and_deploys() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let linlid = env!("CARGO_BIN_EXE_linlid");
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = root.join("sdk");
+    let new = |name: &str| {
+        std::process::Command::new(linlid)
+            .args(["plugin", "new", name, "--dir"])
+            .arg(dir.path())
+            .arg("--sdk")
+            .arg(&sdk)
+            .output()
+            .unwrap()
+    };
+    // Careless names are refused, and so is a folder already there.
+    for bad in ["Legal_Aid", "x-", "legal--aid", "9lives"] {
+        let out = new(bad);
+        assert!(!out.status.success(), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("lower-case"));
+    }
+    let out = new("legal-aid");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = dir.path().join("legal-aid");
+    assert!(
+        !new("legal-aid").status.success(),
+        "an existing project is never overwritten"
+    );
+
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let target = root.join("target").join("wasm-template");
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = target.join("wasm32-wasip2/release/legal_aid.wasm");
+    let run = |args: &[&str]| {
+        std::process::Command::new(linlid)
+            .args(args)
+            .current_dir(&project)
+            .output()
+            .unwrap()
+    };
+    let w = wasm.to_str().unwrap();
+    let out = run(&["plugin", "check", w]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "plugin",
+        "run",
+        w,
+        "plan",
+        "--targets",
+        "targets.json",
+        "--at",
+        "2026-12-01T09:00:00+08:00",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["drafts"].as_array().unwrap().len(), 2, "{plan}");
+    let out = run(&[
+        "plugin",
+        "run",
+        w,
+        "review",
+        "--task",
+        "task.json",
+        "--report",
+        "report.json",
+    ]);
+    let review: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(review["outcome"], "accepted", "{review}");
+
+    let d = crate::harness::Daemon::start().await;
+    crate::harness::world(&d).await;
+    let r = d
+        .client
+        .post(format!("{}/v1/plugins", d.url))
+        .bearer_auth(&d.admin)
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(&wasm).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let r = d
+        .post(
+            "/v1/duties/dry-run",
+            &d.admin,
+            serde_json::json!({"name": "法律援助探访", "plugin": "legal-aid", "action": "visit",
+                               "selector": {"region": "620802000000"}}),
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["targets"], 2);
+    assert_eq!(r.body["drafts"], 2);
+    d.stop().await;
+}

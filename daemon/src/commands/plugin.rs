@@ -139,3 +139,113 @@ pub fn run(
     println!("{}", json.map_err(|e| Failure::Runtime(e.into()))?);
     Ok(())
 }
+
+/// The files of a new Rust plugin project (`daemon/templates/rust`), with `{{…}}` placeholders.
+const RUST_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../templates/rust/Cargo.toml"),
+    ),
+    (
+        "rust-toolchain.toml",
+        include_str!("../../templates/rust/rust-toolchain.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../templates/rust/src/lib.rs"),
+    ),
+    (
+        "targets.json",
+        include_str!("../../templates/rust/targets.json"),
+    ),
+    ("task.json", include_str!("../../templates/rust/task.json")),
+    (
+        "report.json",
+        include_str!("../../templates/rust/report.json"),
+    ),
+    ("README.md", include_str!("../../templates/rust/README.md")),
+];
+
+/// The plugin languages `linlid plugin new` writes projects for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+/// `linlid plugin new NAME`: writes a ready plugin project — the skeleton (one action, a
+/// checklist, a review, a configuration struct), a release profile for small components, a test
+/// through the harness, and sample `targets.json`, `task.json` and `report.json` for
+/// `linlid plugin run`. `sdk` is the path the project depends on `linli-sdk` by.
+pub fn new_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<PathBuf, Failure> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if !valid {
+        return Err(Failure::Usage(format!(
+            "{name:?}: a plugin name is lower-case letters, digits and single dashes, starting \
+             with a letter (e.g. legal-aid)"
+        )));
+    }
+    if lang != Lang::Rust {
+        return Err(Failure::Usage(
+            "only --lang rust has a template so far; Python (componentize-py) and JavaScript \
+             (jco) plugins work against the same interface (sdk/wit), see sdk/README.md"
+                .into(),
+        ));
+    }
+    let root = dir.join(name);
+    if root.exists()
+        && std::fs::read_dir(&root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Failure::Usage(format!(
+            "{} already exists and is not empty: choose another name or --dir",
+            root.display()
+        )));
+    }
+    let sdk = std::path::absolute(sdk)
+        .map_err(|e| Failure::Usage(format!("--sdk {}: {e}", sdk.display())))?;
+    if !sdk.join("Cargo.toml").is_file() || !sdk.join("wit").is_dir() {
+        return Err(Failure::Usage(format!(
+            "--sdk {}: not linli's sdk folder (it has Cargo.toml and wit/); point it at the sdk \
+             folder of a linli checkout",
+            sdk.display()
+        )));
+    }
+    let crate_name = name.to_owned();
+    let struct_name: String = name
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    let file = name.replace('-', "_");
+    let sdk_text = sdk.display().to_string().replace('\\', "/");
+    for (path, text) in RUST_TEMPLATE {
+        let body = text
+            .replace("{{crate}}", &crate_name)
+            .replace("{{id}}", name)
+            .replace("{{struct}}", &struct_name)
+            .replace("{{file}}", &file)
+            .replace("{{sdk}}", &sdk_text);
+        let out = root.join(path);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&out, body)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", out.display())))?;
+    }
+    Ok(root)
+}
