@@ -415,14 +415,32 @@ async fn late_entries_are_counted_in_working_days_across_the_spring_festival() {
         ("2026-03-16T20:00:00+08:00", "2026-03-16", false),
     ] {
         d.clock.set(at(now));
-        let r = d.post("/v1/service-records", &station, entry(date)).await;
+        // Each case its own session of the training (the same one twice would be refused).
+        let mut body = entry(date);
+        body["place"] = json!(format!("东关街道社会工作站 {now}"));
+        let r = d.post("/v1/service-records", &station, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         assert_eq!(r.body["late"], late, "{date} entered {now}");
         assert_eq!(r.body["minutes"], 150);
         assert_eq!(r.body["organiser"], "工作站0");
     }
+    // The same entry twice (a double click) is refused the second time and adds nothing.
+    let r = d
+        .post("/v1/service-records", &station, entry("2026-03-16"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = d
+        .post("/v1/service-records", &station, entry("2026-03-16"))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already recorded")
+    );
     let h = d.get(&format!("/v1/volunteers/{me}/hours"), &station).await;
-    assert_eq!(h.body["hours"], 12.5, "{:?}", h.body);
+    assert_eq!(h.body["hours"], 15.0, "{:?}", h.body);
     assert_eq!(h.body["late"], 2);
     assert_eq!(h.body, d.get("/v1/me/hours", &token).await.body);
     // Careless entries are refused by field; another station's volunteer is not reachable.
@@ -1258,5 +1276,40 @@ async fn a_team_visit_records_everyone_who_went_and_releases_who_did_not() {
     assert_eq!(r.body["visitors"].as_array().unwrap().len(), 2);
     assert_eq!(d.get("/v1/me/hours", ta).await.body["hours"], 1.0);
     assert_eq!(d.get("/v1/me/hours", tb).await.body["hours"], 0.83);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rating_moves_with_its_visit_when_a_correction_moves_the_month() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    let (_, t1) = helper(&d, w.stations[0], 891).await;
+    d.clock.set(at("2026-12-05T12:00:00+08:00"));
+    let task = visit(&d, &station, &t1, w.persons[0], true).await;
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/rating"),
+            &station,
+            json!({"rating": "satisfied"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let ratings = |c: Reply| c.body["total"]["satisfaction"]["ratings"].clone();
+    let month = |m: &str| format!("/v1/reports/coverage?region=620802000000&month={m}");
+    assert_eq!(ratings(d.get(&month("2026-12"), &d.admin).await), 1);
+    // The visit was really on 2 January; the station corrects the report.
+    d.clock.set(at("2027-01-03T12:00:00+08:00"));
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/reports"),
+            &station,
+            json!({"reached": true, "checked_in_at": "2027-01-02T10:00:00+08:00",
+                   "checked_out_at": "2027-01-02T10:30:00+08:00"}),
+        )
+        .await;
+    assert_eq!(r.body["state"], "accepted", "{:?}", r.body);
+    assert_eq!(ratings(d.get(&month("2026-12"), &d.admin).await), 0);
+    assert_eq!(ratings(d.get(&month("2027-01"), &d.admin).await), 1);
     d.stop().await;
 }

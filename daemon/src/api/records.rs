@@ -154,7 +154,7 @@ pub async fn get_report(
 
 #[utoipa::path(post, path = "/v1/service-records", tag = "records", request_body = ServiceRecordInput,
     description = "A station records service outside tasks (training, a drill, an event) for one of its volunteers. Entered more than 10 working days after the activity, it is flagged `late` (China's working-day calendar, holidays and adjusted days included).",
-    responses((status = 201, body = ServiceRecord), (status = 422, body = Problem)))]
+    responses((status = 201, body = ServiceRecord), (status = 409, body = Problem, description = "The same activity is already recorded for the volunteer"), (status = 422, body = Problem)))]
 pub async fn enter_record(
     State(st): State<AppState>,
     caller: Caller,

@@ -93,13 +93,43 @@ impl Records {
                 }
                 None => station.township.clone(),
             };
+            // The same activity entered twice (a double click, a second clerk) is refused, naming
+            // the record already there.
+            let activity = input.activity.trim();
+            let place = input.place.trim();
+            let mut after = 0;
+            loop {
+                let page = w.service_records_of(vol.id, after, 1000)?;
+                for r in &page.items {
+                    after = r.id;
+                    if !r.superseded
+                        && r.source == RecordSource::Entered
+                        && r.date == input.date
+                        && r.activity == activity
+                        && r.place == place
+                        && r.minutes == minutes as u32
+                    {
+                        return Err(ServiceError::Conflict {
+                            field: "activity".into(),
+                            message: format!(
+                                "this activity is already recorded for volunteer {} on {} \
+                                 (service record {}); nothing was added",
+                                vol.id, input.date, r.id
+                            ),
+                        });
+                    }
+                }
+                if page.next.is_none() {
+                    break;
+                }
+            }
             let id = w.reserve_ids("service_record", 1)?;
             let record = ServiceRecord {
                 id,
                 volunteer: vol.id,
-                activity: input.activity.trim().to_owned(),
+                activity: activity.to_owned(),
                 date: input.date,
-                place: input.place.trim().to_owned(),
+                place: place.to_owned(),
                 region,
                 content: content.to_owned(),
                 minutes: minutes as u32,

@@ -648,6 +648,15 @@ impl Records {
             });
             w.put_report(&report)?;
             self.count(w, &task, &report, now)?;
+            // A rating counts in the month of the visit: a correction that moves the visit to
+            // another month moves its rating too.
+            if let Some(mut rating) = w.rating(task.id)? {
+                let month = month_key(crate::clock::local_date(report.checked_in_at));
+                if rating.month != month {
+                    rating.month = month;
+                    w.put_rating(&rating)?;
+                }
+            }
             // The task is done: visitors still in are checked out at the report's time, and
             // offers nobody answered are withdrawn.
             // The visitors' offers are closed; anyone else still holding the task no longer
