@@ -169,6 +169,26 @@ async fn operations_endpoints_answer() {
             "{path} missing from the OpenAPI document"
         );
     }
+    // Every parameter is where the document says: path parameters in their path template,
+    // query parameters optional (a generated client otherwise puts `limit` in the path).
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                match p["in"].as_str().unwrap() {
+                    "path" => assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: path parameter {name} is not in the path"
+                    ),
+                    "query" => assert!(
+                        p["required"] != true || name == "cron",
+                        "{method} {path}: query parameter {name} is required"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
     // The documented person schema names the fields the server requires.
     let required = &doc["components"]["schemas"]["PersonInput"]["required"];
     for f in ["name", "resident_id", "community", "location", "categories"] {

@@ -30,6 +30,7 @@ fn manager(caller: &Caller) -> Result<Option<String>, ApiError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DutyQuery {
     /// 1 to 1000 (default 50).
@@ -203,6 +204,7 @@ pub async fn backfill_duty(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OccurrenceQuery {
     /// Items per page, 1 to 1000.
@@ -232,6 +234,7 @@ pub async fn list_occurrences(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewQuery {
     /// How many fire times (1-100, default 5).
@@ -273,6 +276,7 @@ pub async fn preview_duty(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     /// Only tasks of this duty.
@@ -395,6 +399,7 @@ pub async fn get_task(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// Events after this sequence number.

@@ -168,6 +168,7 @@ pub async fn enter_record(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordQuery {
     /// Items per page, 1 to 1000.
@@ -576,6 +577,7 @@ fn rating_done(message: &str) -> maud::Markup {
 // ---------------------------------------------------------------------------------- coverage
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CoverageQuery {
     /// A city, county, township or community code (a province code such as 620000000000 for
@@ -673,6 +675,7 @@ pub async fn coverage_report(
 // ------------------------------------------------------------------------------------- audit
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Items per page, 1 to 1000.

@@ -86,6 +86,7 @@ fn no_lists_for_volunteers(caller: &Caller) -> Result<(), ApiError> {
 // ----------------------------------------------------------------------------------- regions
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RegionQuery {
     /// Only regions at or below this code.
@@ -218,6 +219,7 @@ pub async fn reactivate_region(
 // ---------------------------------------------------------------------------------- stations
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StationQuery {
     /// Only stations whose township lies at or below this region.
@@ -335,6 +337,7 @@ pub async fn reactivate_station(
 // ----------------------------------------------------------------------------------- persons
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PersonQuery {
     /// Only persons in this region's subtree (a county, township, community or grid code).
@@ -558,6 +561,7 @@ pub async fn reactivate_person(
 // -------------------------------------------------------------------------------- volunteers
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VolunteerQuery {
     /// Only volunteers of this station.
@@ -881,6 +885,7 @@ pub async fn revoke_token(
 // ----------------------------------------------------------------------------------- imports
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// Import the valid rows and report the invalid ones, instead of importing nothing.

@@ -108,6 +108,7 @@ fn my_task(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MyTaskQuery {
     /// Items per page, 1 to 1000.
@@ -406,6 +407,7 @@ pub async fn cancel(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShortageQuery {
     /// Only this region's subtree (a county or township code).
