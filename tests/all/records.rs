@@ -80,7 +80,13 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
         )
         .await;
     // Not before the offer is accepted: an offer alone makes nobody a visitor.
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("accept the offer first")
+    );
     let r = d
         .post(
             &path,
@@ -115,7 +121,7 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
         ),
         (
             json!({"reached": true, "answers": ok("yes"), "checked_in_at": "2026-12-05T09:40:00+08:00"}),
-            "checked_out_at",
+            "checked_in_at",
         ),
         (
             json!({"reached": true, "answers": ok("yes"), "checked_out_at": "2026-12-06T09:40:00+08:00"}),
@@ -439,6 +445,17 @@ async fn late_entries_are_counted_in_working_days_across_the_spring_festival() {
             .unwrap()
             .contains("already recorded")
     );
+    // A day has 24 hours: a second long entry the same day is refused.
+    let mut long = entry("2026-03-16");
+    long["activity"] = json!("社区值守");
+    long["hours"] = json!(20);
+    let r = d.post("/v1/service-records", &station, long).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("a day has 24"),
+        "{:?}",
+        r.body
+    );
     let h = d.get(&format!("/v1/volunteers/{me}/hours"), &station).await;
     assert_eq!(h.body["hours"], 15.0, "{:?}", h.body);
     assert_eq!(h.body["late"], 2);
@@ -568,7 +585,10 @@ async fn a_certificate_verifies_publicly_and_a_tampered_code_does_not() {
         html.contains("<svg") && html.contains(&format!("/verify/{code}")),
         "{html}"
     );
-    assert!(html.contains("志愿服务证明") && html.contains("5.0"));
+    assert!(
+        html.contains("志愿服务证明") && html.contains("<strong>5</strong> 小时"),
+        "{html}"
+    );
     let check = d
         .client
         .get(format!("{}/verify/{code}", d.url))
@@ -760,7 +780,11 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
         .await
         .unwrap();
     assert_eq!(sent.status(), StatusCode::OK);
-    // The link is spent.
+    // A second link for the rated visit says so, and the link is spent.
+    let second = d
+        .post(&format!("/v1/tasks/{a1}/rating-link"), &station, json!({}))
+        .await;
+    assert_eq!(second.status, StatusCode::CONFLICT, "{:?}", second.body);
     let again = d
         .client
         .post(format!("{}/v1/rate/{code}", d.url))
@@ -893,7 +917,16 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
             .unwrap()
             .starts_with("text/csv")
     );
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("coverage-620802000000-2026-12.csv")
+    );
     let text = csv.text().await.unwrap();
+    let text = text
+        .strip_prefix('\u{feff}')
+        .expect("a byte-order mark for Excel");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(

@@ -56,7 +56,7 @@ fn actor(caller: &Caller) -> Actor<'_> {
 fn staff_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
     if caller.is_volunteer() {
         Err(ApiError::forbidden(format!(
-            "a volunteer token cannot {what}"
+            "a volunteer token cannot {what}; a volunteer's own are under /v1/me/"
         )))
     } else {
         Ok(())
@@ -455,17 +455,38 @@ pub async fn rate_by_link(
 #[utoipa::path(get, path = "/rate/{code}", tag = "records", security(()),
     params(("code" = String, Path, description = "The code of a one-time rating link")),
     description = "Public: the rating form a family opens from its one-time link (HTML).",
-    responses((status = 200, description = "The form", content_type = "text/html"), (status = 404, description = "Unknown, used or expired link", content_type = "text/html")))]
+    responses((status = 200, description = "The form", content_type = "text/html"), (status = 404, description = "Unknown, used or expired link", content_type = "text/html"), (status = 409, description = "The visit is already rated", content_type = "text/html")))]
 pub async fn rate_page(State(st): State<AppState>, Path(code): Path<String>) -> Response {
     let records = st.records.clone();
     let c = code.clone();
-    let task = blocking(move || Ok(records.link_task(&c)?))
-        .await
-        .ok()
-        .flatten();
-    match task {
-        Some(t) => html(StatusCode::OK, rating_form(&code, &t.title.zh, None)),
-        None => html(
+    let found = blocking(move || {
+        let task = records.link_task(&c)?;
+        let rated = match &task {
+            Some(t) => records.store().read(|r| r.rating(t.id))?.is_some(),
+            None => false,
+        };
+        Ok((task, rated))
+    })
+    .await
+    .ok();
+    match found {
+        Some((Some(_), true)) => html(
+            StatusCode::CONFLICT,
+            rating_done(
+                "这次服务已经评价过了，谢谢！ · This visit has already been rated. Thank you.",
+            ),
+        ),
+        // A plugin's title, never a station's free text (it may name the resident: the link is
+        // forwarded by text message).
+        Some((Some(t), false)) => {
+            let title = if t.plugin.is_empty() {
+                "上门服务 · Home visit".to_owned()
+            } else {
+                t.title.zh.clone()
+            };
+            html(StatusCode::OK, rating_form(&code, &title, None))
+        }
+        _ => html(
             StatusCode::NOT_FOUND,
             rating_done("链接无效或已使用 · This link is no longer valid"),
         ),
@@ -484,12 +505,18 @@ pub struct RatingForm {
     params(("code" = String, Path, description = "The code of a one-time rating link")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "rating=satisfied|neutral|dissatisfied&comment=…"),
     description = "Public: the rating form's submission (HTML answer).",
-    responses((status = 200, description = "Recorded", content_type = "text/html"), (status = 404, description = "Unknown, used or expired link", content_type = "text/html"), (status = 422, description = "No rating chosen, or the comment is too long", content_type = "text/html")))]
+    responses((status = 200, description = "Recorded", content_type = "text/html"), (status = 404, description = "Unknown, used or expired link", content_type = "text/html"), (status = 409, description = "Already rated", content_type = "text/html"), (status = 413, description = "The form is too large", content_type = "text/html"), (status = 422, description = "No rating chosen, or the comment is too long", content_type = "text/html")))]
 pub async fn rate_form_post(
     State(st): State<AppState>,
     Path(code): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else {
+        return html(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            rating_done("内容过长 · The form is too large"),
+        );
+    };
     let form: Option<RatingForm> = serde_urlencoded::from_bytes(&body).ok();
     let rating = form.as_ref().and_then(|f| match f.rating.as_str() {
         "satisfied" => Some(crate::records::model::Satisfaction::Satisfied),
@@ -514,6 +541,14 @@ pub async fn rate_form_post(
             StatusCode::OK,
             rating_done("感谢您的评价！ · Thank you for your rating."),
         ),
+        Err(e) if e.status == StatusCode::CONFLICT && e.detail.contains("already been rated") => {
+            html(
+                StatusCode::CONFLICT,
+                rating_done(
+                    "这次服务已经评价过了，谢谢！ · This visit has already been rated. Thank you.",
+                ),
+            )
+        }
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => html(
             StatusCode::UNPROCESSABLE_ENTITY,
             rating_done(
@@ -655,6 +690,7 @@ pub async fn coverage_report(
     if !csv {
         return Ok(Json(report).into_response());
     }
+    let region_code = region.clone();
     audit(
         &st,
         &caller,
@@ -665,9 +701,17 @@ pub async fn coverage_report(
         Some(region),
     )
     .await?;
+    // A byte-order mark, so Excel on Chinese Windows reads the file as UTF-8.
+    let disposition = format!(
+        "attachment; filename=\"coverage-{region_code}-{}.csv\"",
+        report.month
+    );
     Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        coverage::to_csv(&report),
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        format!("\u{feff}{}", coverage::to_csv(&report)),
     )
         .into_response())
 }

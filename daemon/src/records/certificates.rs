@@ -211,6 +211,12 @@ th { width: 32%; background: #f3f3f3; font-weight: normal; }
 @media print { .noprint { display: none; } }
 "#;
 
+/// Hours as the JSON states them (up to two decimals, no trailing zeros): 0.75, 5, 12.5.
+fn hours_text(h: f64) -> String {
+    let s = format!("{:.2}", (h * 100.0).round() / 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// The printable A4 certificate.
 pub fn certificate_page(cert: &PublicCertificate, verify_url: &str) -> Markup {
     let qr = qr_svg(verify_url).unwrap_or_default();
@@ -234,12 +240,12 @@ pub fn certificate_page(cert: &PublicCertificate, verify_url: &str) -> Markup {
                         "兹证明 " strong { (cert.name) } " 同志于 "
                         (cert.from.format("%Y年%m月%d日")) " 至 " (cert.to.format("%Y年%m月%d日"))
                         " 期间参加志愿服务，经本单位记录，累计服务时长 "
-                        strong { (format!("{:.1}", cert.hours)) } " 小时（共 " (cert.records) " 次）。"
+                        strong { (hours_text(cert.hours)) } " 小时（共 " (cert.records) " 次）。"
                     }
                     table {
                         tr { th { "志愿者 Volunteer" } td { (cert.name) } }
                         tr { th { "服务时段 Period" } td { (cert.from) " – " (cert.to) } }
-                        tr { th { "服务时长 Hours" } td { (format!("{:.1}", cert.hours)) } }
+                        tr { th { "服务时长 Hours" } td { (hours_text(cert.hours)) } }
                         tr { th { "服务内容 Service" } td {
                             @for c in &cert.content { div { (c) } }
                         } }
@@ -291,7 +297,7 @@ pub fn verification_page(v: Option<&Verification>) -> Markup {
                             table {
                                 tr { th { "志愿者 Volunteer" } td { (v.certificate.name) } }
                                 tr { th { "服务时段 Period" } td { (v.certificate.from) " – " (v.certificate.to) } }
-                                tr { th { "服务时长 Hours" } td { (format!("{:.1}", v.certificate.hours)) } }
+                                tr { th { "服务时长 Hours" } td { (hours_text(v.certificate.hours)) } }
                                 tr { th { "服务内容 Service" } td {
                                     @for c in &v.certificate.content { div { (c) } }
                                 } }

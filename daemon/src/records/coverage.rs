@@ -185,8 +185,13 @@ pub fn parse_month(s: &str) -> Result<u32, CoverageError> {
     let (y, m) = s.trim().split_once('-').ok_or_else(bad)?;
     let y: u32 = y.parse().map_err(|_| bad())?;
     let m: u32 = m.parse().map_err(|_| bad())?;
-    if !(2000..=2200).contains(&y) || !(1..=12).contains(&m) || s.trim().len() != 7 {
+    if !(1..=12).contains(&m) || s.trim().len() != 7 {
         return Err(bad());
+    }
+    if !(2000..=2200).contains(&y) {
+        return Err(CoverageError::Month(format!(
+            "{s:?}: months from 2000-01 to 2200-12"
+        )));
     }
     Ok(y * 100 + m)
 }

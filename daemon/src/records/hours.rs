@@ -98,10 +98,14 @@ impl Records {
             let activity = input.activity.trim();
             let place = input.place.trim();
             let mut after = 0;
+            let mut that_day: u32 = 0;
             loop {
                 let page = w.service_records_of(vol.id, after, 1000)?;
                 for r in &page.items {
                     after = r.id;
+                    if !r.superseded && r.date == input.date {
+                        that_day = that_day.saturating_add(r.minutes);
+                    }
                     if !r.superseded
                         && r.source == RecordSource::Entered
                         && r.date == input.date
@@ -122,6 +126,18 @@ impl Records {
                 if page.next.is_none() {
                     break;
                 }
+            }
+            if that_day.saturating_add(minutes as u32) > 24 * 60 {
+                return Err(Invalid::one(
+                    "hours",
+                    format!(
+                        "volunteer {} already has {:.1} hours recorded on {}; a day has 24",
+                        vol.id,
+                        f64::from(that_day) / 60.0,
+                        input.date
+                    ),
+                )
+                .into());
             }
             let id = w.reserve_ids("service_record", 1)?;
             let record = ServiceRecord {

@@ -196,10 +196,21 @@ fn reportable(
             Actor::Volunteer(me) => t
                 .offers
                 .iter()
-                .any(|o| o.volunteer == *me && on_the_team(o.state)),
+                .any(|o| o.volunteer == *me && (on_the_team(o.state) || o.state.holds())),
             Actor::Staff { guard, .. } => guard.community(&t.community),
         })
         .ok_or_else(|| not_found("task", task_id))?;
+    if let Actor::Volunteer(me) = actor
+        && !task
+            .offers
+            .iter()
+            .any(|o| o.volunteer == *me && on_the_team(o.state))
+    {
+        return Err(conflict(
+            "task",
+            "accept the offer first: a report is filed by those who took the task",
+        ));
+    }
     let checklist = if task.checklist == 0 {
         Vec::new()
     } else {
@@ -343,6 +354,9 @@ impl Records {
                 "checked_in_at",
                 "say when the visit began (or check in first)",
             ),
+            (Some(a), Some(_)) if a > now + Duration::minutes(5) => {
+                errs.push("checked_in_at", "is in the future");
+            }
             (Some(a), Some(b)) => {
                 if b <= a {
                     errs.push("checked_out_at", "must be after checked_in_at");
@@ -797,7 +811,11 @@ impl Records {
                 date,
                 place: place.clone(),
                 region: task.community.clone(),
-                content: format!("{activity}（{}）", task.kind),
+                content: if task.plugin.is_empty() {
+                    activity.clone()
+                } else {
+                    format!("{activity}（{}）", task.kind)
+                },
                 minutes,
                 organiser: record_station
                     .as_ref()

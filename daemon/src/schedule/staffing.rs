@@ -491,6 +491,9 @@ impl Scheduler {
     ) -> Result<Task, ServiceError> {
         self.change_offer(task, volunteer, |o, now| {
             if out {
+                if o.state == OfferState::CheckedOut {
+                    return Err(conflict("state", "already checked out"));
+                }
                 if o.state != OfferState::CheckedIn {
                     return Err(conflict("state", "check in before checking out"));
                 }
@@ -502,6 +505,9 @@ impl Scheduler {
                     format!("volunteer {volunteer} checked out"),
                 ))
             } else {
+                if matches!(o.state, OfferState::CheckedIn | OfferState::CheckedOut) {
+                    return Err(conflict("state", "already checked in"));
+                }
                 if o.state != OfferState::Accepted {
                     return Err(conflict("state", "accept the task before checking in"));
                 }
