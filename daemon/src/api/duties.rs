@@ -302,7 +302,7 @@ pub async fn list_tasks(
 ) -> Result<Json<Page<Task>>, ApiError> {
     if caller.is_volunteer() {
         return Err(ApiError::forbidden(
-            "a volunteer token does not list tasks: a volunteer's own are at /v1/me/tasks",
+            "a volunteer token does not list tasks: a volunteer's own are under me/tasks",
         ));
     }
     let limit = limit(q.limit)?;

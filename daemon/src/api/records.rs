@@ -56,7 +56,7 @@ fn actor(caller: &Caller) -> Actor<'_> {
 fn staff_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
     if caller.is_volunteer() {
         Err(ApiError::forbidden(format!(
-            "a volunteer token cannot {what}; a volunteer's own are under /v1/me/"
+            "a volunteer token cannot {what}; a volunteer's own are under the me/ routes"
         )))
     } else {
         Ok(())

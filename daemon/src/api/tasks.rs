@@ -351,7 +351,7 @@ async fn visit(
 fn staff_only(caller: &Caller) -> Result<(), ApiError> {
     if caller.is_volunteer() {
         Err(ApiError::forbidden(
-            "this route is for station, bureau and administrator tokens; a volunteer's tasks are under /v1/me/tasks",
+            "this route is for station, bureau and administrator tokens; a volunteer's own tasks are under me/tasks",
         ))
     } else {
         Ok(())
