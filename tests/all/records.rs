@@ -795,6 +795,16 @@ async fn the_coverage_report_matches_the_figures_worked_out_by_hand() {
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     let t = d.get(&format!("/v1/tasks/{a2}"), &station).await;
     assert_eq!(t.body["status"], "done");
+    let rating = d.get(&format!("/v1/tasks/{a2}/rating"), &station).await;
+    assert_eq!(rating.body["rating"], "dissatisfied", "{:?}", rating.body);
+    assert_eq!(rating.body["by"], "family");
+    assert_eq!(rating.body["comment"], "来得太晚");
+    assert_eq!(
+        d.get(&format!("/v1/tasks/{a2}/rating"), &station2)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     let kinds = kinds_of(&d, a2).await;
     assert!(kinds.contains(&"review.follow_up".to_owned()), "{kinds:?}");
 

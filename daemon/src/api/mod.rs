@@ -286,7 +286,7 @@ impl FromRequestParts<AppState> for Caller {
         records::issue_certificate, records::issue_my_certificate,
         records::volunteer_certificates, records::my_certificates, records::revoke_certificate,
         records::verify, records::verify_page, records::certificate_page,
-        records::rate_task, records::rating_link, records::rate_by_link, records::rate_page,
+        records::rate_task, records::get_rating, records::rating_link, records::rate_by_link, records::rate_page,
         records::rate_form_post, records::coverage_report, records::audit_log,
     ),
     components(schemas(crate::notify::render::Notification)),
@@ -561,7 +561,10 @@ pub fn router(state: AppState) -> Router {
             post(records::revoke_certificate),
         )
         .route("/verify/{code}", get(records::verify))
-        .route("/tasks/{id}/rating", post(records::rate_task))
+        .route(
+            "/tasks/{id}/rating",
+            get(records::get_rating).post(records::rate_task),
+        )
         .route("/tasks/{id}/rating-link", post(records::rating_link))
         .route("/rate/{code}", post(records::rate_by_link))
         .route("/audit", get(records::audit_log))

@@ -422,6 +422,22 @@ pub async fn rate_task(
     Ok((StatusCode::CREATED, Json(rating)))
 }
 
+#[utoipa::path(get, path = "/v1/tasks/{id}/rating", tag = "records",
+    params(("id" = u64, Path, description = "Task id")),
+    description = "The visit's rating, with the comment (from the station or the family).",
+    responses((status = 200, body = Rating), (status = 404, body = Problem)))]
+pub async fn get_rating(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Rating>, ApiError> {
+    staff_only(&caller, "read ratings")?;
+    let records = st.records.clone();
+    Ok(Json(
+        blocking(move || Ok(records.rating_of(id, &caller)?)).await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/v1/tasks/{id}/rating-link", tag = "records",
     params(("id" = u64, Path, description = "Task id")),
     description = "A one-time link for the person's family to rate a done visit, valid `[records] rating_link_days`.",

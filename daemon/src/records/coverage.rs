@@ -43,8 +43,8 @@ pub struct Rate {
     /// reached ÷ eligible; none when nobody is eligible.
     pub rate: Option<f64>,
     pub target: f64,
-    /// The rate is at or above the target (or nobody is eligible).
-    pub met: bool,
+    /// The rate is at or above the target; none when nobody is eligible.
+    pub met: Option<bool>,
     /// Became eligible during the month.
     pub joined: u32,
     /// Left during the month.
@@ -57,7 +57,7 @@ impl Rate {
         self.rate = (self.eligible > 0).then(|| {
             (f64::from(self.reached) / f64::from(self.eligible) * 10_000.0).round() / 10_000.0
         });
-        self.met = self.rate.is_none_or(|r| r + 1e-9 >= target);
+        self.met = self.rate.map(|r| r + 1e-9 >= target);
     }
 
     /// How far below target (0 when met).
@@ -74,7 +74,8 @@ pub struct SatisfactionCounts {
     pub dissatisfied: u32,
     pub rate: Option<f64>,
     pub target: f64,
-    pub met: bool,
+    /// None when there are no ratings.
+    pub met: Option<bool>,
 }
 
 /// One region's figures for the month.
@@ -421,7 +422,7 @@ fn satisfaction(c: [u32; 3], target: f64) -> SatisfactionCounts {
         dissatisfied: c[2],
         rate,
         target,
-        met: rate.is_none_or(|r| r + 1e-9 >= target),
+        met: rate.map(|r| r + 1e-9 >= target),
     }
 }
 
@@ -690,7 +691,7 @@ pub fn report(
         x.satisfaction.met = x
             .satisfaction
             .rate
-            .is_none_or(|r| r + 1e-9 >= targets.satisfaction_rate);
+            .map(|r| r + 1e-9 >= targets.satisfaction_rate);
     }
     // The ten communities furthest behind on elder visits.
     let mut behind: Vec<Behind> = elders

@@ -69,6 +69,17 @@ impl Records {
         })
     }
 
+    /// A task's rating, if it has one and the guard covers the task.
+    pub fn rating_of(&self, task_id: u64, guard: &dyn Guard) -> Result<Rating, ServiceError> {
+        self.store.read(|r| {
+            r.task(task_id)?
+                .filter(|t| guard.community(&t.community))
+                .ok_or_else(|| not_found("task", task_id))?;
+            r.rating(task_id)?
+                .ok_or_else(|| not_found("rating of task", task_id))
+        })
+    }
+
     /// The task a live rating link is for (`None`: unknown, used or expired).
     pub fn link_task(&self, code: &str) -> Result<Option<crate::task::Task>, ServiceError> {
         let now = self.now().timestamp();
