@@ -371,7 +371,7 @@ async fn a_dry_run_shows_categories_targets_and_a_sample_draft_and_creates_nothi
     deploy(&d, "steady").await;
     let body = json!({"name": "visits", "plugin": "steady", "action": "visit", "cron": "0 9 1 * *",
                       "selector": {"region": "620802000000"}});
-    let r = d.post("/v1/duties/dry-run", &d.admin, body).await;
+    let r = d.post("/v1/duties/dry-run", &d.admin, body.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["categories"], json!(["special_difficulty_elder"]));
     assert_eq!(r.body["targets"], 2);
@@ -404,6 +404,15 @@ async fn a_dry_run_shows_categories_targets_and_a_sample_draft_and_creates_nothi
     assert_eq!(r.body["targets"], 0, "{:?}", r.body);
     assert_eq!(r.body["drafts"], 0);
     assert!(r.body["sample"].is_null());
+    // Created, a duty shows the categories it selects (here the action's own).
+    let id = duty(&d, body).await;
+    let got = d.get(&format!("/v1/duties/{id}"), &d.admin).await;
+    assert_eq!(got.body["categories"], json!(["special_difficulty_elder"]));
+    let list = d.get("/v1/duties", &d.admin).await;
+    assert_eq!(
+        list.body["items"][0]["categories"],
+        json!(["special_difficulty_elder"])
+    );
     let r = d
         .post(
             "/v1/duties/dry-run",

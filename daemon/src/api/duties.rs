@@ -41,14 +41,30 @@ pub struct DutyQuery {
     cursor: Option<String>,
 }
 
+/// A duty with the categories of people it really selects.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DutyView {
+    #[serde(flatten)]
+    pub duty: Duty,
+    /// The selector's categories, else the action's (what the next occurrence will use).
+    pub categories: Vec<String>,
+}
+
+fn view(st: &AppState, duty: Duty) -> DutyView {
+    DutyView {
+        categories: st.scheduler.categories_of(&duty),
+        duty,
+    }
+}
+
 #[utoipa::path(get, path = "/v1/duties", tag = "duties", params(DutyQuery),
-    description = "The duties the token covers, by id, a page at a time.",
-    responses((status = 200, body = Page<Duty>)))]
+    description = "The duties the token covers, by id, a page at a time, each with the categories it selects.",
+    responses((status = 200, body = Page<DutyView>)))]
 pub async fn list_duties(
     State(st): State<AppState>,
     caller: Caller,
     Query(q): Query<DutyQuery>,
-) -> Result<Json<Page<Duty>>, ApiError> {
+) -> Result<Json<Page<DutyView>>, ApiError> {
     if caller.is_volunteer() {
         return Err(ApiError::forbidden("a volunteer token cannot list duties"));
     }
@@ -56,7 +72,10 @@ pub async fn list_duties(
     let after = id_cursor(q.cursor.as_deref())?;
     let page =
         st.read(|r| r.duties_page(after, limit, |d: &Duty| caller.region(&d.selector.region)))?;
-    Ok(Json(page.into()))
+    Ok(Json(Page {
+        items: page.items.into_iter().map(|d| view(&st, d)).collect(),
+        next_cursor: page.next,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/duties", tag = "duties", request_body = DutyInput,
@@ -86,13 +105,16 @@ pub async fn dry_run_duty(
 }
 
 #[utoipa::path(get, path = "/v1/duties/{id}",
-    params(("id" = u64, Path, description = "Duty id")), tag = "duties", responses((status = 200, body = Duty), (status = 404, body = Problem)))]
+    params(("id" = u64, Path, description = "Duty id")), tag = "duties",
+    description = "The duty, with the categories of people it selects (`categories`).",
+    responses((status = 200, body = DutyView), (status = 404, body = Problem)))]
 pub async fn get_duty(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<u64>,
-) -> Result<Json<Duty>, ApiError> {
-    Ok(Json(st.scheduler.get(id, &caller)?))
+) -> Result<Json<DutyView>, ApiError> {
+    let duty = st.scheduler.get(id, &caller)?;
+    Ok(Json(view(&st, duty)))
 }
 
 #[utoipa::path(patch, path = "/v1/duties/{id}",

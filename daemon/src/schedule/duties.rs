@@ -298,6 +298,25 @@ impl Scheduler {
         })
     }
 
+    /// The categories of people a duty selects: its selector's, else its action's (empty for a
+    /// community action, or when the plugin is not loaded).
+    pub fn categories_of(&self, duty: &Duty) -> Vec<String> {
+        if !duty.selector.categories.is_empty() {
+            return duty
+                .selector
+                .categories
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect();
+        }
+        self.plugins
+            .description(&duty.plugin)
+            .and_then(|d| d.actions.into_iter().find(|a| a.id == duty.action))
+            .filter(|a| a.target_kind == TargetKind::Person)
+            .map(|a| a.categories)
+            .unwrap_or_default()
+    }
+
     /// A duty the guard may see.
     pub fn get(&self, id: u64, guard: &dyn Guard) -> Result<Duty, ServiceError> {
         self.store
