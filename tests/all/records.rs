@@ -135,6 +135,14 @@ async fn a_report_is_rejected_fixed_accepted_and_corrected_and_stays_with_its_st
             json!({"reached": true, "answers": ok("yes"), "position": {"lat": 91.0, "lon": 0.0}}),
             "position",
         ),
+        (
+            json!({"reached": true, "answers": ok("yes"), "notes": "门锁了\u{0}\u{1b}[2J"}),
+            "notes",
+        ),
+        (
+            json!({"reached": true, "answers": ok("yes"), "notes": "很".repeat(4001)}),
+            "notes",
+        ),
     ] {
         let r = d.post(&path, &token, body.clone()).await;
         assert_eq!(

@@ -418,10 +418,7 @@ pub async fn list_persons(
         }
         (None, None) => Ok(r.persons(id_cursor(q.cursor.as_deref())?, limit, keep)?),
     })?;
-    let audit_region = q.region.clone().or_else(|| match &caller.scope {
-        Scope::Bureau(code) => Some(code.clone()),
-        _ => caller.station.as_ref().map(|s| s.township.clone()),
-    });
+    let audit_region = q.region.clone().or_else(|| audit_region(&caller));
     super::records::audit(
         &st,
         &caller,
@@ -445,16 +442,7 @@ pub async fn create_person(
     let now = st.clock.now();
     let (store, c) = (st.store.clone(), caller.clone());
     let p = blocking(move || Ok(service::create_person(&store, &c, input, now)?)).await?;
-    super::records::audit(
-        &st,
-        &caller,
-        AuditAction::Create,
-        format!("person:{}", p.id),
-        None,
-        "POST /v1/persons",
-        Some(p.community.clone()),
-    )
-    .await?;
+    audit_person(&st, &caller, AuditAction::Create, &p, "POST /v1/persons").await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -470,16 +458,7 @@ pub async fn get_person(
         .read(|r| r.person(id))?
         .filter(|p| caller.community(&p.community))
         .ok_or_else(|| ApiError::not_found(format!("person {id}")))?;
-    super::records::audit(
-        &st,
-        &caller,
-        AuditAction::Read,
-        format!("person:{id}"),
-        None,
-        "GET /v1/persons/{id}",
-        Some(p.community.clone()),
-    )
-    .await?;
+    audit_person(&st, &caller, AuditAction::Read, &p, "GET /v1/persons/{id}").await?;
     Ok(Json(p))
 }
 
@@ -496,14 +475,12 @@ pub async fn update_person(
     let now = st.clock.now();
     let (store, c) = (st.store.clone(), caller.clone());
     let p = blocking(move || Ok(service::update_person(&store, &c, id, &patch, now)?)).await?;
-    super::records::audit(
+    audit_person(
         &st,
         &caller,
         AuditAction::Update,
-        format!("person:{id}"),
-        None,
+        &p,
         "PATCH /v1/persons/{id}",
-        Some(p.community.clone()),
     )
     .await?;
     Ok(Json(p))
@@ -521,14 +498,12 @@ pub async fn deactivate_person(
     let now = st.clock.now();
     let (store, c) = (st.store.clone(), caller.clone());
     let p = blocking(move || Ok(service::set_person_active(&store, &c, id, false, now)?)).await?;
-    super::records::audit(
+    audit_person(
         &st,
         &caller,
         AuditAction::Deactivate,
-        format!("person:{id}"),
-        None,
+        &p,
         "DELETE /v1/persons/{id}",
-        Some(p.community.clone()),
     )
     .await?;
     Ok(Json(p))
@@ -545,14 +520,12 @@ pub async fn reactivate_person(
     let now = st.clock.now();
     let (store, c) = (st.store.clone(), caller.clone());
     let p = blocking(move || Ok(service::set_person_active(&store, &c, id, true, now)?)).await?;
-    super::records::audit(
+    audit_person(
         &st,
         &caller,
         AuditAction::Update,
-        format!("person:{id}"),
-        None,
+        &p,
         "POST /v1/persons/{id}/reactivate",
-        Some(p.community.clone()),
     )
     .await?;
     Ok(Json(p))
@@ -692,6 +665,26 @@ pub async fn update_volunteer(
     )
     .await?;
     Ok(Json(v))
+}
+
+/// An audit entry for a read or change of a person (region: their community).
+async fn audit_person(
+    st: &AppState,
+    caller: &Caller,
+    action: AuditAction,
+    p: &Person,
+    route: &'static str,
+) -> Result<(), ApiError> {
+    super::records::audit(
+        st,
+        caller,
+        action,
+        format!("person:{}", p.id),
+        None,
+        route,
+        Some(p.community.clone()),
+    )
+    .await
 }
 
 /// The region of the caller, for audit entries of lists.
@@ -944,10 +937,7 @@ pub async fn import_csv(
     })
     .await?;
     if report.imported > 0 {
-        let region = match &caller.scope {
-            Scope::Bureau(code) => Some(code.clone()),
-            _ => caller.station.as_ref().map(|s| s.township.clone()),
-        };
+        let region = audit_region(&caller);
         super::records::audit(
             &st,
             &caller,

@@ -42,6 +42,35 @@ pub struct DraftSample {
     pub checklist: Vec<crate::plugins::model::ChecklistItem>,
 }
 
+/// A duty made from checked input (`check` gave the cron, the zone and the next fire).
+fn new_duty(
+    id: u64,
+    input: DutyInput,
+    (cron, time_zone, next_fire): (String, String, Option<DateTime<Utc>>),
+    owner: Option<String>,
+    now: DateTime<Utc>,
+) -> Duty {
+    Duty {
+        id,
+        name: input.name,
+        plugin: input.plugin,
+        action: input.action,
+        cron,
+        time_zone,
+        selector: input.selector,
+        due_window_days: input.due_window_days,
+        catch_up: input.catch_up,
+        paused: input.paused,
+        owner,
+        last_fire: None,
+        next_fire,
+        last_error: None,
+        next_retry: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 pub(super) fn not_found(id: u64) -> ServiceError {
     ServiceError::NotFound {
         kind: "duty",
@@ -186,25 +215,7 @@ impl Scheduler {
         let (cron, time_zone, next_fire) = self.check(&mut input, guard, now)?;
         let duty = self.store.write(|w| {
             let id = w.reserve_ids("duty", 1)?;
-            let duty = Duty {
-                id,
-                name: input.name,
-                plugin: input.plugin,
-                action: input.action,
-                cron,
-                time_zone,
-                selector: input.selector,
-                due_window_days: input.due_window_days,
-                catch_up: input.catch_up,
-                paused: input.paused,
-                owner,
-                last_fire: None,
-                next_fire,
-                last_error: None,
-                next_retry: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let duty = new_duty(id, input, (cron, time_zone, next_fire), owner, now);
             w.put_duty(&duty)?;
             Ok::<_, ServiceError>(duty)
         })?;
@@ -219,45 +230,10 @@ impl Scheduler {
     pub fn dry_run(&self, mut input: DutyInput, guard: &dyn Guard) -> Result<DryRun, ServiceError> {
         let now = self.clock.now();
         let (cron, time_zone, next_fire) = self.check(&mut input, guard, now)?;
-        let duty = Duty {
-            id: 0,
-            name: input.name,
-            plugin: input.plugin,
-            action: input.action,
-            cron,
-            time_zone,
-            selector: input.selector,
-            due_window_days: input.due_window_days,
-            catch_up: input.catch_up,
-            paused: input.paused,
-            owner: None,
-            last_fire: None,
-            next_fire,
-            last_error: None,
-            next_retry: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let duty = new_duty(0, input, (cron, time_zone, next_fire), None, now);
         let at = next_fire.unwrap_or(now);
         let tz = zone(&duty.time_zone).unwrap_or(self.default_zone);
-        let action = self
-            .plugins
-            .description(&duty.plugin)
-            .and_then(|d| d.actions.into_iter().find(|a| a.id == duty.action));
-        let categories: Vec<String> = match &action {
-            Some(a) if a.target_kind == TargetKind::Person => {
-                if duty.selector.categories.is_empty() {
-                    a.categories.clone()
-                } else {
-                    duty.selector
-                        .categories
-                        .iter()
-                        .map(|c| c.as_str().to_owned())
-                        .collect()
-                }
-            }
-            _ => Vec::new(),
-        };
+        let categories = self.categories_of(&duty);
         let (targets, _keys) = self.targets(&duty, at.with_timezone(&tz).date_naive())?;
         let occurrence = crate::plugins::model::Occurrence {
             duty: "dry-run".into(),
