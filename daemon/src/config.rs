@@ -58,6 +58,36 @@ pub struct Config {
     /// Visit records, certificates, coverage targets and the audit log (`[records]`).
     #[serde(default)]
     pub records: RecordsConfig,
+    /// The web console's sessions and cookies (`[console]`).
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// The web console (`[console]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Mark the console's cookies `Secure` (sent over HTTPS only). Unset: on when the public
+    /// base URL (`[records]` or `[notify] public_base_url`) is `https://`, as it is behind a
+    /// TLS-terminating proxy.
+    pub secure_cookies: Option<bool>,
+    /// Hours a staff login lasts (then the password is asked again).
+    pub staff_session_hours: u32,
+    /// Days a volunteer's phone stays logged in (the station can end it sooner).
+    pub volunteer_session_days: u32,
+    /// Days a volunteer's one-time login link (or QR code) stays valid before it is used.
+    pub login_link_days: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            secure_cookies: None,
+            staff_session_hours: 12,
+            volunteer_session_days: 180,
+            login_link_days: 7,
+        }
+    }
 }
 
 /// Visit records, coverage targets and the audit log (`[records]` in the config file).
@@ -310,6 +340,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             calendar: CalendarConfig::default(),
             records: RecordsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -578,6 +609,30 @@ impl Config {
                 format!("{section}.{key} {rule}"),
             ));
         }
+        let c = &config.console;
+        let console_checks: [(&str, bool, &str); 3] = [
+            (
+                "staff_session_hours",
+                (1..=720).contains(&c.staff_session_hours),
+                "must be 1 to 720",
+            ),
+            (
+                "volunteer_session_days",
+                (1..=400).contains(&c.volunteer_session_days),
+                "must be 1 to 400",
+            ),
+            (
+                "login_link_days",
+                (1..=30).contains(&c.login_link_days),
+                "must be 1 to 30",
+            ),
+        ];
+        if let Some((key, _, rule)) = console_checks.iter().find(|(_, ok, _)| !ok) {
+            return Err(invalid(
+                key_offset(text, key),
+                format!("console.{key} {rule}"),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
@@ -616,6 +671,14 @@ impl Config {
             .clone()
             .or_else(|| self.notify.public_base_url.clone())
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// Whether the console's cookies are `Secure`: as configured, else when the public base
+    /// URL is HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.console
+            .secure_cookies
+            .unwrap_or_else(|| self.records_base_url().starts_with("https://"))
     }
 
     /// The working-day calendar: the shipped years and the configured file's.
@@ -706,6 +769,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn console_settings_are_checked() {
+        let e = err("[console]\nstaff_session_hours = 0\n");
+        assert!(
+            e.starts_with("linli.toml:2:1: console.staff_session_hours must be 1 to 720"),
+            "{e}"
+        );
+        let e = err("[console]\nlogin_link_days = 90\n");
+        assert!(e.contains("console.login_link_days must be 1 to 30"), "{e}");
+        let e = err("[console]\ncookies = true\n");
+        assert!(e.contains("cookies"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod api;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod cron;
 pub mod demo;
 pub mod matching;

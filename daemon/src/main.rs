@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage console accounts (staff log in at the console with a username and password).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Import people in care or volunteers from a CSV file.
     Import {
         kind: ImportKind,
@@ -125,6 +130,51 @@ enum TokenAction {
         /// A note on who holds the token.
         #[arg(long)]
         label: Option<String>,
+        #[command(flatten)]
+        place: Place,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// List console accounts.
+    List {
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Create an account; prints a generated password unless --password-stdin gives one.
+    Create {
+        /// 3 to 32 lower-case letters, digits, '.', '_' or '-'.
+        name: String,
+        /// admin, bureau:<region-code> or station:<id>
+        #[arg(long)]
+        scope: String,
+        /// Who the account is for.
+        #[arg(long)]
+        label: Option<String>,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Set a new password (generated, or from stdin); the account's sessions end.
+    Reset {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Disable an account; its sessions end at once.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        name: String,
         #[command(flatten)]
         place: Place,
     },
@@ -406,6 +456,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 label,
                 place,
             } => admin::token_create(&place.database()?, &scope, label),
+        },
+        Command::User { action } => match action {
+            UserAction::List { place } => admin::user_list(&place.database()?),
+            UserAction::Create {
+                name,
+                scope,
+                label,
+                password_stdin,
+                place,
+            } => admin::user_create(&place.database()?, &name, &scope, label, password_stdin),
+            UserAction::Reset {
+                name,
+                password_stdin,
+                place,
+            } => admin::user_reset(&place.database()?, &name, password_stdin),
+            UserAction::Disable { name, place } => {
+                admin::user_disable(&place.database()?, &name, true)
+            }
+            UserAction::Enable { name, place } => {
+                admin::user_disable(&place.database()?, &name, false)
+            }
         },
         Command::Import {
             kind,

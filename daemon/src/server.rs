@@ -68,9 +68,12 @@ pub async fn run(
     let mut server = tracker.spawn({
         let stop = stop.clone();
         async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
         }
     });
     tracker.close();

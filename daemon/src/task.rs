@@ -292,6 +292,58 @@ pub enum Reason {
     },
 }
 
+impl Reason {
+    /// The reason in a sentence, for people.
+    pub fn describe_en(&self) -> String {
+        match self {
+            Reason::NoVolunteers => {
+                "no active volunteer at the task's station or its neighbours".into()
+            }
+            Reason::OtherStation => "belongs to a station that may not serve this task".into(),
+            Reason::MissingSkill { skill } => format!("lacks the skill {skill}"),
+            Reason::ExpiredCertificate { skill } => {
+                format!("the certificate for {skill} has expired by the due date")
+            }
+            Reason::MissingClearance { clearance } => {
+                format!("has no {clearance} valid through the due date")
+            }
+            Reason::NotAvailable => "is not available in the due window".into(),
+            Reason::TooFar { max_km } => format!("lives more than {max_km} km away"),
+            Reason::WrongGender => "is not of the gender the task requires".into(),
+            Reason::NoLanguage => "speaks none of the languages the task requires".into(),
+            Reason::MissingRole { role } => format!("does not hold the role {role}"),
+            Reason::AtCapacity => "is at their monthly capacity".into(),
+            Reason::TakenByOtherTasks => {
+                "eligible volunteers all went to tasks ranked higher or nearer".into()
+            }
+            Reason::TeamIncomplete { needed, found } => {
+                format!("needs a team of {needed}, found {found}")
+            }
+        }
+    }
+
+    /// The reason in a sentence, in Chinese.
+    pub fn describe_zh(&self) -> String {
+        match self {
+            Reason::NoVolunteers => "本站及邻站没有在岗志愿者".into(),
+            Reason::OtherStation => "不属于可服务本任务的社工站".into(),
+            Reason::MissingSkill { skill } => format!("缺少技能 {skill}"),
+            Reason::ExpiredCertificate { skill } => format!("{skill} 证书在截止日前过期"),
+            Reason::MissingClearance { clearance } => format!("没有截止日前有效的 {clearance}"),
+            Reason::NotAvailable => "服务时段内没有空".into(),
+            Reason::TooFar { max_km } => format!("住处超出 {max_km} 公里"),
+            Reason::WrongGender => "性别不符合任务要求".into(),
+            Reason::NoLanguage => "不会任务要求的语言或方言".into(),
+            Reason::MissingRole { role } => format!("不担任 {role} 角色"),
+            Reason::AtCapacity => "本月服务量已满".into(),
+            Reason::TakenByOtherTasks => "合格志愿者都已安排给更优先或更近的任务".into(),
+            Reason::TeamIncomplete { needed, found } => {
+                format!("需要 {needed} 人组队，只找到 {found} 人")
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReasonCount {
     #[serde(flatten)]

@@ -16,6 +16,7 @@ pub mod problem;
 pub mod records;
 pub mod registry;
 pub mod tasks;
+pub mod users;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// Visit reports, hours, certificates, ratings, coverage and the audit log.
     pub records: Arc<crate::records::Records>,
+    /// Console accounts, sessions and volunteers' login links.
+    pub accounts: Arc<crate::console::accounts::Accounts>,
 }
 
 /// Why the daemon's state could not be set up.
@@ -149,8 +152,14 @@ impl AppState {
             crate::config::RecordsConfig::default(),
             "http://127.0.0.1:8080".into(),
         ));
+        let accounts = Arc::new(crate::console::accounts::Accounts::new(
+            store.clone(),
+            clock.clone(),
+            Default::default(),
+        ));
         Ok(Self {
             records,
+            accounts,
             notifier,
             store,
             clock,
@@ -185,6 +194,15 @@ impl AppState {
         ));
     }
 
+    /// Runs the console as `settings` say (`[console]`).
+    pub fn set_console(&mut self, settings: crate::console::accounts::ConsoleSettings) {
+        self.accounts = Arc::new(crate::console::accounts::Accounts::new(
+            self.store.clone(),
+            self.clock.clone(),
+            settings,
+        ));
+    }
+
     /// Delivers notifications as `cfg` says (`[notify]`).
     pub fn set_notify(&mut self, cfg: crate::config::NotifyConfig) -> Result<(), StartError> {
         self.notifier = crate::notify::Notifier::new(self.store.clone(), self.clock.clone(), cfg)
@@ -213,42 +231,49 @@ impl FromRequestParts<AppState> for Caller {
             None => off_executor(|| st.tokens.scope_of(&st.store, token))?
                 .ok_or_else(ApiError::unauthorized)?,
         };
-        // A token stops working with the record it belongs to (and works again if the record
-        // is reactivated).
-        let station = match &scope {
-            Scope::Station(id) => Some(
-                st.read(|r| r.station(*id))?
-                    .filter(|s| s.active)
-                    .ok_or_else(|| ApiError::forbidden(format!("station {id} is deactivated")))?,
-            ),
-            Scope::Volunteer(id) => {
-                let active = st
-                    .read(|r| r.volunteer(*id))?
-                    .is_some_and(|v| v.status != crate::registry::VolunteerStatus::Inactive);
-                if !active {
-                    return Err(ApiError::forbidden(format!(
-                        "volunteer {id} is deactivated; its token no longer works"
-                    )));
-                }
-                None
-            }
-            Scope::Bureau(code) => {
-                if !st.read(|r| r.region(code))?.is_some_and(|r| r.active) {
-                    return Err(ApiError::forbidden(format!(
-                        "region {code} is deactivated; its bureau's tokens no longer work"
-                    )));
-                }
-                None
-            }
-            Scope::Admin => None,
-        };
         let token = auth::hash(token).get(..12).unwrap_or_default().to_owned();
-        Ok(Caller {
-            scope,
-            token,
-            station,
-        })
+        resolve_caller(st, scope, token)
     }
+}
+
+/// The caller a scope makes, as of now: a token (or console session) stops working with the
+/// record it belongs to, and works again if the record is reactivated. `token` is how the audit
+/// log names the credential.
+pub fn resolve_caller(st: &AppState, scope: Scope, token: String) -> Result<Caller, ApiError> {
+    // A token stops working with the record it belongs to (and works again if the record
+    // is reactivated).
+    let station = match &scope {
+        Scope::Station(id) => Some(
+            st.read(|r| r.station(*id))?
+                .filter(|s| s.active)
+                .ok_or_else(|| ApiError::forbidden(format!("station {id} is deactivated")))?,
+        ),
+        Scope::Volunteer(id) => {
+            let active = st
+                .read(|r| r.volunteer(*id))?
+                .is_some_and(|v| v.status != crate::registry::VolunteerStatus::Inactive);
+            if !active {
+                return Err(ApiError::forbidden(format!(
+                    "volunteer {id} is deactivated; its token no longer works"
+                )));
+            }
+            None
+        }
+        Scope::Bureau(code) => {
+            if !st.read(|r| r.region(code))?.is_some_and(|r| r.active) {
+                return Err(ApiError::forbidden(format!(
+                    "region {code} is deactivated; its bureau's tokens no longer work"
+                )));
+            }
+            None
+        }
+        Scope::Admin => None,
+    };
+    Ok(Caller {
+        scope,
+        token,
+        station,
+    })
 }
 
 #[derive(OpenApi)]
@@ -273,7 +298,7 @@ impl FromRequestParts<AppState> for Caller {
         duties::pause_duty, duties::resume_duty, duties::trigger_duty, duties::backfill_duty,
         duties::list_occurrences, duties::get_occurrence, duties::preview_duty, duties::list_tasks, duties::get_task,
         duties::list_events,
-        tasks::create_task, tasks::cancel, tasks::my_tasks, tasks::my_task_detail,
+        tasks::create_task, tasks::cancel, tasks::reoffer, tasks::assign, tasks::my_tasks, tasks::my_task_detail,
         tasks::accept, tasks::decline, tasks::check_in, tasks::check_out, tasks::shortage,
         calendar::rotate, calendar::feed,
         notify::create_endpoint, notify::list_endpoints, notify::get_endpoint,
@@ -288,6 +313,8 @@ impl FromRequestParts<AppState> for Caller {
         records::verify, records::verify_page, records::certificate_page,
         records::rate_task, records::get_rating, records::rating_link, records::rate_by_link, records::rate_page,
         records::rate_form_post, records::coverage_report, records::audit_log,
+        users::list_users, users::create_user, users::update_user, users::reset_user,
+        users::login_link, users::end_sessions,
     ),
     components(schemas(crate::notify::render::Notification)),
     modifiers(&BearerAuth),
@@ -511,6 +538,16 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks", get(duties::list_tasks).post(tasks::create_task))
         .route("/tasks/{id}", get(duties::get_task))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/tasks/{id}/reoffer", post(tasks::reoffer))
+        .route("/tasks/{id}/assign", post(tasks::assign))
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route("/users/{name}", axum::routing::patch(users::update_user))
+        .route("/users/{name}/reset", post(users::reset_user))
+        .route("/volunteers/{id}/login-link", post(users::login_link))
+        .route(
+            "/volunteers/{id}/sessions",
+            axum::routing::delete(users::end_sessions),
+        )
         .route("/tasks/{id}/accept", post(tasks::accept))
         .route("/tasks/{id}/decline", post(tasks::decline))
         .route("/tasks/{id}/check-in", post(tasks::check_in))
@@ -571,6 +608,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/v1", v1)
+        .merge(crate::console::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/calendar/{file}", get(calendar::feed))

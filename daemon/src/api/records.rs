@@ -651,58 +651,13 @@ pub async fn coverage_report(
     caller: Caller,
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, ApiError> {
-    staff_only(&caller, "read coverage reports")?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(super::extract::query_error("format", "must be json or csv")),
     };
-    let own = match (&caller.scope, &caller.station) {
-        (Scope::Bureau(code), _) => Some(code.clone()),
-        (Scope::Station(_), Some(s)) => Some(s.township.clone()),
-        _ => None,
-    };
-    let region = q
-        .region
-        .clone()
-        .or(own)
-        .ok_or_else(|| super::extract::query_error("region", "name a region code"))?;
-    let allowed = match &caller.scope {
-        Scope::Admin => true,
-        Scope::Bureau(_) => caller.can_read_region(&region) && Guard::region(&caller, &region),
-        Scope::Station(_) => caller
-            .station
-            .as_ref()
-            .is_some_and(|s| region == s.township || s.communities.contains(&region)),
-        Scope::Volunteer(_) => false,
-    };
-    if !allowed {
-        return Err(ApiError::not_found(format!("region {region}")));
-    }
-    let month = match &q.month {
-        Some(m) => coverage::parse_month(m)
-            .map_err(|e| super::extract::query_error("month", e.to_string()))?,
-        None => crate::records::model::month_key(crate::clock::local_date(st.clock.now())),
-    };
-    let months = q.months.unwrap_or(6);
-    if !(1..=24).contains(&months) {
-        return Err(super::extract::query_error("months", "must be 1 to 24"));
-    }
-    let records = st.records.clone();
-    let r2 = region.clone();
-    let report = blocking(move || {
-        let cfg = records.config();
-        records
-            .store()
-            .read(|r| {
-                coverage::report(r, &r2, month, months, &cfg.targets, cfg.drill_window_months)
-            })
-            .map_err(|e| match e {
-                coverage::CoverageError::Store(s) => ApiError::from(s),
-                other => super::extract::query_error("region", other.to_string()),
-            })
-    })
-    .await?;
+    let report = coverage_of(&st, &caller, q.region.clone(), q.month.as_deref(), q.months).await?;
+    let region = report.region.code.clone();
     if !csv {
         return Ok(Json(report).into_response());
     }
@@ -730,6 +685,61 @@ pub async fn coverage_report(
         format!("\u{feff}{}", coverage::to_csv(&report)),
     )
         .into_response())
+}
+
+/// The coverage report the caller asks for (the API's and the console's one way to it).
+pub(crate) async fn coverage_of(
+    st: &AppState,
+    caller: &Caller,
+    region: Option<String>,
+    month: Option<&str>,
+    months: Option<u32>,
+) -> Result<coverage::CoverageReport, ApiError> {
+    staff_only(caller, "read coverage reports")?;
+    let own = match (&caller.scope, &caller.station) {
+        (Scope::Bureau(code), _) => Some(code.clone()),
+        (Scope::Station(_), Some(s)) => Some(s.township.clone()),
+        _ => None,
+    };
+    let region = region
+        .or(own)
+        .ok_or_else(|| super::extract::query_error("region", "name a region code"))?;
+    let allowed = match &caller.scope {
+        Scope::Admin => true,
+        Scope::Bureau(_) => caller.can_read_region(&region) && Guard::region(caller, &region),
+        Scope::Station(_) => caller
+            .station
+            .as_ref()
+            .is_some_and(|s| region == s.township || s.communities.contains(&region)),
+        Scope::Volunteer(_) => false,
+    };
+    if !allowed {
+        return Err(ApiError::not_found(format!("region {region}")));
+    }
+    let month = match month {
+        Some(m) => coverage::parse_month(m)
+            .map_err(|e| super::extract::query_error("month", e.to_string()))?,
+        None => crate::records::model::month_key(crate::clock::local_date(st.clock.now())),
+    };
+    let months = months.unwrap_or(6);
+    if !(1..=24).contains(&months) {
+        return Err(super::extract::query_error("months", "must be 1 to 24"));
+    }
+    let records = st.records.clone();
+    let r2 = region.clone();
+    blocking(move || {
+        let cfg = records.config();
+        records
+            .store()
+            .read(|r| {
+                coverage::report(r, &r2, month, months, &cfg.targets, cfg.drill_window_months)
+            })
+            .map_err(|e| match e {
+                coverage::CoverageError::Store(s) => ApiError::from(s),
+                other => super::extract::query_error("region", other.to_string()),
+            })
+    })
+    .await
 }
 
 // ------------------------------------------------------------------------------------- audit

@@ -341,17 +341,19 @@ pub async fn reactivate_station(
 #[serde(deny_unknown_fields)]
 pub struct PersonQuery {
     /// Only persons in this region's subtree (a county, township, community or grid code).
-    region: Option<String>,
+    pub(crate) region: Option<String>,
+    /// Only persons whose name contains this text, or whose resident ID is this one.
+    pub(crate) name: Option<String>,
     /// Only persons in this priority group.
-    category: Option<Category>,
+    pub(crate) category: Option<Category>,
     /// Only persons with this needs tag.
-    need: Option<String>,
+    pub(crate) need: Option<String>,
     #[serde(default)]
-    include_inactive: bool,
+    pub(crate) include_inactive: bool,
     /// Items per page, 1 to 1000.
     #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-    cursor: Option<String>,
+    pub(crate) limit: Option<u32>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// Intersects the caller's region prefixes with a requested one.
@@ -389,9 +391,14 @@ pub async fn list_persons(
     // A grid's prefix is its community's; the grid itself is matched exactly below.
     let grid = q.region.as_deref().filter(|r| r.contains('-'));
     let community_prefix = region.as_deref().map(|p| p.split('-').next().unwrap_or(p));
+    let name = q.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 50) {
+        return Err(super::extract::query_error("name", "at most 50 characters"));
+    }
     let keep = |p: &Person| {
         (q.include_inactive || p.active)
             && caller.community(&p.community)
+            && name.is_none_or(|n| p.name.contains(n) || p.resident_id.eq_ignore_ascii_case(n))
             && q.category.is_none_or(|c| p.categories.contains(&c))
             && q.need
                 .as_deref()

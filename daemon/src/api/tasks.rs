@@ -406,6 +406,44 @@ pub async fn cancel(
     Ok(Json(task))
 }
 
+#[utoipa::path(post, path = "/v1/tasks/{id}/reoffer", tag = "tasks",
+    params(("id" = u64, Path, description = "Task id")),
+    description = "Matches the task's open seats again now (after declines, expiries or new volunteers); volunteers who declined are not asked again. The answer shows the offers made, or why nobody could take it.",
+    responses((status = 200, body = Task), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn reoffer(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Task>, ApiError> {
+    staff_only(&caller)?;
+    let by = caller.scope.to_string();
+    let task = blocking(move || Ok(st.scheduler.reoffer(id, &caller, &by)?)).await?;
+    Ok(Json(task))
+}
+
+/// A volunteer chosen by hand.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assign {
+    pub volunteer: u64,
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/assign", tag = "tasks", request_body = Assign,
+    params(("id" = u64, Path, description = "Task id")),
+    description = "Offers the task to a volunteer the station chose by hand. The hard constraints still apply: a volunteer who breaks one is refused (422) with the constraint named (skill, clearance, availability, distance, capacity, station, …).",
+    responses((status = 200, body = Task), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn assign(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Body(req): Body<Assign>,
+) -> Result<Json<Task>, ApiError> {
+    staff_only(&caller)?;
+    let by = caller.scope.to_string();
+    let task = blocking(move || Ok(st.scheduler.assign(id, req.volunteer, &caller, &by)?)).await?;
+    Ok(Json(task))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -446,58 +484,12 @@ pub async fn shortage(
     Query(q): Query<ShortageQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    staff_only(&caller)?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(super::extract::query_error("format", "must be json or csv")),
     };
-    let prefix = q
-        .region
-        .as_deref()
-        .map(super::registry::subtree)
-        .transpose()?;
-    let report = st.read(|r| {
-        let mut counts: std::collections::BTreeMap<(String, String, Option<String>), u64> =
-            Default::default();
-        let mut unstaffed = 0u64;
-        let mut after = 0;
-        loop {
-            let page = r.tasks_in_status(TaskStatus::Unstaffed, after, 1000, |t: &Task| {
-                crate::service::Guard::community(&caller, &t.community)
-                    && prefix.as_deref().is_none_or(|p| t.community.starts_with(p))
-            })?;
-            for t in &page.items {
-                unstaffed += 1;
-                let township = format!("{}000", t.community.get(..9).unwrap_or(""));
-                for rc in &t.unstaffed {
-                    let v = serde_json::to_value(&rc.reason).unwrap_or_default();
-                    let code = v["code"].as_str().unwrap_or("").to_owned();
-                    let what = ["skill", "role", "clearance"]
-                        .iter()
-                        .find_map(|k| v[*k].as_str().map(str::to_owned));
-                    *counts.entry((township.clone(), code, what)).or_default() += 1;
-                }
-            }
-            match page.next.and_then(|n| n.parse().ok()) {
-                Some(n) => after = n,
-                None => break,
-            }
-        }
-        let mut rows = Vec::new();
-        for ((township, reason, what), tasks) in counts {
-            let township_name = r.region(&township)?.map(|g| g.name).unwrap_or_default();
-            rows.push(ShortageRow {
-                township,
-                township_name,
-                reason,
-                what,
-                tasks,
-            });
-        }
-        rows.sort_by(|a, b| b.tasks.cmp(&a.tasks).then(a.township.cmp(&b.township)));
-        Ok::<_, crate::store::StoreError>(Shortage { unstaffed, rows })
-    })?;
+    let report = shortage_of(&st, &caller, q.region.as_deref())?;
     if !csv {
         return Ok(Json(report).into_response());
     }
@@ -530,4 +522,55 @@ pub async fn shortage(
         out,
     )
         .into_response())
+}
+
+/// The shortage report for the caller (the API's and the console's one way to it).
+pub(crate) fn shortage_of(
+    st: &AppState,
+    caller: &Caller,
+    region: Option<&str>,
+) -> Result<Shortage, ApiError> {
+    staff_only(caller)?;
+    let prefix = region.map(super::registry::subtree).transpose()?;
+    Ok(st.read(|r| {
+        let mut counts: std::collections::BTreeMap<(String, String, Option<String>), u64> =
+            Default::default();
+        let mut unstaffed = 0u64;
+        let mut after = 0;
+        loop {
+            let page = r.tasks_in_status(TaskStatus::Unstaffed, after, 1000, |t: &Task| {
+                crate::service::Guard::community(caller, &t.community)
+                    && prefix.as_deref().is_none_or(|p| t.community.starts_with(p))
+            })?;
+            for t in &page.items {
+                unstaffed += 1;
+                let township = format!("{}000", t.community.get(..9).unwrap_or(""));
+                for rc in &t.unstaffed {
+                    let v = serde_json::to_value(&rc.reason).unwrap_or_default();
+                    let code = v["code"].as_str().unwrap_or("").to_owned();
+                    let what = ["skill", "role", "clearance"]
+                        .iter()
+                        .find_map(|k| v[*k].as_str().map(str::to_owned));
+                    *counts.entry((township.clone(), code, what)).or_default() += 1;
+                }
+            }
+            match page.next.and_then(|n| n.parse().ok()) {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+        let mut rows = Vec::new();
+        for ((township, reason, what), tasks) in counts {
+            let township_name = r.region(&township)?.map(|g| g.name).unwrap_or_default();
+            rows.push(ShortageRow {
+                township,
+                township_name,
+                reason,
+                what,
+                tasks,
+            });
+        }
+        rows.sort_by(|a, b| b.tasks.cmp(&a.tasks).then(a.township.cmp(&b.township)));
+        Ok::<_, crate::store::StoreError>(Shortage { unstaffed, rows })
+    })?)
 }

@@ -153,6 +153,110 @@ pub fn token_create(database: &Path, scope: &str, label: Option<String>) -> Resu
     Ok(())
 }
 
+fn accounts(database: &Path) -> Result<crate::console::accounts::Accounts, Failure> {
+    let store = open_store(database, false)?;
+    Ok(crate::console::accounts::Accounts::new(
+        store,
+        clock::system(),
+        Default::default(),
+    ))
+}
+
+fn account_failure(e: crate::service::ServiceError) -> Failure {
+    use crate::service::ServiceError as E;
+    match e {
+        E::Invalid(i) => Failure::Usage(i.to_string()),
+        E::Conflict { message, .. } => Failure::Usage(message),
+        E::NotFound { id, .. } => Failure::Usage(format!(
+            "there is no account {id}; `linlid user list` shows them"
+        )),
+        other => Failure::Runtime(other.into()),
+    }
+}
+
+/// The password from stdin's first line, or a generated one (printed).
+fn password_from(stdin: bool) -> Result<(String, bool), Failure> {
+    if !stdin {
+        return Ok((crate::console::accounts::generate_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Usage(format!("--password-stdin: cannot read stdin: {e}")))?;
+    Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
+}
+
+/// `linlid user list`.
+pub fn user_list(database: &Path) -> Result<(), Failure> {
+    let users = accounts(database)?
+        .users()
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    println!("{:<24} {:<24} {:<9} label", "name", "scope", "state");
+    for u in users {
+        println!(
+            "{:<24} {:<24} {:<9} {}",
+            u.name,
+            u.scope,
+            if u.disabled { "disabled" } else { "active" },
+            u.label.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `linlid user create NAME --scope S`.
+pub fn user_create(
+    database: &Path,
+    name: &str,
+    scope: &str,
+    label: Option<String>,
+    password_stdin: bool,
+) -> Result<(), Failure> {
+    let (password, generated) = password_from(password_stdin)?;
+    let u = accounts(database)?
+        .create_user(name, scope, label, &password)
+        .map_err(account_failure)?;
+    if generated {
+        println!("{password}");
+        eprintln!(
+            "created {} ({}); the password above is shown only this once",
+            u.name, u.scope
+        );
+    } else {
+        eprintln!("created {} ({})", u.name, u.scope);
+    }
+    Ok(())
+}
+
+/// `linlid user reset NAME`.
+pub fn user_reset(database: &Path, name: &str, password_stdin: bool) -> Result<(), Failure> {
+    let (password, generated) = password_from(password_stdin)?;
+    accounts(database)?
+        .reset_password(name, &password)
+        .map_err(account_failure)?;
+    if generated {
+        println!("{password}");
+    }
+    eprintln!("{name}: new password set; the account's sessions ended");
+    Ok(())
+}
+
+/// `linlid user disable|enable NAME`.
+pub fn user_disable(database: &Path, name: &str, disabled: bool) -> Result<(), Failure> {
+    accounts(database)?
+        .set_disabled(name, disabled)
+        .map_err(account_failure)?;
+    eprintln!(
+        "{name}: {}",
+        if disabled {
+            "disabled; its sessions ended"
+        } else {
+            "enabled"
+        }
+    );
+    Ok(())
+}
+
 /// `linlid import persons|volunteers FILE`: imports a CSV file (with a progress bar on a
 /// terminal), printing each refused row as `file:row: field: message`.
 /// How `linlid report coverage` prints.

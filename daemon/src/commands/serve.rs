@@ -32,6 +32,10 @@ pub fn serve(config: &Path) -> Result<(), Failure> {
         .map_err(Failure::Runtime)?;
     let base = cfg.records_base_url();
     state.set_records(cfg.records.clone(), cfg.work_calendar(), base);
+    state.set_console(crate::console::accounts::ConsoleSettings::from_config(
+        &cfg.console,
+        cfg.secure_cookies(),
+    ));
     let mut opts = ServeOptions::new(cfg.shutdown_grace());
     opts.plugin_dir = Some(cfg.plugin_dir.clone());
     tracing::info!(data = %cfg.data_dir.display(), "opening");
@@ -117,6 +121,44 @@ pub fn demo(o: DemoOptions) -> Result<(), Failure> {
     println!(
         "  curl -s -H 'Authorization: Bearer {bureau}' '{url}/v1/reports/coverage?format=csv'   # visit rates against the plan"
     );
+    // Console logins: a station worker, a bureau worker and a volunteer's one-time link
+    // (passwords new at every start, so the printed ones always work).
+    let accounts = p.state.accounts.clone();
+    let login = |name: &str, scope: &str, label: &str| -> Option<String> {
+        let password = crate::console::accounts::generate_password();
+        let done = match accounts.user_info(name) {
+            Ok(Some(_)) => accounts.reset_password(name, &password).map(|_| ()),
+            _ => accounts
+                .create_user(name, scope, Some(label.to_owned()), &password)
+                .map(|_| ()),
+        };
+        done.ok().map(|()| password)
+    };
+    let station_pw = login("dongguan", "station:1", "东关街道社会工作站");
+    let bureau_pw = login(
+        "kongtong",
+        &format!("bureau:{}", crate::demo::COUNTY),
+        "崆峒区民政局",
+    );
+    let link = p
+        .volunteer
+        .as_ref()
+        .and_then(|(id, _)| accounts.issue_login_link(*id, "demo", &url).ok());
+    println!();
+    println!("Console (open in a browser):  {url}/");
+    if let Some(pw) = &station_pw {
+        println!("  station worker:  dongguan / {pw}   (东关街道社会工作站)");
+    }
+    if let Some(pw) = &bureau_pw {
+        println!("  bureau worker:   kongtong / {pw}   (崆峒区民政局)");
+    }
+    if let Some(l) = &link {
+        println!(
+            "  volunteer phone: {}   (one-time login link; open it on a phone or at 360 px)",
+            l.url
+        );
+    }
+    println!();
     if let Some(code) = &p.certificate {
         println!(
             "  open {url}/certificates/{code}   # a printable certificate; its QR code verifies at {url}/verify/{code}"

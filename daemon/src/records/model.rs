@@ -356,6 +356,8 @@ pub enum AuditAction {
     Deactivate,
     Import,
     Export,
+    /// A console user revealed a masked resident ID.
+    Reveal,
 }
 
 /// One access to personal data: by whom, what, when, through which route.

@@ -20,6 +20,20 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Skills stations commonly register (slug, Chinese name), as the SDK's `vocab::Skill` lists
+/// them; stations may register others.
+pub const SKILLS: &[(&str, &str)] = &[
+    ("first_aid", "急救"),
+    ("elder_care", "养老护理"),
+    ("rehabilitation", "康复"),
+    ("sign_language", "手语"),
+    ("counselling", "心理疏导"),
+    ("child_care", "儿童照护"),
+    ("driving", "驾驶"),
+    ("home_repair", "家居维修"),
+    ("cooking", "烹饪"),
+];
+
 /// The known word nearest to `word`: the one with the fewest edits, or one that contains it or
 /// is contained in it (`disabled_person` → `disabled`), if any is near enough to be a slip.
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {

@@ -622,6 +622,144 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Matches a task's open seats again now (a station's "re-offer"): volunteers who declined
+    /// or let an offer expire are not asked again.
+    pub fn reoffer(
+        &self,
+        task_id: u64,
+        guard: &dyn crate::service::Guard,
+        by: &str,
+    ) -> Result<Task, ServiceError> {
+        let task = self
+            .store
+            .read(|r| r.task(task_id))?
+            .filter(|t| guard.community(&t.community))
+            .ok_or_else(|| not_found("task", task_id))?;
+        if !task.status.is_active() {
+            return Err(conflict("status", "only a task still to do can be offered"));
+        }
+        let holding = task.offers.iter().filter(|o| o.state.fills_seat()).count();
+        if holding >= usize::from(task.requirements.team_size.max(1)) {
+            return Err(conflict(
+                "task",
+                "every seat of the team is offered or taken already",
+            ));
+        }
+        self.staff(&[task_id], by)?;
+        Ok(self
+            .store
+            .read(|r| r.task(task_id))?
+            .ok_or_else(|| not_found("task", task_id))?)
+    }
+
+    /// Offers a task to a volunteer a station chose by hand. The hard constraints still apply:
+    /// a volunteer who breaks one is refused with the constraint named.
+    pub fn assign(
+        &self,
+        task_id: u64,
+        volunteer: u64,
+        guard: &dyn crate::service::Guard,
+        by: &str,
+    ) -> Result<Task, ServiceError> {
+        let _one_at_a_time = self
+            .staffing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.clock.now();
+        let task = self
+            .store
+            .read(|r| r.task(task_id))?
+            .filter(|t| guard.community(&t.community))
+            .ok_or_else(|| not_found("task", task_id))?;
+        if !task.status.is_active() {
+            return Err(conflict(
+                "status",
+                "only a task still to do can be assigned",
+            ));
+        }
+        if task
+            .offers
+            .iter()
+            .any(|o| o.volunteer == volunteer && o.state.fills_seat())
+        {
+            return Err(conflict(
+                "volunteer",
+                "this volunteer already has an offer for this task",
+            ));
+        }
+        let problem = self.problem(&[task_id], now)?;
+        let Some(spec) = problem.tasks.first() else {
+            return Err(conflict(
+                "task",
+                "every seat of the team is offered or taken already",
+            ));
+        };
+        let refuse = |message: String| -> ServiceError {
+            crate::registry::Invalid::one("volunteer", message).into()
+        };
+        let Some(v) = problem.volunteers.iter().find(|v| v.id == volunteer) else {
+            return Err(refuse(
+                "is not an active volunteer of the task's station, nor of a neighbouring station the bureau allows".into(),
+            ));
+        };
+        if v.capacity == 0 {
+            return Err(refuse(crate::task::Reason::AtCapacity.describe_en()));
+        }
+        let distance = spec
+            .location
+            .map(|at| crate::matching::geo::haversine_km(v.home, at));
+        matching::eligible(spec, v, distance).map_err(|r| refuse(r.describe_en()))?;
+        let settings = self.matching();
+        self.store.write(|w| {
+            let mut writer = w.task_writer()?;
+            let mut task = writer
+                .get(task_id)?
+                .ok_or_else(|| not_found("task", task_id))?;
+            if task.station.is_none() && spec.station != 0 {
+                task.station = Some(spec.station);
+            }
+            let hours = if task.priority == Priority::Urgent {
+                settings.urgent_offer_hours
+            } else {
+                settings.offer_hours
+            };
+            let respond_by = now + Duration::hours(i64::from(hours));
+            task.offers.push(Offer {
+                volunteer,
+                state: OfferState::Offered,
+                offered_at: now,
+                respond_by,
+                responded_at: None,
+                reason: None,
+                checked_in_at: None,
+                checked_in_position: None,
+                checked_out_at: None,
+                checked_out_position: None,
+            });
+            task.unstaffed.clear();
+            if task.status == TaskStatus::Unstaffed {
+                task.status = TaskStatus::Open;
+            }
+            settle(&mut task, now, by, Some("assigned by hand".into()));
+            task.updated_at = now;
+            writer.put(&task)?;
+            drop(writer);
+            w.push_event(with(
+                event(
+                    EventKind::TaskOffered,
+                    &task,
+                    now,
+                    format!("{} offered to volunteer {volunteer} by hand", task.title.zh),
+                ),
+                EventData::Offered {
+                    volunteers: vec![volunteer],
+                    deadline: respond_by,
+                },
+            ))?;
+            Ok(task)
+        })
+    }
+
     /// Cancels a task (a station, bureau or administrator): pending offers are withdrawn.
     pub fn cancel(
         &self,

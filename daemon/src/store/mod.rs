@@ -5,6 +5,7 @@
 //!
 //! Never: HTTP, scopes or validation rules here — callers hand in records already checked.
 
+mod console;
 mod lock;
 mod notify;
 mod outbox;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use redb::ReadableDatabase;
 
+pub use console::ConsoleTable;
 pub use lock::{DataLock, LockError};
 pub use registry::{Duplicate, PersonWriter, VolunteerWriter};
 pub use schedule::TaskWriter;

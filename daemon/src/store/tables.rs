@@ -37,6 +37,16 @@ pub(super) const VOLUNTEERS_BY_RESIDENT_ID: TableDefinition<&str, u64> =
 /// SHA-256 of the token (hex) → token record
 pub(super) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 
+/// Console staff accounts: username → account (argon2id password hash, scope, disabled)
+pub(super) const CONSOLE_USERS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("console_users");
+/// Console sessions: SHA-256 of the cookie's secret (hex) → session
+pub(super) const CONSOLE_SESSIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("console_sessions");
+/// Volunteers' one-time login links: SHA-256 of the code (hex) → link
+pub(super) const CONSOLE_LOGIN_LINKS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("console_login_links");
+
 /// Plugin id → plugin record (versions, active version, configuration, quarantine)
 pub(super) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 /// (plugin id, version) → the component's bytes; every deployed version is kept

@@ -218,6 +218,9 @@ impl WriteTx {
         self.txn.open_table(VOLUNTEERS_BY_STATION)?;
         self.txn.open_table(VOLUNTEERS_BY_RESIDENT_ID)?;
         self.txn.open_table(TOKENS)?;
+        self.txn.open_table(CONSOLE_USERS)?;
+        self.txn.open_table(CONSOLE_SESSIONS)?;
+        self.txn.open_table(CONSOLE_LOGIN_LINKS)?;
         self.txn.open_table(PLUGINS)?;
         self.txn.open_table(PLUGIN_WASM)?;
         self.txn.open_table(DUTIES)?;

@@ -1,0 +1,1155 @@
+//! The township station's pages: the month at a glance, tasks (re-offer, assign by hand,
+//! cancel), a resident's phone request (接诉即办), residents (ID masked unless revealed, which is
+//! audited), volunteers with their login QR codes, and spreadsheet imports.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Datelike, Duration};
+use maud::{Markup, PreEscaped, html};
+use serde::Deserialize;
+
+use super::{
+    Form, Staff, Web, csrf_field, error_page, local_time, local_utc, mask_id, page, priority_name,
+    problems, reason_text, same_token, see_other, status_name,
+};
+use crate::api::extract::{Body, Path as ApiPath, Query as ApiQuery};
+use crate::api::problem::ApiError;
+use crate::api::{AppState, registry as reg, tasks as api_tasks, users};
+use crate::records::model::{AuditAction, TaskCounts, month_start};
+use crate::registry::{Person, Station};
+use crate::schedule::{Priority, Task, TaskStatus, TaskTarget};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/station", get(dashboard_route))
+        .route("/station/tasks", get(task_list))
+        .route("/station/tasks/{id}", get(task_page))
+        .route("/station/tasks/{id}/reoffer", post(reoffer))
+        .route("/station/tasks/{id}/assign", post(assign))
+        .route("/station/tasks/{id}/cancel", post(cancel))
+        .route("/station/requests/new", get(request_form))
+        .route("/station/requests", post(request_post))
+        .route("/station/persons", get(persons))
+        .route("/station/persons/{id}", get(person_page))
+        .route("/station/persons/{id}/reveal", post(reveal))
+        .route("/station/volunteers", get(volunteers))
+        .route("/station/volunteers/{id}", get(volunteer_page))
+        .route("/station/volunteers/{id}/login-link", post(login_link))
+        .route("/station/volunteers/{id}/end-sessions", post(end_sessions))
+        .route("/station/import", get(import_form).post(import_post))
+}
+
+/// The station a staff member works for (bureaus and administrators have the bureau pages).
+fn station_of(s: &Staff) -> Result<Station, Response> {
+    s.caller.station.clone().ok_or_else(|| see_other("/bureau"))
+}
+
+// ------------------------------------------------------------------------------- dashboard
+
+/// One community's row on the dashboard.
+#[derive(Debug, Default, Clone)]
+pub struct CommunityRow {
+    pub code: String,
+    pub name: String,
+    /// Active tasks due by the end of the month, by status.
+    pub active: BTreeMap<&'static str, u32>,
+    /// The month's tasks by how they stand (from the records' counts).
+    pub month: TaskCounts,
+    pub overdue: u32,
+}
+
+/// What the station dashboard shows.
+#[derive(Debug, Default)]
+pub struct Dashboard {
+    pub month: String,
+    pub rows: Vec<CommunityRow>,
+    /// Urgent tasks still to do (follow-ups first).
+    pub urgent: Vec<Task>,
+    pub unstaffed: Vec<Task>,
+    pub unstaffed_total: u32,
+    pub overdue: Vec<Task>,
+    pub overdue_total: u32,
+    pub active_total: u32,
+}
+
+const LISTED: usize = 50;
+
+fn status_key(s: TaskStatus) -> &'static str {
+    match s {
+        TaskStatus::Open => "open",
+        TaskStatus::Offered => "offered",
+        TaskStatus::Accepted => "accepted",
+        TaskStatus::CheckedIn => "checked_in",
+        TaskStatus::Visited => "visited",
+        TaskStatus::Done => "done",
+        TaskStatus::Unstaffed => "unstaffed",
+        TaskStatus::Cancelled => "cancelled",
+    }
+}
+
+const ACTIVE: [TaskStatus; 6] = [
+    TaskStatus::Unstaffed,
+    TaskStatus::Open,
+    TaskStatus::Offered,
+    TaskStatus::Accepted,
+    TaskStatus::CheckedIn,
+    TaskStatus::Visited,
+];
+
+/// The month of a station: active tasks (read through the status index, so a station's
+/// finished history is never read) and the month's counts (from the records' index).
+pub fn dashboard(
+    r: &crate::store::ReadTx,
+    station: &Station,
+    month: u32,
+) -> Result<Dashboard, crate::store::StoreError> {
+    let start = month_start(month).unwrap_or_default();
+    let next = start
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(start);
+    let mut rows: BTreeMap<String, CommunityRow> = BTreeMap::new();
+    for c in &station.communities {
+        let name = r.region(c)?.map(|g| g.name).unwrap_or_default();
+        rows.insert(
+            c.clone(),
+            CommunityRow {
+                code: c.clone(),
+                name,
+                ..Default::default()
+            },
+        );
+    }
+    let mut d = Dashboard {
+        month: format!("{}-{:02}", start.year(), start.month()),
+        ..Default::default()
+    };
+    for status in ACTIVE {
+        let mut after = 0;
+        loop {
+            let page = r.tasks_in_status(status, after, 5000, |t| {
+                station.serves(&t.community) && t.due_start.date_naive() < next
+            })?;
+            for t in page.items {
+                let Some(row) = rows.get_mut(&t.community) else {
+                    continue;
+                };
+                *row.active.entry(status_key(t.status)).or_default() += 1;
+                d.active_total += 1;
+                if t.overdue {
+                    row.overdue += 1;
+                    d.overdue_total += 1;
+                    if d.overdue.len() < LISTED {
+                        d.overdue.push(t.clone());
+                    }
+                }
+                if t.status == TaskStatus::Unstaffed {
+                    d.unstaffed_total += 1;
+                    if d.unstaffed.len() < LISTED {
+                        d.unstaffed.push(t.clone());
+                    }
+                }
+                if t.priority == Priority::Urgent && d.urgent.len() < LISTED {
+                    d.urgent.push(t);
+                }
+            }
+            match page.next.and_then(|n| n.parse().ok()) {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+    }
+    for c in &station.communities {
+        for (community, _action, counts) in r.task_counts(month, c)? {
+            if let Some(row) = rows.get_mut(&community) {
+                row.month.add(&counts);
+            }
+        }
+    }
+    d.urgent
+        .sort_by_key(|t| (t.follows_up.is_none(), t.due_end));
+    d.overdue.sort_by_key(|t| t.due_end);
+    d.rows = rows.into_values().collect();
+    Ok(d)
+}
+
+#[derive(Deserialize)]
+struct MonthQuery {
+    month: Option<String>,
+}
+
+fn parse_month(web: &Web, st: &AppState, m: Option<&str>) -> Result<u32, Response> {
+    let m = m.map_or_else(|| super::this_month(st), str::to_owned);
+    crate::records::coverage::parse_month(&m).map_err(|e| {
+        error_page(
+            web,
+            &crate::api::extract::query_error("month", e.to_string()),
+        )
+    })
+}
+
+async fn dashboard_page(
+    st: AppState,
+    staff: Staff,
+    month: Option<String>,
+) -> Result<Response, Response> {
+    let station = station_of(&staff)?;
+    let web = &staff.web;
+    let m = parse_month(web, &st, month.as_deref())?;
+    let d = st
+        .read(|r| dashboard(r, &station, m))
+        .map_err(|e| error_page(web, &ApiError::from(e)))?;
+    let total = |f: fn(&CommunityRow) -> u32| d.rows.iter().map(f).sum::<u32>();
+    let body = html! {
+        form.bar method="get" action="/station" {
+            label { (web.t("月份", "Month")) input type="month" name="month" value=(d.month); }
+            button type="submit" { (web.t("查看", "Show")) }
+            a.button href="/station/requests/new" { (web.t("＋ 登记居民诉求", "+ Phone request")) }
+        }
+        p.summary {
+            (station.name) " · "
+            (web.t("进行中", "active")) " " strong { (d.active_total) } " · "
+            (web.t("无人可派", "unstaffed")) " " strong.bad { (d.unstaffed_total) } " · "
+            (web.t("逾期", "overdue")) " " strong.bad { (d.overdue_total) }
+        }
+        @if !d.urgent.is_empty() {
+            section.urgent {
+                h2 { (web.t("紧急（回访优先）", "Urgent (follow-ups first)")) }
+                (task_table(web, &d.urgent))
+            }
+        }
+        section {
+            h2 { (web.t("各村（社区）本月任务", "This month by community")) }
+            div.scroll { table {
+                thead { tr {
+                    th { (web.t("村（社区）", "Community")) }
+                    th.num { (web.t("本月应办", "Due")) }
+                    th.num { (web.t("已完成", "Done")) }
+                    th.num { (web.t("待派", "Open")) }
+                    th.num { (web.t("已派单", "Offered")) }
+                    th.num { (web.t("已接单", "Accepted")) }
+                    th.num { (web.t("走访中", "Checked in")) }
+                    th.num { (web.t("无人可派", "Unstaffed")) }
+                    th.num { (web.t("逾期", "Overdue")) }
+                } }
+                tbody {
+                    @for row in &d.rows {
+                        tr {
+                            td { a href=(format!("/station/tasks?community={}", row.code)) { (row.name) } }
+                            td.num { (row.month.due) }
+                            td.num { (row.month.done) }
+                            td.num { (row.active.get("open").copied().unwrap_or(0)) }
+                            td.num { (row.active.get("offered").copied().unwrap_or(0)) }
+                            td.num { (row.active.get("accepted").copied().unwrap_or(0)) }
+                            td.num { (row.active.get("checked_in").copied().unwrap_or(0) + row.active.get("visited").copied().unwrap_or(0)) }
+                            td.num.bad[row.active.get("unstaffed").is_some()] { (row.active.get("unstaffed").copied().unwrap_or(0)) }
+                            td.num.bad[row.overdue > 0] { (row.overdue) }
+                        }
+                    }
+                }
+                tfoot { tr {
+                    th { (web.t("合计", "Total")) }
+                    th.num { (total(|r| r.month.due)) }
+                    th.num { (total(|r| r.month.done)) }
+                    th.num { (total(|r| r.active.get("open").copied().unwrap_or(0))) }
+                    th.num { (total(|r| r.active.get("offered").copied().unwrap_or(0))) }
+                    th.num { (total(|r| r.active.get("accepted").copied().unwrap_or(0))) }
+                    th.num { (total(|r| r.active.get("checked_in").copied().unwrap_or(0) + r.active.get("visited").copied().unwrap_or(0))) }
+                    th.num { (total(|r| r.active.get("unstaffed").copied().unwrap_or(0))) }
+                    th.num { (total(|r| r.overdue)) }
+                } }
+            } }
+        }
+        section {
+            h2 { (web.t("无人可派的任务及原因", "Unstaffed tasks and why")) }
+            @if d.unstaffed.is_empty() { p.ok { (web.t("没有。", "None.")) } }
+            @else {
+                ul.reasons {
+                    @for t in &d.unstaffed {
+                        li {
+                            a href=(format!("/station/tasks/{}", t.id)) { (title(web, t)) }
+                            " — "
+                            @for (i, rc) in t.unstaffed.iter().enumerate() {
+                                @if i > 0 { "；" }
+                                (reason_text(web, &rc.reason))
+                            }
+                        }
+                    }
+                }
+                @if d.unstaffed_total as usize > d.unstaffed.len() {
+                    p { a href="/station/tasks?status=unstaffed" { (web.t("全部无人可派任务 →", "All unstaffed tasks →")) } }
+                }
+            }
+        }
+        section {
+            h2 { (web.t("逾期未访", "Overdue visits")) }
+            @if d.overdue.is_empty() { p.ok { (web.t("没有。", "None.")) } }
+            @else {
+                (task_table(web, &d.overdue))
+                @if d.overdue_total as usize > d.overdue.len() {
+                    p { a href="/station/tasks?status=overdue" { (web.t("全部逾期任务 →", "All overdue tasks →")) } }
+                }
+            }
+        }
+    };
+    Ok(page(web, web.t("本月工作台", "This month"), body))
+}
+
+async fn dashboard_route(
+    State(st): State<AppState>,
+    staff: Staff,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    dashboard_page(st, staff, q.month)
+        .await
+        .unwrap_or_else(|r| r)
+}
+
+fn title<'a>(web: &Web, t: &'a Task) -> &'a str {
+    match web.lang {
+        super::Lang::Zh => &t.title.zh,
+        super::Lang::En => &t.title.en,
+    }
+}
+
+fn task_table(web: &Web, tasks: &[Task]) -> Markup {
+    html! {
+        div.scroll { table {
+            thead { tr {
+                th { "#" }
+                th { (web.t("任务", "Task")) }
+                th { (web.t("状态", "Status")) }
+                th { (web.t("优先级", "Priority")) }
+                th { (web.t("截止", "Due")) }
+            } }
+            tbody {
+                @for t in tasks {
+                    tr.overdue[t.overdue] {
+                        td { (t.id) }
+                        td { a href=(format!("/station/tasks/{}", t.id)) { (title(web, t)) } }
+                        td { (status_name(web, t.status)) @if t.overdue { " " span.tag.bad { (web.t("逾期", "overdue")) } } }
+                        td { (priority_name(web, t.priority)) }
+                        td { (local_time(t.due_end)) }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+// ----------------------------------------------------------------------------------- tasks
+
+#[derive(Deserialize)]
+struct TaskListQuery {
+    status: Option<String>,
+    community: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn task_list(
+    State(st): State<AppState>,
+    staff: Staff,
+    Query(q): Query<TaskListQuery>,
+) -> Response {
+    let web = &staff.web;
+    let mut query = vec![("limit", "100".to_owned())];
+    if let Some(s) = q.status.as_deref().filter(|s| !s.is_empty()) {
+        query.push(("status", s.to_owned()));
+    }
+    if let Some(c) = q.community.as_deref().filter(|s| !s.is_empty()) {
+        query.push(("region", c.to_owned()));
+    }
+    if let Some(c) = q.cursor.as_deref().filter(|s| !s.is_empty()) {
+        query.push(("cursor", c.to_owned()));
+    }
+    let qs = serde_urlencoded::to_string(&query).unwrap_or_default();
+    let parsed = match serde_urlencoded::from_str(&qs) {
+        Ok(p) => p,
+        Err(e) => return error_page(web, &crate::api::extract::query_error("", e.to_string())),
+    };
+    let page_result =
+        crate::api::duties::list_tasks(State(st.clone()), staff.caller.clone(), ApiQuery(parsed))
+            .await;
+    let Json(tasks) = match page_result {
+        Ok(p) => p,
+        Err(e) => return error_page(web, &e),
+    };
+    let statuses = [
+        ("", web.t("全部", "all")),
+        ("unstaffed", web.t("无人可派", "unstaffed")),
+        ("overdue", web.t("逾期", "overdue")),
+        ("open", web.t("待派", "open")),
+        ("offered", web.t("已派单", "offered")),
+        ("accepted", web.t("已接单", "accepted")),
+        ("checked_in", web.t("走访中", "checked in")),
+        ("done", web.t("已完成", "done")),
+        ("cancelled", web.t("已取消", "cancelled")),
+    ];
+    let current = q.status.clone().unwrap_or_default();
+    let community = q.community.clone().unwrap_or_default();
+    let body = html! {
+        nav.tabs {
+            @for (key, label) in statuses {
+                a.active[current == key] href=(format!("/station/tasks?status={key}&community={community}")) { (label) }
+            }
+        }
+        @if tasks.items.is_empty() { p { (web.t("没有符合条件的任务。", "No tasks match.")) } }
+        @else { (task_table(web, &tasks.items)) }
+        @if let Some(next) = &tasks.next_cursor {
+            p { a href=(format!("/station/tasks?status={current}&community={community}&cursor={next}")) { (web.t("下一页 →", "Next page →")) } }
+        }
+    };
+    page(web, web.t("任务", "Tasks"), body)
+}
+
+async fn task_page(
+    State(st): State<AppState>,
+    staff: Staff,
+    ApiPath(id): ApiPath<u64>,
+) -> Response {
+    task_view(&st, &staff.web, &staff.caller, id, None).await
+}
+
+async fn task_view(
+    st: &AppState,
+    web: &Web,
+    caller: &crate::api::auth::Caller,
+    id: u64,
+    failed: Option<ApiError>,
+) -> Response {
+    let detail =
+        match crate::api::duties::get_task(State(st.clone()), caller.clone(), ApiPath(id)).await {
+            Ok(Json(d)) => d,
+            Err(e) => return error_page(web, &e),
+        };
+    let task = &detail.task;
+    // The person's name through the person route, so that the read is audited as any other.
+    let person: Option<Person> = match task.target {
+        TaskTarget::Person { id: pid } => {
+            reg::get_person(State(st.clone()), caller.clone(), ApiPath(pid))
+                .await
+                .ok()
+                .map(|Json(p)| p)
+        }
+        TaskTarget::Community { .. } => None,
+    };
+    let names: BTreeMap<u64, String> = st
+        .read(|r| {
+            let mut m = BTreeMap::new();
+            for o in &task.offers {
+                if let Some(v) = r.volunteer(o.volunteer)? {
+                    m.insert(o.volunteer, v.name);
+                }
+            }
+            Ok::<_, crate::store::StoreError>(m)
+        })
+        .unwrap_or_default();
+    let candidates: Vec<(u64, String)> = match &caller.station {
+        Some(s) => st
+            .read(|r| {
+                Ok::<_, crate::store::StoreError>(
+                    r.volunteers_of_station(s.id, 0, 500, |v| {
+                        v.status == crate::registry::VolunteerStatus::Active
+                    })?
+                    .items
+                    .into_iter()
+                    .map(|v| (v.id, v.name))
+                    .collect(),
+                )
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let active = task.status.is_active();
+    let body = html! {
+        @if let Some(e) = &failed { (problems(web, e)) }
+        dl.facts {
+            dt { (web.t("状态", "Status")) } dd { (status_name(web, task.status)) @if task.overdue { " " span.tag.bad { (web.t("逾期", "overdue")) } } }
+            dt { (web.t("优先级", "Priority")) } dd { (priority_name(web, task.priority)) }
+            dt { (web.t("时间", "Due")) } dd { (local_time(task.due_start)) " — " (local_time(task.due_end)) }
+            @if let Some(p) = &person {
+                dt { (web.t("服务对象", "Resident")) } dd { a href=(format!("/station/persons/{}", p.id)) { (p.name) } }
+                @if let Some(a) = &p.address { dt { (web.t("地址", "Address")) } dd { (a) } }
+            }
+            dt { (web.t("村（社区）", "Community")) } dd { (task.community) }
+            dt { (web.t("要求", "Requirements")) } dd {
+                (web.t("人数", "team")) " " (task.requirements.team_size)
+                @for s in &task.requirements.skills { " · " (s) }
+                @for s in &task.requirements.roles { " · " (s) }
+                @for s in &task.requirements.clearances { " · " (s) }
+                @if let Some(km) = task.requirements.max_distance_km { " · ≤ " (km) " km" }
+            }
+        }
+        @if !task.unstaffed.is_empty() {
+            section {
+                h2 { (web.t("为什么无人可派", "Why nobody could take it")) }
+                ul.reasons {
+                    @for rc in &task.unstaffed {
+                        li { (reason_text(web, &rc.reason))
+                            @if rc.volunteers > 0 { " (" (rc.volunteers) " " (web.t("人", "volunteers")) ")" } }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { (web.t("派单", "Offers")) }
+            @if task.offers.is_empty() { p { (web.t("尚未派单。", "No offers yet.")) } }
+            @else {
+                div.scroll { table {
+                    thead { tr { th { (web.t("志愿者", "Volunteer")) } th { (web.t("状态", "State")) } th { (web.t("派单时间", "Offered")) } th { (web.t("答复期限", "Answer by")) } th { (web.t("说明", "Note")) } } }
+                    tbody { @for o in &task.offers { tr {
+                        td { a href=(format!("/station/volunteers/{}", o.volunteer)) { (names.get(&o.volunteer).cloned().unwrap_or_else(|| o.volunteer.to_string())) } }
+                        td { (format!("{:?}", o.state).to_lowercase()) }
+                        td { (local_utc(o.offered_at)) }
+                        td { (local_utc(o.respond_by)) }
+                        td { (o.reason.clone().unwrap_or_default()) }
+                    } } }
+                } }
+            }
+        }
+        @if active {
+            section.actions {
+                h2 { (web.t("操作", "Actions")) }
+                form.inline method="post" action=(format!("/station/tasks/{id}/reoffer")) {
+                    (csrf_field(web))
+                    button type="submit" { (web.t("重新派单", "Re-offer")) }
+                }
+                form.inline method="post" action=(format!("/station/tasks/{id}/assign")) {
+                    (csrf_field(web))
+                    label { (web.t("指定志愿者", "Assign by hand"))
+                        select name="volunteer" required {
+                            option value="" { (web.t("— 选择 —", "— choose —")) }
+                            @for (vid, name) in &candidates { option value=(vid) { (name) " (#" (vid) ")" } }
+                        }
+                    }
+                    button type="submit" { (web.t("派给此人", "Offer to them")) }
+                }
+                form.inline method="post" action=(format!("/station/tasks/{id}/cancel")) {
+                    (csrf_field(web))
+                    input type="text" name="reason" maxlength="200" placeholder=(web.t("取消原因", "Reason"));
+                    button.danger type="submit" { (web.t("取消任务", "Cancel task")) }
+                }
+            }
+        }
+        section {
+            h2 { (web.t("经过", "History")) }
+            ul.history { @for h in &task.history {
+                li { (local_utc(h.at)) " · " (status_name(web, h.status)) " · " (h.by) @if let Some(n) = &h.note { " · " (n) } }
+            } }
+        }
+    };
+    let status = failed.as_ref().map_or(StatusCode::OK, |e| e.status);
+    super::page_with(web, status, title(web, task), body)
+}
+
+async fn reoffer(State(st): State<AppState>, ApiPath(id): ApiPath<u64>, form: Form) -> Response {
+    match api_tasks::reoffer(State(st.clone()), form.caller.clone(), ApiPath(id)).await {
+        Ok(_) => see_other(&format!("/station/tasks/{id}")),
+        Err(e) => task_view(&st, &form.web, &form.caller, id, Some(e)).await,
+    }
+}
+
+async fn assign(State(st): State<AppState>, ApiPath(id): ApiPath<u64>, form: Form) -> Response {
+    let Some(volunteer) = form
+        .get("volunteer")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    else {
+        let e = ApiError::invalid(vec![crate::registry::FieldError {
+            field: "volunteer".into(),
+            message: "choose a volunteer".into(),
+        }]);
+        return task_view(&st, &form.web, &form.caller, id, Some(e)).await;
+    };
+    let req = api_tasks::Assign { volunteer };
+    match api_tasks::assign(
+        State(st.clone()),
+        form.caller.clone(),
+        ApiPath(id),
+        Body(req),
+    )
+    .await
+    {
+        Ok(_) => see_other(&format!("/station/tasks/{id}")),
+        Err(e) => task_view(&st, &form.web, &form.caller, id, Some(e)).await,
+    }
+}
+
+async fn cancel(State(st): State<AppState>, ApiPath(id): ApiPath<u64>, form: Form) -> Response {
+    let req = api_tasks::Cancel {
+        reason: form.text("reason"),
+    };
+    match api_tasks::cancel(
+        State(st.clone()),
+        form.caller.clone(),
+        ApiPath(id),
+        Body(req),
+    )
+    .await
+    {
+        Ok(_) => see_other(&format!("/station/tasks/{id}")),
+        Err(e) => task_view(&st, &form.web, &form.caller, id, Some(e)).await,
+    }
+}
+
+// -------------------------------------------------------------------------- phone requests
+
+#[derive(Deserialize)]
+struct RequestQuery {
+    person: Option<u64>,
+}
+
+fn request_body(
+    web: &Web,
+    person: Option<&Person>,
+    form: Option<&Form>,
+    failed: Option<&ApiError>,
+    now: chrono::DateTime<chrono::FixedOffset>,
+) -> Markup {
+    let value = |k: &str, d: String| form.and_then(|f| f.text(k)).unwrap_or(d);
+    let start = now.format("%Y-%m-%dT%H:%M").to_string();
+    let end = (now + Duration::days(1))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let skills = crate::registry::vocabulary::SKILLS;
+    html! {
+        @if let Some(e) = failed { (problems(web, e)) }
+        form.card method="post" action="/station/requests" {
+            (csrf_field(web))
+            @if let Some(p) = person {
+                p { (web.t("服务对象：", "Resident: ")) strong { (p.name) } " (#" (p.id) ")" }
+                input type="hidden" name="person" value=(p.id);
+            } @else {
+                label { (web.t("服务对象编号", "Resident number"))
+                    input type="number" name="person" min="1" required value=(value("person", String::new()));
+                    small { (web.t("不知道编号？先在", "Not sure? Find them under ")) a href="/station/persons" { (web.t("服务对象", "Residents")) } (web.t("里查找。", ".")) }
+                }
+            }
+            label { (web.t("诉求（标题）", "Request (title)"))
+                input type="text" name="title" maxlength="100" required value=(value("title", String::new())) placeholder=(web.t("例如：老人来电需要代购药品", "e.g. needs medicine fetched")); }
+            div.row {
+                label { (web.t("开始", "From")) input type="datetime-local" name="due_start" required value=(value("due_start", start)); }
+                label { (web.t("截止", "By")) input type="datetime-local" name="due_end" required value=(value("due_end", end)); }
+            }
+            div.row {
+                label { (web.t("优先级", "Priority"))
+                    select name="priority" {
+                        @for (v, zh, en) in [("urgent", "紧急", "urgent"), ("high", "高", "high"), ("normal", "普通", "normal"), ("low", "低", "low")] {
+                            option value=(v) selected[value("priority", "high".into()) == v] { (web.t(zh, en)) }
+                        }
+                    }
+                }
+                label { (web.t("人数", "Team size")) input type="number" name="team_size" min="1" max="20" value=(value("team_size", "1".into())); }
+                label { (web.t("最远距离（公里）", "Max distance (km)")) input type="number" name="max_distance_km" min="1" max="500" step="any" value=(value("max_distance_km", String::new())); }
+            }
+            fieldset {
+                legend { (web.t("需要的技能", "Skills needed")) }
+                @for s in skills {
+                    label.check { input type="checkbox" name="skills" value=(s.0) checked[form.is_some_and(|f| f.all("skills").iter().any(|x| x == s.0))]; (web.t(s.1, s.0)) }
+                }
+            }
+            button type="submit" { (web.t("登记并派单", "Record and offer")) }
+        }
+    }
+}
+
+async fn request_form(
+    State(st): State<AppState>,
+    staff: Staff,
+    Query(q): Query<RequestQuery>,
+) -> Response {
+    let web = &staff.web;
+    let person = match q.person {
+        Some(id) => {
+            match reg::get_person(State(st.clone()), staff.caller.clone(), ApiPath(id)).await {
+                Ok(Json(p)) => Some(p),
+                Err(e) => return error_page(web, &e),
+            }
+        }
+        None => None,
+    };
+    let now = st
+        .clock
+        .now()
+        .with_timezone(&crate::clock::local_zone())
+        .fixed_offset();
+    page(
+        web,
+        web.t("登记居民诉求（接诉即办）", "Record a resident's request"),
+        request_body(web, person.as_ref(), None, None, now),
+    )
+}
+
+fn local_input(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let naive = chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M").ok()?;
+    naive
+        .and_local_timezone(crate::clock::local_zone())
+        .single()
+        .map(|t| t.fixed_offset())
+}
+
+async fn request_post(State(st): State<AppState>, form: Form) -> Response {
+    let web = &form.web;
+    let now = st
+        .clock
+        .now()
+        .with_timezone(&crate::clock::local_zone())
+        .fixed_offset();
+    let mut errs = Vec::new();
+    let mut bad = |field: &str, message: &str| {
+        errs.push(crate::registry::FieldError {
+            field: field.into(),
+            message: message.into(),
+        })
+    };
+    let person = form
+        .get("person")
+        .and_then(|p| p.trim().parse::<u64>().ok());
+    if person.is_none() {
+        bad("person", "enter the resident's number");
+    }
+    let due_start = form.get("due_start").and_then(local_input);
+    let due_end = form.get("due_end").and_then(local_input);
+    if due_start.is_none() {
+        bad("due_start", "a date and time like 2026-12-01 09:00");
+    }
+    if due_end.is_none() {
+        bad("due_end", "a date and time like 2026-12-02 18:00");
+    }
+    let priority = match form.get("priority").unwrap_or("normal") {
+        "urgent" => Priority::Urgent,
+        "high" => Priority::High,
+        "low" => Priority::Low,
+        _ => Priority::Normal,
+    };
+    let team_size = form
+        .get("team_size")
+        .map_or(Some(1), |t| t.trim().parse::<u8>().ok());
+    if team_size.is_none() {
+        bad("team_size", "a number from 1 to 20");
+    }
+    let max_distance_km = match form.text("max_distance_km") {
+        None => None,
+        Some(t) => match t.parse::<f32>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                bad("max_distance_km", "a number of kilometres");
+                None
+            }
+        },
+    };
+    let title = form.text("title").unwrap_or_default();
+    let person_record = match person {
+        Some(id) => reg::get_person(State(st.clone()), form.caller.clone(), ApiPath(id))
+            .await
+            .ok()
+            .map(|Json(p)| p),
+        None => None,
+    };
+    let fail = |e: ApiError| {
+        page(
+            web,
+            web.t("登记居民诉求（接诉即办）", "Record a resident's request"),
+            request_body(web, None, Some(&form), Some(&e), now),
+        )
+    };
+    if !errs.is_empty() {
+        return fail(ApiError::invalid(errs));
+    }
+    let (Some(pid), Some(due_start), Some(due_end), Some(team_size)) =
+        (person, due_start, due_end, team_size)
+    else {
+        return fail(ApiError::invalid(Vec::new()));
+    };
+    let input = crate::schedule::staffing::NewTask {
+        kind: "phone-request".into(),
+        title: crate::schedule::Names {
+            zh: title.clone(),
+            en: title,
+        },
+        target: TaskTarget::Person { id: pid },
+        due_start,
+        due_end,
+        priority,
+        requirements: crate::task::Requirements {
+            team_size,
+            skills: form.all("skills"),
+            max_distance_km,
+            clearances: Vec::new(),
+            gender: None,
+            languages: Vec::new(),
+            roles: Vec::new(),
+        },
+    };
+    let _ = person_record;
+    match api_tasks::create_task(State(st.clone()), form.caller.clone(), Body(input)).await {
+        Ok((_, Json(task))) => see_other(&format!("/station/tasks/{}", task.id)),
+        Err(e) => fail(e),
+    }
+}
+
+// --------------------------------------------------------------------------------- persons
+
+#[derive(Deserialize)]
+struct PersonSearch {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn persons(
+    State(st): State<AppState>,
+    staff: Staff,
+    Query(q): Query<PersonSearch>,
+) -> Response {
+    let web = &staff.web;
+    let query = reg::PersonQuery {
+        region: None,
+        name: q.q.clone().filter(|s| !s.trim().is_empty()),
+        category: None,
+        need: None,
+        include_inactive: false,
+        limit: Some(50),
+        cursor: q.cursor.clone().filter(|c| !c.is_empty()),
+    };
+    let found =
+        match reg::list_persons(State(st.clone()), staff.caller.clone(), ApiQuery(query)).await {
+            Ok(Json(p)) => p,
+            Err(e) => return error_page(web, &e),
+        };
+    let search = q.q.clone().unwrap_or_default();
+    let body = html! {
+        form.bar method="get" action="/station/persons" {
+            input type="search" name="q" value=(search) placeholder=(web.t("姓名或身份证号", "Name or resident ID"));
+            button type="submit" { (web.t("查找", "Search")) }
+        }
+        div.scroll { table {
+            thead { tr { th { (web.t("姓名", "Name")) } th { (web.t("身份证号", "Resident ID")) } th { (web.t("村（社区）", "Community")) } th { (web.t("类别", "Categories")) } th {} } }
+            tbody { @for p in &found.items { tr {
+                td { a href=(format!("/station/persons/{}", p.id)) { (p.name) } }
+                td.mono { (mask_id(&p.resident_id)) }
+                td { (p.community) }
+                td { @for c in &p.categories { span.tag { (c.as_str()) } " " } }
+                td { a href=(format!("/station/requests/new?person={}", p.id)) { (web.t("登记诉求", "Request")) } }
+            } } }
+        } }
+        @if let Some(next) = &found.next_cursor {
+            p { a href=(format!("/station/persons?q={}&cursor={next}", form_urlencoded::byte_serialize(search.as_bytes()).collect::<String>())) { (web.t("下一页 →", "Next page →")) } }
+        }
+    };
+    page(web, web.t("服务对象", "Residents"), body)
+}
+
+fn person_body(web: &Web, p: &Person, revealed: bool) -> Markup {
+    html! {
+        dl.facts {
+            dt { (web.t("姓名", "Name")) } dd { (p.name) }
+            dt { (web.t("身份证号", "Resident ID")) } dd {
+                @if revealed { span.mono { (p.resident_id) } " " span.tag { (web.t("已记录查看", "view logged")) } }
+                @else {
+                    span.mono { (mask_id(&p.resident_id)) } " "
+                    form.inline method="post" action=(format!("/station/persons/{}/reveal", p.id)) {
+                        (csrf_field(web))
+                        button.link type="submit" { (web.t("显示完整号码（将记入审计日志）", "Show in full (logged)")) }
+                    }
+                }
+            }
+            dt { (web.t("出生日期", "Born")) } dd { (p.birth_date) }
+            @if let Some(a) = &p.address { dt { (web.t("地址", "Address")) } dd { (a) } }
+            @if let Some(ph) = &p.phone { dt { (web.t("电话", "Phone")) } dd { (ph) } }
+            dt { (web.t("村（社区）", "Community")) } dd { (p.community) }
+            dt { (web.t("类别", "Categories")) } dd { @for c in &p.categories { span.tag { (c.as_str()) } " " } }
+            @if !p.needs.is_empty() { dt { (web.t("需求", "Needs")) } dd { (p.needs.join("、")) } }
+        }
+        p { a.button href=(format!("/station/requests/new?person={}", p.id)) { (web.t("＋ 为此人登记诉求", "+ Record a request for them")) } }
+    }
+}
+
+async fn person_page(
+    State(st): State<AppState>,
+    staff: Staff,
+    ApiPath(id): ApiPath<u64>,
+) -> Response {
+    let web = &staff.web;
+    match reg::get_person(State(st.clone()), staff.caller.clone(), ApiPath(id)).await {
+        Ok(Json(p)) => page(web, &p.name.clone(), person_body(web, &p, false)),
+        Err(e) => error_page(web, &e),
+    }
+}
+
+async fn reveal(State(st): State<AppState>, ApiPath(id): ApiPath<u64>, form: Form) -> Response {
+    let web = &form.web;
+    let p = match reg::get_person(State(st.clone()), form.caller.clone(), ApiPath(id)).await {
+        Ok(Json(p)) => p,
+        Err(e) => return error_page(web, &e),
+    };
+    if let Err(e) = crate::api::records::audit(
+        &st,
+        &form.caller,
+        AuditAction::Reveal,
+        format!("person:{id}"),
+        None,
+        "POST /station/persons/{id}/reveal",
+        Some(p.community.clone()),
+    )
+    .await
+    {
+        return error_page(web, &e);
+    }
+    page(web, &p.name.clone(), person_body(web, &p, true))
+}
+
+// ------------------------------------------------------------------------------ volunteers
+
+async fn volunteers(State(st): State<AppState>, staff: Staff) -> Response {
+    let web = &staff.web;
+    let station = match station_of(&staff) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let list = match st.read(|r| r.volunteers_of_station(station.id, 0, 2000, |_| true)) {
+        Ok(p) => p.items,
+        Err(e) => return error_page(web, &ApiError::from(e)),
+    };
+    let body = html! {
+        p { (list.len()) " " (web.t("名志愿者", "volunteers")) }
+        div.scroll { table {
+            thead { tr { th { (web.t("姓名", "Name")) } th { (web.t("技能", "Skills")) } th { (web.t("角色", "Roles")) } th { (web.t("月服务量", "Monthly capacity")) } th { (web.t("状态", "Status")) } } }
+            tbody { @for v in &list { tr {
+                td { a href=(format!("/station/volunteers/{}", v.id)) { (v.name) } }
+                td { (v.skills.join("、")) }
+                td { (v.roles.join("、")) }
+                td.num { (v.monthly_capacity) }
+                td { (format!("{:?}", v.status).to_lowercase()) }
+            } } }
+        } }
+    };
+    page(web, web.t("志愿者", "Volunteers"), body)
+}
+
+async fn volunteer_view(
+    st: &AppState,
+    web: &Web,
+    caller: &crate::api::auth::Caller,
+    id: u64,
+    extra: Markup,
+) -> Response {
+    let v = match reg::get_volunteer(State(st.clone()), caller.clone(), ApiPath(id)).await {
+        Ok(Json(v)) => v,
+        Err(e) => return error_page(web, &e),
+    };
+    let hours =
+        crate::api::records::volunteer_hours(State(st.clone()), caller.clone(), ApiPath(id))
+            .await
+            .ok()
+            .map(|Json(h)| h);
+    let body = html! {
+        (extra)
+        dl.facts {
+            dt { (web.t("电话", "Phone")) } dd { (v.phone) }
+            dt { (web.t("技能", "Skills")) } dd { (v.skills.join("、")) }
+            dt { (web.t("角色", "Roles")) } dd { (v.roles.join("、")) }
+            dt { (web.t("月服务量", "Monthly capacity")) } dd { (v.monthly_capacity) }
+            @if let Some(h) = &hours {
+                dt { (web.t("服务时长", "Service hours")) } dd { (format!("{:.1}", h.hours)) }
+            }
+        }
+        section.actions {
+            h2 { (web.t("手机登录", "Phone login")) }
+            p { (web.t("生成一次性登录二维码，打印或让志愿者用手机扫码。", "Make a one-time login QR code to print or scan with the volunteer's phone.")) }
+            form.inline method="post" action=(format!("/station/volunteers/{id}/login-link")) {
+                (csrf_field(web))
+                button type="submit" { (web.t("生成登录二维码", "Make a login QR code")) }
+            }
+            form.inline method="post" action=(format!("/station/volunteers/{id}/end-sessions")) {
+                (csrf_field(web))
+                button.danger type="submit" { (web.t("让其所有手机退出登录", "Log out all their phones")) }
+            }
+        }
+    };
+    page(web, &v.name.clone(), body)
+}
+
+async fn volunteer_page(
+    State(st): State<AppState>,
+    staff: Staff,
+    ApiPath(id): ApiPath<u64>,
+) -> Response {
+    volunteer_view(&st, &staff.web, &staff.caller, id, html! {}).await
+}
+
+async fn login_link(State(st): State<AppState>, ApiPath(id): ApiPath<u64>, form: Form) -> Response {
+    let web = &form.web;
+    let link = match users::login_link(State(st.clone()), form.caller.clone(), ApiPath(id)).await {
+        Ok((_, Json(l))) => l,
+        Err(e) => return error_page(web, &e),
+    };
+    let svg = qrcode::QrCode::new(link.url.as_bytes())
+        .map(|q| {
+            q.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(220, 220)
+                .build()
+        })
+        .unwrap_or_default();
+    let extra = html! {
+        div.card.qr {
+            div.qrcode { (PreEscaped(svg)) }
+            p.mono.wrap { (link.url) }
+            p { (web.t("只能使用一次，有效期至 ", "Works once, until ")) (local_utc(link.expires_at)) }
+        }
+    };
+    volunteer_view(&st, web, &form.caller, id, extra).await
+}
+
+async fn end_sessions(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+    form: Form,
+) -> Response {
+    let web = &form.web;
+    match users::end_sessions(State(st.clone()), form.caller.clone(), ApiPath(id)).await {
+        Ok(Json(n)) => {
+            let extra = html! { p.notice { (web.t("已退出的手机会话：", "Phone sessions ended: ")) (n.ended) } };
+            volunteer_view(&st, web, &form.caller, id, extra).await
+        }
+        Err(e) => error_page(web, &e),
+    }
+}
+
+// ---------------------------------------------------------------------------------- import
+
+fn import_body(
+    web: &Web,
+    report: Option<(&str, &crate::registry::import::ImportReport)>,
+) -> Markup {
+    html! {
+        @if let Some((kind, r)) = report {
+            div.notice.ok[r.error_count == 0].error[r.error_count > 0] role="status" {
+                p { (kind) ": " (web.t("读取", "read")) " " (r.rows) " " (web.t("行，导入", "rows, imported")) " " (r.imported)
+                    @if r.skipped > 0 { "，" (web.t("跳过", "skipped")) " " (r.skipped) }
+                    @if r.error_count > 0 { "，" (web.t("错误", "errors")) " " (r.error_count) }
+                }
+            }
+            @if !r.errors.is_empty() {
+                div.scroll { table {
+                    thead { tr { th { (web.t("行号", "Row")) } th { (web.t("列", "Column")) } th { (web.t("问题", "Problem")) } } }
+                    tbody { @for e in &r.errors { tr {
+                        td.num { (e.row) } td { (e.field) } td { (e.message) }
+                    } } }
+                } }
+            }
+        }
+        form.card method="post" action="/station/import" enctype="multipart/form-data" data-progress="1" {
+            (csrf_field(web))
+            label { (web.t("导入内容", "What")) select name="kind" {
+                option value="persons" { (web.t("服务对象（居民）", "Residents")) }
+                option value="volunteers" { (web.t("志愿者", "Volunteers")) }
+            } }
+            label { (web.t("表格文件（CSV，UTF-8）", "Spreadsheet (CSV, UTF-8)")) input type="file" name="file" accept=".csv,text/csv" required; }
+            label.check { input type="checkbox" name="skip_invalid" value="true"; (web.t("跳过有错的行，导入其余", "Skip invalid rows and import the rest")) }
+            progress hidden max="100" value="0" {}
+            button type="submit" { (web.t("上传并导入", "Upload and import")) }
+        }
+    }
+}
+
+async fn import_form(staff: Staff) -> Response {
+    let web = &staff.web;
+    page(
+        web,
+        web.t("导入表格", "Import a spreadsheet"),
+        import_body(web, None),
+    )
+}
+
+async fn import_post(State(st): State<AppState>, staff: Staff, mut mp: Multipart) -> Response {
+    let web = &staff.web;
+    let mut csrf = String::new();
+    let mut kind = String::from("persons");
+    let mut skip_invalid = false;
+    let mut file = axum::body::Bytes::new();
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return error_page(
+                    web,
+                    &ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-request",
+                        format!("the upload could not be read: {e}"),
+                    ),
+                );
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name != "_csrf" && !same_token(&csrf, web.csrf()) {
+            return super::csrf_refused(web);
+        }
+        let data = match field.bytes().await {
+            Ok(d) => d,
+            Err(e) => {
+                return error_page(
+                    web,
+                    &ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
+                        format!("the upload could not be read: {e}"),
+                    ),
+                );
+            }
+        };
+        match name.as_str() {
+            "_csrf" => csrf = String::from_utf8_lossy(&data).into_owned(),
+            "kind" => kind = String::from_utf8_lossy(&data).into_owned(),
+            "skip_invalid" => skip_invalid = true,
+            "file" => file = data,
+            _ => {}
+        }
+    }
+    if !same_token(&csrf, web.csrf()) {
+        return super::csrf_refused(web);
+    }
+    let query: reg::ImportQuery = match serde_urlencoded::from_str(if skip_invalid {
+        "skip_invalid=true"
+    } else {
+        ""
+    }) {
+        Ok(q) => q,
+        Err(e) => return error_page(web, &crate::api::extract::query_error("", e.to_string())),
+    };
+    let label = if kind == "volunteers" {
+        web.t("志愿者", "Volunteers")
+    } else {
+        web.t("服务对象", "Residents")
+    };
+    match reg::import_csv(
+        State(st.clone()),
+        staff.caller.clone(),
+        ApiPath(kind.clone()),
+        ApiQuery(query),
+        crate::api::extract::Upload(file),
+    )
+    .await
+    {
+        Ok((status, Json(report))) => super::page_with(
+            web,
+            if status.is_success() {
+                StatusCode::OK
+            } else {
+                status
+            },
+            web.t("导入表格", "Import a spreadsheet"),
+            import_body(web, Some((label, &report))),
+        ),
+        Err(e) => super::page_with(
+            web,
+            e.status,
+            web.t("导入表格", "Import a spreadsheet"),
+            html! { (problems(web, &e)) (import_body(web, None)) },
+        ),
+    }
+}
