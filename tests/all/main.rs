@@ -9,6 +9,7 @@ mod wasm;
 mod api_crud;
 mod bad_input;
 mod cli;
+mod console;
 mod crash;
 mod dates;
 mod duties;

@@ -409,7 +409,7 @@ pub async fn cancel(
 #[utoipa::path(post, path = "/v1/tasks/{id}/reoffer", tag = "tasks",
     params(("id" = u64, Path, description = "Task id")),
     description = "Matches the task's open seats again now (after declines, expiries or new volunteers); volunteers who declined are not asked again. The answer shows the offers made, or why nobody could take it.",
-    responses((status = 200, body = Task), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = Task), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn reoffer(
     State(st): State<AppState>,
     caller: Caller,
@@ -431,7 +431,7 @@ pub struct Assign {
 #[utoipa::path(post, path = "/v1/tasks/{id}/assign", tag = "tasks", request_body = Assign,
     params(("id" = u64, Path, description = "Task id")),
     description = "Offers the task to a volunteer the station chose by hand. The hard constraints still apply: a volunteer who breaks one is refused (422) with the constraint named (skill, clearance, availability, distance, capacity, station, …).",
-    responses((status = 200, body = Task), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Task), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn assign(
     State(st): State<AppState>,
     caller: Caller,

@@ -93,7 +93,7 @@ pub async fn list_users(
 
 #[utoipa::path(post, path = "/v1/users", tag = "console", request_body = NewUser,
     description = "Creates a console account (argon2id password). Without `password`, one is generated and answered this once.",
-    responses((status = 201, body = UserCreated), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = UserCreated), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_user(
     State(st): State<AppState>,
     caller: Caller,
@@ -135,7 +135,7 @@ fn managed(st: &AppState, caller: &Caller, name: &str) -> Result<UserInfo, ApiEr
 #[utoipa::path(patch, path = "/v1/users/{name}", tag = "console", request_body = UserChange,
     params(("name" = String, Path, description = "Username")),
     description = "Disables an account (its sessions end at once) or enables it again.",
-    responses((status = 200, body = UserInfo), (status = 404, body = Problem)))]
+    responses((status = 200, body = UserInfo), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn update_user(
     State(st): State<AppState>,
     caller: Caller,
@@ -152,7 +152,7 @@ pub async fn update_user(
 #[utoipa::path(post, path = "/v1/users/{name}/reset", tag = "console",
     params(("name" = String, Path, description = "Username")),
     description = "Gives the account a new generated password (answered this once); its sessions end.",
-    responses((status = 200, body = UserCreated), (status = 404, body = Problem)))]
+    responses((status = 200, body = UserCreated), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn reset_user(
     State(st): State<AppState>,
     caller: Caller,
@@ -193,7 +193,7 @@ pub(crate) fn covered_volunteer(
 #[utoipa::path(post, path = "/v1/volunteers/{id}/login-link", tag = "console",
     params(("id" = u64, Path, description = "Volunteer id")),
     description = "A one-time link (print its QR code) with which the volunteer logs in on their phone; it expires after `[console] login_link_days` and works once. The code is answered this once.",
-    responses((status = 201, body = LoginLink), (status = 404, body = Problem)))]
+    responses((status = 201, body = LoginLink), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn login_link(
     State(st): State<AppState>,
     caller: Caller,
@@ -223,7 +223,7 @@ pub struct SessionsEnded {
 #[utoipa::path(delete, path = "/v1/volunteers/{id}/sessions", tag = "console",
     params(("id" = u64, Path, description = "Volunteer id")),
     description = "Logs the volunteer out on every phone (a lost phone, a volunteer who left).",
-    responses((status = 200, body = SessionsEnded), (status = 404, body = Problem)))]
+    responses((status = 200, body = SessionsEnded), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn end_sessions(
     State(st): State<AppState>,
     caller: Caller,

@@ -377,6 +377,7 @@ pub(crate) fn page_with(web: &Web, status: StatusCode, title: &str, body: Markup
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · 邻里" }
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href="/assets/console.css";
                 script src="/assets/console.js" defer {}
             }

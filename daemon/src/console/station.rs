@@ -750,8 +750,9 @@ async fn request_post(State(st): State<AppState>, form: Form) -> Response {
         None => None,
     };
     let fail = |e: ApiError| {
-        page(
+        super::page_with(
             web,
+            e.status,
             web.t("登记居民诉求（接诉即办）", "Record a resident's request"),
             request_body(web, None, Some(&form), Some(&e), now),
         )

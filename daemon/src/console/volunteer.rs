@@ -350,6 +350,40 @@ async fn check_out(State(st): State<AppState>, ApiPath(id): ApiPath<u64>, form: 
 
 // ------------------------------------------------------------------------- the report form
 
+/// A time as a `datetime-local` input shows it, in the daemon's zone.
+fn local_input(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| {
+        t.with_timezone(&crate::clock::local_zone())
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    })
+    .unwrap_or_default()
+}
+
+/// A time the volunteer changed on the form (unchanged times are left to the check-in and
+/// check-out, so that only corrections count as stated times).
+fn stated(
+    form: &Form,
+    field: &str,
+) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>, ApiError> {
+    let (Some(v), original) = (form.text(field), form.text(&format!("{field}0"))) else {
+        return Ok(None);
+    };
+    if original.as_deref() == Some(v.as_str()) {
+        return Ok(None);
+    }
+    chrono::NaiveDateTime::parse_from_str(&v, "%Y-%m-%dT%H:%M")
+        .ok()
+        .and_then(|n| n.and_local_timezone(crate::clock::local_zone()).single())
+        .map(|t| Some(t.fixed_offset()))
+        .ok_or_else(|| {
+            ApiError::invalid(vec![crate::registry::FieldError {
+                field: field.into(),
+                message: "a date and time like 2026-12-01T09:30".into(),
+            }])
+        })
+}
+
 fn question(web: &Web, q: &crate::schedule::ChecklistItem) -> String {
     match web.lang {
         super::Lang::Zh => q.question.zh.clone(),
@@ -395,6 +429,15 @@ fn report_body(web: &Web, t: &MyTask, form: Option<&Form>, failed: Option<&ApiEr
                     },
                 }
             }
+            fieldset {
+                legend { (web.t("走访时间（默认取签到、签退时间；忘记签退时可更正）", "Visit times (from your check-in and check-out; correct them if you forgot)")) }
+                div.row {
+                    label { (web.t("到达", "Arrived")) input type="datetime-local" name="visit_start" value=(form.and_then(|f| f.get("visit_start")).map_or_else(|| local_input(t.offer.checked_in_at), str::to_owned)); }
+                    label { (web.t("离开", "Left")) input type="datetime-local" name="visit_end" value=(form.and_then(|f| f.get("visit_end")).map_or_else(|| local_input(t.offer.checked_out_at), str::to_owned)); }
+                }
+                input type="hidden" name="visit_start0" value=(local_input(t.offer.checked_in_at));
+                input type="hidden" name="visit_end0" value=(local_input(t.offer.checked_out_at));
+            }
             label { (web.t("备注", "Notes")) textarea name="notes" maxlength="4000" { (value("notes")) } }
             button.big type="submit" { (web.t("提交走访记录", "File the report")) }
         }
@@ -436,9 +479,21 @@ async fn report_post(
             })
         })
         .collect();
+    let times = stated(&form, "visit_start").and_then(|a| Ok((a, stated(&form, "visit_end")?)));
+    let (checked_in_at, checked_out_at) = match times {
+        Ok(t) => t,
+        Err(e) => {
+            return page_with(
+                web,
+                e.status,
+                web.t("走访记录", "Visit report"),
+                report_body(web, &t, Some(&form), Some(&e)),
+            );
+        }
+    };
     let input = ReportInput {
-        checked_in_at: None,
-        checked_out_at: None,
+        checked_in_at,
+        checked_out_at,
         position: None,
         reached: form.get("reached") != Some("no"),
         answers,
