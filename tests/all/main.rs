@@ -8,6 +8,7 @@ mod wasm;
 
 mod api_crud;
 mod bad_input;
+mod browser;
 mod cli;
 mod console;
 mod crash;

@@ -113,7 +113,7 @@ fn coverage_body(web: &Web, c: &CoverageReport) -> Markup {
             div.card.kpi.bad[t.disability.met == Some(false)] { span { (web.t("残疾人照护率", "Disability care")) } strong { (pct(t.disability.rate)) } small { (web.t("目标 ", "target ")) (pct(Some(c.targets.disability_care_rate))) } }
             div.card.kpi.bad[t.drills.met == Some(false)] { span { (web.t("应急演练覆盖", "Communities drilled")) } strong { (pct(t.drills.rate)) } small { (web.t("目标 ", "target ")) (pct(Some(c.targets.drill_rate))) } }
             div.card.kpi.bad[t.info_officers.met == Some(false)] { span { (web.t("灾害信息员覆盖", "Info officers")) } strong { (pct(t.info_officers.rate)) } small { (web.t("目标 ", "target ")) (pct(Some(c.targets.info_officer_rate))) } }
-            div.card.kpi { span { (web.t("志愿服务时长", "Volunteer hours")) } strong { (format!("{:.0}", t.volunteer_hours)) } small { (web.t("小时", "hours")) } }
+            div.card.kpi { span { (web.t("志愿服务时长", "Volunteer hours")) } strong { (format!("{:.1}", t.volunteer_hours)) } small { (web.t("小时", "hours")) } }
         }
         section {
             h2 { (web.t("走访率趋势", "Visit rates over the months")) }

@@ -26,6 +26,7 @@ pub fn trend(
         let n = months.len().max(1);
         let chart = ChartBuilder::on(&root)
             .margin(10)
+            .margin_right(28)
             .x_label_area_size(28)
             .y_label_area_size(44)
             .build_cartesian_2d(0f64..(n as f64 - 1.0).max(1.0), 0f64..100f64);

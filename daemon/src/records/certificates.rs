@@ -209,6 +209,13 @@ th { width: 32%; background: #f3f3f3; font-weight: normal; }
 .revoked { color: #b00; font-weight: bold; font-size: 16pt; text-align: center; border: 2px solid #b00; padding: 3mm; }
 .ok { color: #070; font-weight: bold; font-size: 16pt; }
 @media print { .noprint { display: none; } }
+@media screen and (max-width: 700px) {
+  .sheet { width: auto; min-height: 0; padding: 4mm; }
+  h1 { font-size: 18pt; letter-spacing: 0.15em; }
+  p.body { font-size: 12pt; line-height: 1.8; }
+  table { font-size: 11pt; }
+  .foot { flex-direction: column; align-items: flex-start; gap: 4mm; }
+}
 "#;
 
 /// Hours as the JSON states them (up to two decimals, no trailing zeros): 0.75, 5, 12.5.
