@@ -322,6 +322,19 @@ enum Bench {
         #[arg(long, default_value_t = 20_000)]
         volunteers: usize,
     },
+    /// The station dashboard of a township with ~10,000 open tasks over HTTP (median, p95), and
+    /// the bytes of the volunteer's task page.
+    Console {
+        /// Tasks stored in the county (about 15% of them open: 1,400,000 gives ~10,500 per
+        /// township).
+        #[arg(long, default_value_t = 1_400_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Folder for the database (kept, and reused by the next run).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// The monthly coverage report over county-sized files (people in care and stored tasks
     /// per county), and the provincial view over every county in the file.
     Coverage {
@@ -574,6 +587,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 tasks,
                 dir,
             } => commands::bench_coverage::bench_coverage(counties, persons, tasks, dir),
+            Bench::Console { tasks, runs, dir } => {
+                commands::bench_console::bench_console(tasks, runs, dir)
+            }
             Bench::Plugin {
                 file,
                 targets,

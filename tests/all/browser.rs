@@ -37,12 +37,14 @@ async fn chromedriver() -> (Driver, String) {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let driver = Driver(
+        Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..600 {
@@ -50,7 +52,7 @@ async fn chromedriver() -> (Driver, String) {
             && let Ok(v) = r.json::<Value>().await
             && v["value"]["ready"] == true
         {
-            return (Driver(child), url);
+            return (driver, url);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -274,7 +276,6 @@ impl Browser {
         let all = logs.as_array().cloned().unwrap_or_default();
         let errors = all
             .iter()
-            .cloned()
             .filter(|e| {
                 e["level"] == "SEVERE"
                     && !(e["source"] == "network"
@@ -282,6 +283,7 @@ impl Browser {
                             .as_str()
                             .is_some_and(|m| m.contains("Failed to load resource")))
             })
+            .cloned()
             .collect();
         (all, errors)
     }

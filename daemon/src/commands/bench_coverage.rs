@@ -410,12 +410,24 @@ pub fn bench_coverage(
     tasks: usize,
     dir: Option<PathBuf>,
 ) -> Result<(), Failure> {
+    let (_tmp, store) = county_file(counties, persons, tasks, dir, "coverage.redb")?;
+    time_all(&store, counties)
+}
+
+/// The benchmark's county file (`name` in `dir`): reused when a file this bench wrote before
+/// with as many counties is there (kept with --dir), else written.
+pub(crate) fn county_file(
+    counties: usize,
+    persons: usize,
+    tasks: usize,
+    dir: Option<PathBuf>,
+    name: &str,
+) -> Result<(BenchDir, Store), Failure> {
     if !(1..=99).contains(&counties) {
         return Err(Failure::Usage("--counties must be 1 to 99".into()));
     }
     let tmp = BenchDir::new(dir)?;
-    let db = tmp.join("coverage.redb");
-    // A file this bench wrote before with as many counties (kept with --dir) is reused.
+    let db = tmp.join(name);
     if db.exists() {
         let store = open_store(&db, false)?;
         let (last, beyond) = store
@@ -428,7 +440,7 @@ pub fn bench_coverage(
             .map_err(fail)?;
         if last.is_some() && beyond.is_none() {
             eprintln!("reusing {}", db.display());
-            return time_all(&store, counties);
+            return Ok((tmp, store));
         }
     }
     let _ = std::fs::remove_file(&db);
@@ -460,7 +472,7 @@ pub fn bench_coverage(
         started.elapsed().as_secs_f64(),
         store.file_size() as f64 / 1048576.0
     );
-    time_all(&store, counties)
+    Ok((tmp, store))
 }
 
 fn time_all(store: &Store, counties: usize) -> Result<(), Failure> {

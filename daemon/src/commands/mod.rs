@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_console;
 pub mod bench_coverage;
 pub mod matching;
 pub mod plugin;

@@ -274,9 +274,7 @@ fn check_password(name: &str, password: &str) -> Result<(), Invalid> {
     if !(10..=256).contains(&n) {
         return Err(Invalid::one("password", "must be 10 to 256 characters"));
     }
-    if password.eq_ignore_ascii_case(name)
-        || password.chars().all(|c| Some(c) == password.chars().next())
-    {
+    if password.eq_ignore_ascii_case(name) || password.chars().all(|c| password.starts_with(c)) {
         return Err(Invalid::one(
             "password",
             "is too easy to guess: not the username, not one character repeated",

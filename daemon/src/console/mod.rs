@@ -16,7 +16,7 @@ pub mod accounts;
 mod bureau;
 mod charts;
 mod login;
-mod station;
+pub mod station;
 mod volunteer;
 
 use axum::Router;

@@ -45,6 +45,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The station a staff member works for (bureaus and administrators have the bureau pages).
+#[allow(clippy::result_large_err)]
 fn station_of(s: &Staff) -> Result<Station, Response> {
     s.caller.station.clone().ok_or_else(|| see_other("/bureau"))
 }
@@ -92,17 +93,9 @@ fn status_key(s: TaskStatus) -> &'static str {
     }
 }
 
-const ACTIVE: [TaskStatus; 6] = [
-    TaskStatus::Unstaffed,
-    TaskStatus::Open,
-    TaskStatus::Offered,
-    TaskStatus::Accepted,
-    TaskStatus::CheckedIn,
-    TaskStatus::Visited,
-];
-
-/// The month of a station: active tasks (read through the status index, so a station's
-/// finished history is never read) and the month's counts (from the records' index).
+/// The month of a station, from the active-task index (which summarises every task still to
+/// do: nothing finished is read) and the month's counts (from the records' index). Only the
+/// tasks listed (at most 50 a list) are read in full.
 pub fn dashboard(
     r: &crate::store::ReadTx,
     station: &Station,
@@ -112,68 +105,62 @@ pub fn dashboard(
     let next = start
         .checked_add_months(chrono::Months::new(1))
         .unwrap_or(start);
-    let mut rows: BTreeMap<String, CommunityRow> = BTreeMap::new();
-    for c in &station.communities {
-        let name = r.region(c)?.map(|g| g.name).unwrap_or_default();
-        rows.insert(
-            c.clone(),
-            CommunityRow {
-                code: c.clone(),
-                name,
-                ..Default::default()
-            },
-        );
-    }
+    // Due by the end of the month: started before the next month's first midnight (local).
+    let until = next
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(crate::clock::local_zone()).earliest())
+        .map_or(i64::MAX, |t| t.timestamp());
     let mut d = Dashboard {
         month: format!("{}-{:02}", start.year(), start.month()),
         ..Default::default()
     };
-    for status in ACTIVE {
-        let mut after = 0;
-        loop {
-            let page = r.tasks_in_status(status, after, 5000, |t| {
-                station.serves(&t.community) && t.due_start.date_naive() < next
-            })?;
-            for t in page.items {
-                let Some(row) = rows.get_mut(&t.community) else {
-                    continue;
-                };
-                *row.active.entry(status_key(t.status)).or_default() += 1;
-                d.active_total += 1;
-                if t.overdue {
-                    row.overdue += 1;
-                    d.overdue_total += 1;
-                    if d.overdue.len() < LISTED {
-                        d.overdue.push(t.clone());
-                    }
-                }
-                if t.status == TaskStatus::Unstaffed {
-                    d.unstaffed_total += 1;
-                    if d.unstaffed.len() < LISTED {
-                        d.unstaffed.push(t.clone());
-                    }
-                }
-                if t.priority == Priority::Urgent && d.urgent.len() < LISTED {
-                    d.urgent.push(t);
-                }
-            }
-            match page.next.and_then(|n| n.parse().ok()) {
-                Some(n) => after = n,
-                None => break,
-            }
-        }
-    }
+    let (mut urgent, mut unstaffed, mut overdue) = (Vec::new(), Vec::new(), Vec::new());
     for c in &station.communities {
-        for (community, _action, counts) in r.task_counts(month, c)? {
-            if let Some(row) = rows.get_mut(&community) {
-                row.month.add(&counts);
+        let mut row = CommunityRow {
+            code: c.clone(),
+            name: r.region(c)?.map(|g| g.name).unwrap_or_default(),
+            ..Default::default()
+        };
+        for t in r.active_tasks(c)? {
+            if t.due_start >= until {
+                continue;
+            }
+            *row.active.entry(status_key(t.status)).or_default() += 1;
+            d.active_total += 1;
+            if t.overdue {
+                row.overdue += 1;
+                d.overdue_total += 1;
+                overdue.push((t.due_end, t.id));
+            }
+            if t.status == TaskStatus::Unstaffed {
+                d.unstaffed_total += 1;
+                unstaffed.push((t.due_end, t.id));
+            }
+            if t.priority == Priority::Urgent {
+                urgent.push((!t.follow_up, t.due_end, t.id));
             }
         }
+        for (_community, _action, counts) in r.task_counts(month, c)? {
+            row.month.add(&counts);
+        }
+        d.rows.push(row);
     }
-    d.urgent
-        .sort_by_key(|t| (t.follows_up.is_none(), t.due_end));
-    d.overdue.sort_by_key(|t| t.due_end);
-    d.rows = rows.into_values().collect();
+    urgent.sort_unstable();
+    unstaffed.sort_unstable();
+    overdue.sort_unstable();
+    let read = |ids: &mut dyn Iterator<Item = u64>| -> Result<Vec<Task>, crate::store::StoreError> {
+        let mut out = Vec::new();
+        for id in ids.take(LISTED) {
+            if let Some(t) = r.task(id)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    };
+    d.urgent = read(&mut urgent.iter().map(|x| x.2))?;
+    d.unstaffed = read(&mut unstaffed.iter().map(|x| x.1))?;
+    d.overdue = read(&mut overdue.iter().map(|x| x.1))?;
+    d.rows.sort_by(|a, b| a.code.cmp(&b.code));
     Ok(d)
 }
 
@@ -182,6 +169,7 @@ struct MonthQuery {
     month: Option<String>,
 }
 
+#[allow(clippy::result_large_err)]
 fn parse_month(web: &Web, st: &AppState, m: Option<&str>) -> Result<u32, Response> {
     let m = m.map_or_else(|| super::this_month(st), str::to_owned);
     crate::records::coverage::parse_month(&m).map_err(|e| {
@@ -246,7 +234,7 @@ async fn dashboard_page(
                             td.num { (row.active.get("offered").copied().unwrap_or(0)) }
                             td.num { (row.active.get("accepted").copied().unwrap_or(0)) }
                             td.num { (row.active.get("checked_in").copied().unwrap_or(0) + row.active.get("visited").copied().unwrap_or(0)) }
-                            td.num.bad[row.active.get("unstaffed").is_some()] { (row.active.get("unstaffed").copied().unwrap_or(0)) }
+                            td.num.bad[row.active.contains_key("unstaffed")] { (row.active.get("unstaffed").copied().unwrap_or(0)) }
                             td.num.bad[row.overdue > 0] { (row.overdue) }
                         }
                     }

@@ -646,10 +646,9 @@ impl Scheduler {
             ));
         }
         self.staff(&[task_id], by)?;
-        Ok(self
-            .store
+        self.store
             .read(|r| r.task(task_id))?
-            .ok_or_else(|| not_found("task", task_id))?)
+            .ok_or_else(|| not_found("task", task_id))
     }
 
     /// Offers a task to a volunteer a station chose by hand. The hard constraints still apply:

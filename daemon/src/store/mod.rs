@@ -25,7 +25,7 @@ use redb::ReadableDatabase;
 pub use console::ConsoleTable;
 pub use lock::{DataLock, LockError};
 pub use registry::{Duplicate, PersonWriter, VolunteerWriter};
-pub use schedule::TaskWriter;
+pub use schedule::{ActiveTask, TaskWriter};
 pub use tables::SCHEMA_VERSION;
 pub use tx::{Page, ReadTx, WriteTx};
 

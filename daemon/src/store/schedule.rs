@@ -5,7 +5,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::StoreError;
 use super::tables::*;
 use super::tx::{Page, ReadTx, WriteTx, collect_page, decode, encode, reads};
-use crate::schedule::{ChecklistItem, Duty, Occurrence, OfferState, Task, TaskStatus};
+use crate::schedule::{ChecklistItem, Duty, Occurrence, OfferState, Priority, Task, TaskStatus};
 
 reads! {
     pub fn duty(&self, id: u64) -> Result<Option<Duty>, StoreError> {
@@ -157,6 +157,24 @@ impl ReadTx {
         self.page_by_id(TASKS, "tasks", after, limit, keep)
     }
 
+    /// The tasks still to do in one community, from the active index (no task is read).
+    pub fn active_tasks(&self, community: &str) -> Result<Vec<ActiveTask>, StoreError> {
+        let t = self.txn.open_table(TASKS_ACTIVE)?;
+        let mut out = Vec::new();
+        for row in t.range((community, 0)..=(community, u64::MAX))? {
+            let (k, v) = row?;
+            let id = k.value().1;
+            out.push(
+                ActiveTask::decode(id, v.value()).ok_or_else(|| StoreError::Corrupt {
+                    table: "tasks_active",
+                    key: id.to_string(),
+                    detail: "not a 20-byte summary".into(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Tasks in one status, by id after `after`: only that status's tasks are read.
     pub fn tasks_in_status(
         &self,
@@ -236,6 +254,7 @@ impl WriteTx {
     /// Opens the task tables once, for writing many tasks in this transaction.
     pub fn task_writer(&self) -> Result<TaskWriter<'_>, StoreError> {
         Ok(TaskWriter {
+            active: self.txn.open_table(TASKS_ACTIVE)?,
             tasks: self.txn.open_table(TASKS)?,
             keys: self.txn.open_table(TASK_KEYS)?,
             by_duty: self.txn.open_table(TASKS_BY_DUTY)?,
@@ -342,8 +361,99 @@ impl WriteTx {
     }
 }
 
+/// A task still to do, as the active index summarises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveTask {
+    pub id: u64,
+    pub status: TaskStatus,
+    pub priority: Priority,
+    pub overdue: bool,
+    /// A follow-up of a visit report.
+    pub follow_up: bool,
+    /// Unix seconds.
+    pub due_start: i64,
+    pub due_end: i64,
+}
+
+const STATUSES: [TaskStatus; 8] = [
+    TaskStatus::Open,
+    TaskStatus::Offered,
+    TaskStatus::Accepted,
+    TaskStatus::CheckedIn,
+    TaskStatus::Visited,
+    TaskStatus::Done,
+    TaskStatus::Unstaffed,
+    TaskStatus::Cancelled,
+];
+const PRIORITIES: [Priority; 4] = [
+    Priority::Low,
+    Priority::Normal,
+    Priority::High,
+    Priority::Urgent,
+];
+
+impl ActiveTask {
+    fn encode(t: &Task) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        b[0] = STATUSES.iter().position(|s| *s == t.status).unwrap_or(0) as u8;
+        b[1] = PRIORITIES
+            .iter()
+            .position(|p| *p == t.priority)
+            .unwrap_or(1) as u8;
+        b[2] = u8::from(t.overdue);
+        b[3] = u8::from(t.follows_up.is_some());
+        b[4..12].copy_from_slice(&t.due_start.timestamp().to_le_bytes());
+        b[12..20].copy_from_slice(&t.due_end.timestamp().to_le_bytes());
+        b
+    }
+
+    fn decode(id: u64, b: &[u8]) -> Option<ActiveTask> {
+        if b.len() != 20 {
+            return None;
+        }
+        Some(ActiveTask {
+            id,
+            status: *STATUSES.get(usize::from(b[0]))?,
+            priority: *PRIORITIES.get(usize::from(b[1]))?,
+            overdue: b[2] != 0,
+            follow_up: b[3] != 0,
+            due_start: i64::from_le_bytes(b[4..12].try_into().ok()?),
+            due_end: i64::from_le_bytes(b[12..20].try_into().ok()?),
+        })
+    }
+}
+
+impl WriteTx {
+    /// Fills the active-task index from the tasks still to do (read through the status
+    /// index), once for a file written before the index existed (`active_tasks_indexed`).
+    pub(super) fn index_active_tasks(&mut self) -> Result<(), StoreError> {
+        if self.meta("active_tasks_indexed")?.is_some() {
+            return Ok(());
+        }
+        {
+            let mut active = self.txn.open_table(TASKS_ACTIVE)?;
+            let by_status = self.txn.open_table(TASKS_BY_STATUS)?;
+            let tasks = self.txn.open_table(TASKS)?;
+            for status in STATUSES.iter().filter(|s| s.is_active()) {
+                let key = status.key();
+                for row in by_status.range((key, 0)..=(key, u64::MAX))? {
+                    let id = row?.0.value().1;
+                    let Some(v) = tasks.get(id)? else { continue };
+                    let task: Task = decode("tasks", id, v.value())?;
+                    active.insert(
+                        (task.community.as_str(), id),
+                        ActiveTask::encode(&task).as_slice(),
+                    )?;
+                }
+            }
+        }
+        self.set_meta("active_tasks_indexed", 1)
+    }
+}
+
 /// Writes tasks and keeps their index tables in step.
 pub struct TaskWriter<'t> {
+    active: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     tasks: redb::Table<'t, u64, &'static [u8]>,
     keys: redb::Table<'t, (u64, i64, &'static str), u64>,
     by_duty: redb::Table<'t, (u64, u64), ()>,
@@ -394,6 +504,9 @@ impl TaskWriter<'_> {
             .map(|v| decode("tasks", task.id, v.value()))
             .transpose()?;
         if let Some(o) = &old {
+            if o.status.is_active() {
+                self.active.remove((o.community.as_str(), o.id))?;
+            }
             self.by_status.remove((o.status.key(), o.id))?;
             if waits_for_due(o) {
                 self.open_by_due.remove((o.due_end.timestamp(), o.id))?;
@@ -404,6 +517,12 @@ impl TaskWriter<'_> {
             }
         }
         self.by_status.insert((task.status.key(), task.id), ())?;
+        if task.status.is_active() {
+            self.active.insert(
+                (task.community.as_str(), task.id),
+                ActiveTask::encode(task).as_slice(),
+            )?;
+        }
         if waits_for_due(task) {
             self.open_by_due
                 .insert((task.due_end.timestamp(), task.id), ())?;

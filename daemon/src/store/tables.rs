@@ -67,6 +67,10 @@ pub(super) const OCCURRENCES_PENDING: TableDefinition<(u64, i64), ()> =
     TableDefinition::new("occurrences_pending");
 /// Task id → task
 pub(super) const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
+/// Tasks still to do: (community, task id) → a 20-byte summary (status, priority, overdue,
+/// follow-up, due start and end), so a station's month is counted without reading a task
+pub(super) const TASKS_ACTIVE: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("tasks_active");
 /// The idempotency key of a task: (duty, occurrence instant, target and kind) → task id
 pub(super) const TASK_KEYS: TableDefinition<(u64, i64, &str), u64> =
     TableDefinition::new("task_keys");

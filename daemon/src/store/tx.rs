@@ -236,6 +236,7 @@ impl WriteTx {
         self.txn.open_table(CALENDARS)?;
         self.index_task_statuses()?;
         self.migrate_overdue_status()?;
+        self.index_active_tasks()?;
         self.txn.open_table(EVENTS)?;
         self.txn.open_table(CHECKLISTS)?;
         self.txn.open_table(ENDPOINTS)?;
