@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
     || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then
   if command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing chromium, chromium-driver and fonts-noto-cjk (apt-get) for the browser test" >&2
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq

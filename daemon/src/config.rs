@@ -77,6 +77,10 @@ pub struct ConsoleConfig {
     pub volunteer_session_days: u32,
     /// Days a volunteer's one-time login link (or QR code) stays valid before it is used.
     pub login_link_days: u32,
+    /// Addresses of reverse proxies in front of the daemon: from them (only), the client's
+    /// address is read from `X-Forwarded-For`, so that failed logins are counted per client,
+    /// not for everyone behind the proxy together.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -86,6 +90,7 @@ impl Default for ConsoleConfig {
             staff_session_hours: 12,
             volunteer_session_days: 180,
             login_link_days: 7,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -633,6 +638,18 @@ impl Config {
                 format!("console.{key} {rule}"),
             ));
         }
+        if let Some(bad) = c
+            .trusted_proxies
+            .iter()
+            .find(|p| p.trim().parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(invalid(
+                key_offset(text, "trusted_proxies"),
+                format!(
+                    "console.trusted_proxies: {bad:?} is not an IP address (e.g. \"127.0.0.1\")"
+                ),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
@@ -780,6 +797,11 @@ mod tests {
         );
         let e = err("[console]\nlogin_link_days = 90\n");
         assert!(e.contains("console.login_link_days must be 1 to 30"), "{e}");
+        let e = err("[console]\ntrusted_proxies = [\"nginx\"]\n");
+        assert!(
+            e.contains("console.trusted_proxies: \"nginx\" is not an IP address"),
+            "{e}"
+        );
         let e = err("[console]\ncookies = true\n");
         assert!(e.contains("cookies"), "{e}");
     }

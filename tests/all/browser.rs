@@ -65,6 +65,8 @@ struct Browser {
     session: String,
     base: String,
     name: &'static str,
+    /// The browser's profile folder, removed with the browser.
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -75,7 +77,7 @@ impl Browser {
         height: u32,
         mobile: bool,
     ) -> Browser {
-        let profile = tempfile::tempdir().unwrap().keep();
+        let profile = tempfile::tempdir().unwrap();
         let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
@@ -87,7 +89,7 @@ impl Browser {
             "--disable-component-update".into(),
             "--disable-sync".into(),
             "--lang=zh-CN".into(),
-            format!("--user-data-dir={}", profile.display()),
+            format!("--user-data-dir={}", profile.path().display()),
             format!("--window-size={width},{height}"),
         ];
         if mobile {
@@ -123,6 +125,7 @@ impl Browser {
             session: format!("{driver}/session/{session}"),
             base: String::new(),
             name,
+            _profile: profile,
         }
     }
 

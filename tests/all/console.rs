@@ -295,7 +295,7 @@ async fn login_attempts_are_limited_per_account_and_address() {
     assert_eq!(v.login("admin.wu", &pw).await.status, StatusCode::SEE_OTHER);
     // One address guessing many accounts is stopped too.
     let mut v = Visitor::new(&d.url);
-    for i in 0..20 {
+    for i in 0..30 {
         let r = v.login(&format!("user{i}"), "guess-guess-guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
@@ -547,7 +547,14 @@ async fn a_volunteer_login_link_works_once_and_the_station_can_end_the_session()
         .await;
     assert_eq!(phone.get("/v").await.status, StatusCode::OK);
     d.delete(&format!("/v1/volunteers/{vid}"), &station).await;
-    assert_eq!(phone.get("/v").await.status, StatusCode::SEE_OTHER);
+    let r = phone.get("/v").await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "told why, not sent to a login: {}",
+        r.body
+    );
+    assert!(r.body.contains("已停用"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -736,4 +743,149 @@ fn the_cli_manages_accounts() {
     let out = run(&["user", "reset", "nobody"], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("user list"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_assignment_keeps_the_constraints_and_names_the_one_broken() {
+    let d = Daemon::start().await;
+    // A Saturday morning, when the fixture's volunteers are free.
+    d.clock.set(at("2026-12-05T09:00:00+08:00"));
+    let w = world(&d).await;
+    let station = d.token(&format!("station:{}", w.stations[0])).await;
+    // Nobody yet: the request goes unstaffed.
+    let mut req = one_off(w.persons[0], "high");
+    req["due_start"] = json!("2026-12-05T09:00:00+08:00");
+    req["due_end"] = json!("2026-12-05T18:00:00+08:00");
+    req["requirements"]["skills"] = json!(["sign_language"]);
+    let t = d.post("/v1/tasks", &station, req).await;
+    assert_eq!(t.body["status"], "unstaffed", "{:?}", t.body);
+    let task = t.body["id"].as_u64().unwrap();
+    let pw = account(&d, "he.ping", &format!("station:{}", w.stations[0])).await;
+    let mut v = Visitor::new(&d.url);
+    v.login("he.ping", &pw).await;
+    let page = v.get(&format!("/station/tasks/{task}")).await;
+    assert!(
+        page.body.contains("本站及邻站没有在岗志愿者"),
+        "the reason is shown: {}",
+        page.body
+    );
+    let token = page.csrf();
+    let plain = d
+        .created("/v1/volunteers", volunteer(w.stations[0], 701))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let theirs = d
+        .created("/v1/volunteers", volunteer(w.stations[1], 703))
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    // Re-offered now that there are volunteers: still nobody, and the page says why.
+    let r = v
+        .post(
+            &format!("/station/tasks/{task}/reoffer"),
+            &[("_csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = v.get(&format!("/station/tasks/{task}")).await;
+    assert!(
+        page.body.contains("缺少技能 sign_language"),
+        "{}",
+        page.body
+    );
+    let mut signer = volunteer(w.stations[0], 702);
+    signer["skills"] = json!(["sign_language"]);
+    let signer = d.created("/v1/volunteers", signer).await["id"]
+        .as_u64()
+        .unwrap();
+    // Through the console: the refusal names the constraint, and nothing is offered.
+    let r = v
+        .post(
+            &format!("/station/tasks/{task}/assign"),
+            &[("_csrf", &token), ("volunteer", &plain.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("lacks the skill sign_language"),
+        "{}",
+        r.body
+    );
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/assign"),
+            &station,
+            json!({"volunteer": theirs}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("station"),
+        "{:?}",
+        r.body
+    );
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    assert!(
+        t.body["offers"].as_array().is_none_or(Vec::is_empty),
+        "{:?}",
+        t.body
+    );
+    // The one who fits is offered the task by hand.
+    let r = v
+        .post(
+            &format!("/station/tasks/{task}/assign"),
+            &[("_csrf", &token), ("volunteer", &signer.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    assert_eq!(t.body["status"], "offered", "{:?}", t.body);
+    assert_eq!(t.body["offers"][0]["volunteer"], signer);
+    // The team is full now: another hand assignment, or a re-offer, is refused.
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/assign"),
+            &station,
+            json!({"volunteer": plain}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    let r = d
+        .post(&format!("/v1/tasks/{task}/reoffer"), &station, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    // Declined: a re-offer finds nobody else who fits, and the task says why again.
+    let vt = d.token(&format!("volunteer:{signer}")).await;
+    d.post(
+        &format!("/v1/tasks/{task}/decline"),
+        &vt,
+        json!({"reason": "外出"}),
+    )
+    .await;
+    let r = d
+        .post(&format!("/v1/tasks/{task}/reoffer"), &station, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(
+        r.body["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["volunteer"] == signer)
+    );
+    // A cancelled task takes no hand assignment.
+    d.post(&format!("/v1/tasks/{task}/cancel"), &station, json!({}))
+        .await;
+    let r = d
+        .post(
+            &format!("/v1/tasks/{task}/assign"),
+            &station,
+            json!({"volunteer": signer}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
 }

@@ -608,7 +608,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/v1", v1)
-        .merge(crate::console::router())
+        .merge(crate::console::router(crate::console::UploadLimits {
+            import: mib(state.api.max_import_mib),
+            plugin: upload_limit,
+        }))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/calendar/{file}", get(calendar::feed))

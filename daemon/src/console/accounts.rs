@@ -30,6 +30,8 @@ pub struct ConsoleSettings {
     pub staff_session: Duration,
     pub volunteer_session: Duration,
     pub login_link: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ConsoleSettings {
@@ -45,6 +47,11 @@ impl ConsoleSettings {
             staff_session: Duration::hours(i64::from(c.staff_session_hours)),
             volunteer_session: Duration::days(i64::from(c.volunteer_session_days)),
             login_link: Duration::days(i64::from(c.login_link_days)),
+            trusted_proxies: c
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| p.trim().parse().ok())
+                .collect(),
         }
     }
 }
@@ -152,45 +159,116 @@ pub enum LoginError {
     Locked { minutes: i64 },
     #[error("this login link is unknown, used or expired; ask your station for a new one")]
     BadLink,
+    #[error("too many logins at once; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 const WINDOW_MINUTES: i64 = 15;
-const PER_ACCOUNT: usize = 5;
-const PER_ADDRESS: usize = 20;
-/// Keys kept by the limiter before the oldest are dropped (memory stays bounded under a flood).
+/// Failures for one account from one address before that pair waits.
+const PER_ACCOUNT_AND_ADDRESS: usize = 5;
+/// Failures for one account from anywhere before it waits (slows guessing from many places,
+/// while a user at their usual address is locked out only by this many).
+const PER_ACCOUNT: usize = 50;
+/// Failures from one address (an IPv6 /64) before it waits.
+const PER_ADDRESS: usize = 30;
+/// Keys kept by the limiter (each a fixed-size hash with at most `PER_ACCOUNT` instants):
+/// memory stays bounded under a flood.
 const LIMITER_KEYS: usize = 100_000;
 
+/// Failed logins per key (hashed), each key's latest failures only.
 #[derive(Default)]
 struct Limiter {
-    failures: HashMap<String, VecDeque<DateTime<Utc>>>,
+    failures: HashMap<[u8; 16], VecDeque<DateTime<Utc>>>,
+    pruned: Option<DateTime<Utc>>,
+}
+
+/// A limiter key: a hash, so a flood of long names costs no more memory than short ones.
+fn key(kind: &str, a: &str, b: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(a.as_bytes());
+    h.update([0]);
+    h.update(b.as_bytes());
+    let d = h.finalize();
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
+/// The client's address: the peer's, or behind a trusted proxy the nearest address in
+/// `X-Forwarded-For` that is not a trusted proxy (anything a client writes there itself is
+/// further left, and never read).
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    forwarded_for: &[&str],
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => break,
+        }
+    }
+    peer
+}
+
+/// The part of a client address that identifies a client: an IPv4 address, an IPv6 /64.
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 impl Limiter {
     fn prune(&mut self, now: DateTime<Utc>) {
+        let over = self.failures.len() > LIMITER_KEYS;
+        if !over
+            && self
+                .pruned
+                .is_some_and(|at| now - at < Duration::minutes(1))
+        {
+            return;
+        }
+        self.pruned = Some(now);
         let since = now - Duration::minutes(WINDOW_MINUTES);
-        for q in self.failures.values_mut() {
+        self.failures.retain(|_, q| {
             while q.front().is_some_and(|t| *t <= since) {
                 q.pop_front();
             }
-        }
-        self.failures.retain(|_, q| !q.is_empty());
+            !q.is_empty()
+        });
+        // Still too many (a flood): drop a tenth, so that this is rare, not every attempt.
         if self.failures.len() > LIMITER_KEYS {
-            let mut keys: Vec<(DateTime<Utc>, String)> = self
-                .failures
-                .iter()
-                .map(|(k, q)| (q.back().copied().unwrap_or(now), k.clone()))
-                .collect();
-            keys.sort();
-            for (_, k) in keys.iter().take(self.failures.len() - LIMITER_KEYS) {
-                self.failures.remove(k);
-            }
+            let mut n = 0u32;
+            self.failures.retain(|_, _| {
+                n += 1;
+                !n.is_multiple_of(10)
+            });
         }
     }
 
     /// Minutes until `key` may try again, if it is locked.
-    fn locked(&self, key: &str, limit: usize, now: DateTime<Utc>) -> Option<i64> {
+    fn locked(&self, key: &[u8; 16], limit: usize, now: DateTime<Utc>) -> Option<i64> {
         let q = self.failures.get(key)?;
         if q.len() < limit {
             return None;
@@ -199,8 +277,22 @@ impl Limiter {
         (free_at > now).then(|| ((free_at - now).num_seconds() + 59) / 60)
     }
 
-    fn fail(&mut self, key: String, now: DateTime<Utc>) {
-        self.failures.entry(key).or_default().push_back(now);
+    fn fail(&mut self, key: [u8; 16], now: DateTime<Utc>) {
+        let q = self.failures.entry(key).or_default();
+        q.push_back(now);
+        while q.len() > PER_ACCOUNT {
+            q.pop_front();
+        }
+    }
+
+    /// Takes back a failure `fail` reserved (the attempt succeeded, or never ran).
+    fn undo(&mut self, key: &[u8; 16]) {
+        if let Some(q) = self.failures.get_mut(key) {
+            q.pop_back();
+            if q.is_empty() {
+                self.failures.remove(key);
+            }
+        }
     }
 }
 
@@ -210,6 +302,9 @@ pub struct Accounts {
     clock: SharedClock,
     settings: ConsoleSettings,
     limiter: Mutex<Limiter>,
+    /// Password checks running at once (argon2id takes ~19 MiB and real CPU each): a burst
+    /// of logins waits its turn instead of exhausting memory.
+    checks: tokio::sync::Semaphore,
     /// A hash verified when the account does not exist, so that answers take as long.
     decoy: String,
 }
@@ -302,6 +397,9 @@ impl Accounts {
             clock,
             settings,
             limiter: Mutex::new(Limiter::default()),
+            checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+            ),
             decoy,
         }
     }
@@ -327,9 +425,14 @@ impl Accounts {
         if let Err(e) = check_username(name) {
             errs.0.extend(e.0);
         }
-        if let Err(e) = staff_scope(scope) {
-            errs.0.extend(e.0);
-        }
+        // Stored as the scope reads back (`station:01` is `station:1`), so sessions match it.
+        let canonical = match staff_scope(scope) {
+            Ok(s) => s.to_string(),
+            Err(e) => {
+                errs.0.extend(e.0);
+                String::new()
+            }
+        };
         if let Err(e) = check_password(name, password) {
             errs.0.extend(e.0);
         }
@@ -344,7 +447,7 @@ impl Accounts {
         let now = self.clock.now();
         let user = User {
             name: name.to_owned(),
-            scope: scope.trim().to_owned(),
+            scope: canonical,
             label,
             password: phc,
             disabled: false,
@@ -449,23 +552,54 @@ impl Accounts {
         self.end_sessions(|s| s.scope == scope)
     }
 
-    /// Checks a username and password (rate-limited per account and per `address`) and opens a
-    /// staff session.
+    /// Checks a username and password and opens a staff session. Failures are limited per
+    /// account and address, per account, and per address (`address` as [`address_key`] makes
+    /// it); an attempt counts as a failure from before its password is checked, so parallel
+    /// attempts cannot get past the limits.
     pub fn login(&self, name: &str, password: &str, address: &str) -> Result<Issued, LoginError> {
         let now = self.clock.now();
-        let account_key = format!("u:{}", name.to_lowercase());
-        let address_key = format!("a:{address}");
+        let name = name.trim().to_lowercase();
+        let well_formed = check_username(&name).is_ok();
+        let mut keys = vec![(key("address", address, ""), PER_ADDRESS)];
+        if well_formed {
+            keys.push((key("account", &name, ""), PER_ACCOUNT));
+            keys.push((key("pair", &name, address), PER_ACCOUNT_AND_ADDRESS));
+        }
         {
             let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
             l.prune(now);
-            if let Some(minutes) = l
-                .locked(&account_key, PER_ACCOUNT, now)
-                .or_else(|| l.locked(&address_key, PER_ADDRESS, now))
-            {
+            if let Some(minutes) = keys.iter().find_map(|(k, limit)| l.locked(k, *limit, now)) {
                 return Err(LoginError::Locked { minutes });
             }
+            for (k, _) in &keys {
+                l.fail(*k, now);
+            }
         }
-        let user = self.user(name)?;
+        let undo = |all: bool| {
+            let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, (k, _)) in keys.iter().enumerate() {
+                if all || i < 2 {
+                    l.undo(k);
+                } else {
+                    // This address's record for the account starts afresh.
+                    l.failures.remove(k);
+                }
+            }
+        };
+        if !well_formed {
+            return Err(LoginError::Wrong);
+        }
+        let Ok(_permit) = self.checks.try_acquire() else {
+            undo(true);
+            return Err(LoginError::Busy);
+        };
+        let user = match self.user(&name) {
+            Ok(u) => u,
+            Err(e) => {
+                undo(true);
+                return Err(e.into());
+            }
+        };
         let ok = match &user {
             Some(u) => verify_password(password, &u.password) && !u.disabled,
             None => {
@@ -477,16 +611,9 @@ impl Accounts {
             .filter(|_| ok)
             .and_then(|u| u.scope.parse::<Scope>().ok().map(|s| (u.name, s)));
         let Some((name, scope)) = usable else {
-            let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-            l.fail(account_key, now);
-            l.fail(address_key, now);
             return Err(LoginError::Wrong);
         };
-        self.limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .failures
-            .remove(&account_key);
+        undo(false);
         Ok(self.open(scope, Some(name), self.settings.staff_session)?)
     }
 
@@ -595,7 +722,11 @@ impl Accounts {
         };
         self.store.write(|w| {
             for (k, l) in w.console_all::<LoginLinkRecord>(ConsoleTable::LoginLinks)? {
-                if l.expires_at + Duration::days(1) < now {
+                // Links long over are dropped; the volunteer's unused earlier links stop
+                // working (a lost printout is worth nothing once a new one is made).
+                if l.expires_at + Duration::days(1) < now
+                    || (l.volunteer == volunteer && l.used_at.is_none())
+                {
                     w.console_remove(ConsoleTable::LoginLinks, &k)?;
                 }
             }
@@ -612,7 +743,7 @@ impl Accounts {
     /// Spends a login link and opens the volunteer's long session. Each link works once.
     pub fn redeem_login_link(&self, code: &str, address: &str) -> Result<Issued, LoginError> {
         let now = self.clock.now();
-        let address_key = format!("a:{address}");
+        let address_key = key("address", address, "");
         {
             let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
             l.prune(now);
@@ -711,24 +842,86 @@ mod tests {
     }
 
     #[test]
-    fn failed_logins_lock_the_account_then_free_it() {
+    fn failed_logins_lock_the_account_from_that_address_then_free_it() {
         let (_d, a, clock) = accounts();
         a.create_user("zhao", "admin", None, "correct horse")
             .unwrap();
-        for i in 0..PER_ACCOUNT {
-            let addr = format!("10.0.0.{i}");
+        for _ in 0..PER_ACCOUNT_AND_ADDRESS {
             assert!(matches!(
-                a.login("zhao", "guess guess", &addr),
+                a.login("zhao", "guess guess", "10.0.0.1"),
                 Err(LoginError::Wrong)
             ));
         }
-        // Even the right password waits now, from any address.
+        // Even the right password waits now from that address …
         assert!(matches!(
-            a.login("zhao", "correct horse", "10.9.9.9"),
+            a.login("zhao", "correct horse", "10.0.0.1"),
             Err(LoginError::Locked { minutes: 15 })
         ));
-        clock.advance(Duration::minutes(16));
+        // … while the account's owner elsewhere is not locked out by someone guessing.
         assert!(a.login("zhao", "correct horse", "10.9.9.9").is_ok());
+        clock.advance(Duration::minutes(16));
+        assert!(a.login("zhao", "correct horse", "10.0.0.1").is_ok());
+    }
+
+    #[test]
+    fn guessing_one_account_from_many_addresses_is_locked() {
+        let (_d, a, _) = accounts();
+        a.create_user("qian.li", "admin", None, "correct horse")
+            .unwrap();
+        for i in 0..PER_ACCOUNT {
+            let _ = a.login(
+                "qian.li",
+                "guess guess",
+                &format!("10.1.{}.{}", i / 200, i % 200),
+            );
+        }
+        assert!(matches!(
+            a.login("qian.li", "correct horse", "10.9.9.9"),
+            Err(LoginError::Locked { .. })
+        ));
+    }
+
+    #[test]
+    fn the_limiter_stays_small_under_a_flood_of_long_names() {
+        let (_d, a, _) = accounts();
+        let long = "x".repeat(60_000);
+        for i in 0..200 {
+            let _ = a.login(&format!("{long}{i}"), "guess guess", &format!("10.2.0.{i}"));
+        }
+        let l = a.limiter.lock().unwrap();
+        // Malformed names never reach an account key; keys are fixed-size hashes.
+        assert_eq!(l.failures.len(), 200);
+        assert!(l.failures.values().all(|q| q.len() == 1));
+    }
+
+    #[test]
+    fn the_client_address_is_read_through_trusted_proxies_only() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let proxy = vec![ip("127.0.0.1")];
+        // Direct: the header is the client's own words, ignored.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["1.2.3.4"], &proxy),
+            ip("10.0.0.5")
+        );
+        // Through the proxy: the address it appended.
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &["6.6.6.6, 10.0.0.5"], &proxy),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &["garbage"], &proxy),
+            ip("127.0.0.1")
+        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &[], &proxy), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_prefix() {
+        let a: std::net::IpAddr = "2408:8207:1851:abc0:1:2:3:4".parse().unwrap();
+        let b: std::net::IpAddr = "2408:8207:1851:abc0:ffff::9".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        let v4: std::net::IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!(address_key(v4), "10.0.0.7");
     }
 
     #[test]
@@ -737,6 +930,7 @@ mod tests {
         for i in 0..PER_ADDRESS {
             let _ = a.login(&format!("user{i}"), "guess guess", "10.0.0.1");
         }
+        // Parallel attempts cannot slip past: each counts before its password is checked.
         assert!(matches!(
             a.login("user-x", "guess guess", "10.0.0.1"),
             Err(LoginError::Locked { .. })
@@ -785,7 +979,13 @@ mod tests {
         assert!(a.session(&s.secret).unwrap().is_some());
         assert_eq!(a.end_volunteer_sessions(7).unwrap(), 1);
         assert!(a.session(&s.secret).unwrap().is_none());
+        // A new link makes the volunteer's unused earlier one worthless.
+        let first = a.issue_login_link(7, "station:1", "http://h").unwrap();
         let late = a.issue_login_link(7, "station:1", "http://h").unwrap();
+        assert!(matches!(
+            a.redeem_login_link(&first.code, "x"),
+            Err(LoginError::BadLink)
+        ));
         clock.advance(Duration::days(8));
         assert!(matches!(
             a.redeem_login_link(&late.code, "x"),

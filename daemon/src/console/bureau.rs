@@ -23,7 +23,7 @@ use crate::api::{
 };
 use crate::records::coverage::{CoverageReport, Rate};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(plugin_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/bureau", get(coverage))
         .route("/bureau/coverage.csv", get(coverage_csv))
@@ -31,7 +31,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/bureau/shortage.csv", get(shortage_csv))
         .route("/bureau/duties", get(duties))
         .route("/bureau/duties/{id}", get(duty))
-        .route("/bureau/plugins", get(plugins).post(deploy))
+        .route(
+            "/bureau/plugins",
+            get(plugins)
+                .post(deploy)
+                .layer(axum::extract::DefaultBodyLimit::max(plugin_limit)),
+        )
         .route("/bureau/plugins/{id}/rollback", post(rollback))
         .route("/bureau/plugins/{id}/resume", post(resume))
 }

@@ -145,6 +145,14 @@ pub(super) async fn login_post(State(st): State<AppState>, web: Web, req: Reques
                         super::Lang::En => e.to_string(),
                     },
                 ),
+                LoginError::Busy => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    web.t(
+                        "同时登录的人太多，请稍候再试。",
+                        "Too many logins at once; try again in a moment.",
+                    )
+                    .to_owned(),
+                ),
                 LoginError::Store(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     web.t(

@@ -111,6 +111,8 @@ pub(crate) struct Web {
     pub secret: Option<String>,
     /// The login form's cookie token.
     pub login_cookie: Option<String>,
+    /// Why a live session no longer works (its station, volunteer or region was deactivated).
+    pub blocked: Option<String>,
 }
 
 impl Web {
@@ -137,17 +139,35 @@ impl FromRequestParts<AppState> for Web {
             .and_then(|secret| off_executor(|| st.accounts.session(secret)).ok().flatten());
         // A session whose station, volunteer or region was deactivated stops working, as a
         // token does.
+        let mut blocked = None;
         let caller = session.as_ref().and_then(|s| {
             let who = match &s.user {
                 Some(u) => format!("user:{u}"),
                 None => format!("session:{}", s.id),
             };
-            resolve_caller(st, s.scope.clone(), who).ok()
+            resolve_caller(st, s.scope.clone(), who)
+                .map_err(|e| blocked = Some(e.detail))
+                .ok()
         });
         let address = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+            .map_or_else(
+                || "unknown".to_owned(),
+                |c| {
+                    let forwarded: Vec<&str> = parts
+                        .headers
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect();
+                    accounts::address_key(accounts::client_ip(
+                        c.0.ip(),
+                        &forwarded,
+                        &st.accounts.settings().trusted_proxies,
+                    ))
+                },
+            );
         Ok(Web {
             lang,
             session: if caller.is_some() { session } else { None },
@@ -159,6 +179,7 @@ impl FromRequestParts<AppState> for Web {
             address,
             secret,
             login_cookie: cookie(&parts.headers, LOGIN_COOKIE),
+            blocked,
         })
     }
 }
@@ -177,7 +198,7 @@ impl FromRequestParts<AppState> for Staff {
         match web.caller.clone() {
             Some(caller) if !caller.is_volunteer() => Ok(Staff { web, caller }),
             Some(_) => Err(Redirect::to("/v").into_response()),
-            None => Err(to_login(&web.here)),
+            None => Err(blocked_or_login(&web)),
         }
     }
 }
@@ -196,8 +217,28 @@ impl FromRequestParts<AppState> for Vol {
         match web.caller.clone() {
             Some(caller) if caller.is_volunteer() => Ok(Vol { web, caller }),
             Some(_) => Err(Redirect::to("/").into_response()),
-            None => Err(to_login(&web.here)),
+            None => Err(blocked_or_login(&web)),
         }
+    }
+}
+
+/// A session whose station, volunteer or region was deactivated is told so (logging in again
+/// would not help); anyone else is sent to log in.
+fn blocked_or_login(web: &Web) -> Response {
+    match &web.blocked {
+        Some(why) => message_page(
+            web,
+            StatusCode::FORBIDDEN,
+            web.t("账号已停用", "Account deactivated"),
+            &format!(
+                "{} ({why})",
+                web.t(
+                    "您所在的社工站、志愿者登记或地区已停用，请联系社工站或民政局。",
+                    "Your station, volunteer record or region has been deactivated; ask your station or the civil-affairs bureau."
+                )
+            ),
+        ),
+        None => to_login(&web.here),
     }
 }
 
@@ -213,7 +254,8 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
             if n.starts_with('/')
                 && !n.starts_with("//")
                 && !n.starts_with("/\\")
-                && !n.chars().any(char::is_control) =>
+                && n.len() <= 2000
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             n.to_owned()
         }
@@ -593,8 +635,15 @@ async fn harden(mut r: Response) -> Response {
     r
 }
 
+/// Body limits of the console's uploads: the API's own.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub import: usize,
+    pub plugin: usize,
+}
+
 /// The console's routes (merged beside `/v1`).
-pub fn router() -> Router<AppState> {
+pub fn router(limits: UploadLimits) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/assets/console.css", get(css))
@@ -606,8 +655,8 @@ pub fn router() -> Router<AppState> {
             "/login/v/{code}",
             get(login::link_page).post(login::link_post),
         )
-        .merge(station::routes())
-        .merge(bureau::routes())
+        .merge(station::routes(limits.import))
+        .merge(bureau::routes(limits.plugin))
         .merge(volunteer::routes())
         .layer(axum::middleware::map_response(harden))
 }

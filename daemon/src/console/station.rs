@@ -24,7 +24,7 @@ use crate::records::model::{AuditAction, TaskCounts, month_start};
 use crate::registry::{Person, Station};
 use crate::schedule::{Priority, Task, TaskStatus, TaskTarget};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(import_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/station", get(dashboard_route))
         .route("/station/tasks", get(task_list))
@@ -41,7 +41,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/station/volunteers/{id}", get(volunteer_page))
         .route("/station/volunteers/{id}/login-link", post(login_link))
         .route("/station/volunteers/{id}/end-sessions", post(end_sessions))
-        .route("/station/import", get(import_form).post(import_post))
+        .route(
+            "/station/import",
+            get(import_form)
+                .post(import_post)
+                .layer(axum::extract::DefaultBodyLimit::max(import_limit)),
+        )
 }
 
 /// The station a staff member works for (bureaus and administrators have the bureau pages).
@@ -730,13 +735,6 @@ async fn request_post(State(st): State<AppState>, form: Form) -> Response {
         },
     };
     let title = form.text("title").unwrap_or_default();
-    let person_record = match person {
-        Some(id) => reg::get_person(State(st.clone()), form.caller.clone(), ApiPath(id))
-            .await
-            .ok()
-            .map(|Json(p)| p),
-        None => None,
-    };
     let fail = |e: ApiError| {
         super::page_with(
             web,
@@ -773,7 +771,6 @@ async fn request_post(State(st): State<AppState>, form: Form) -> Response {
             roles: Vec::new(),
         },
     };
-    let _ = person_record;
     match api_tasks::create_task(State(st.clone()), form.caller.clone(), Body(input)).await {
         Ok((_, Json(task))) => see_other(&format!("/station/tasks/{}", task.id)),
         Err(e) => fail(e),

@@ -714,6 +714,31 @@ impl Scheduler {
             let mut task = writer
                 .get(task_id)?
                 .ok_or_else(|| not_found("task", task_id))?;
+            // Changed since it was read (cancelled, done, answered, filled)? Checked again in
+            // the transaction that writes the offer.
+            let holding = task.offers.iter().filter(|o| o.state.fills_seat()).count();
+            if !task.status.is_active() {
+                return Err(conflict(
+                    "status",
+                    "only a task still to do can be assigned",
+                ));
+            }
+            if holding >= usize::from(task.requirements.team_size.max(1)) {
+                return Err(conflict(
+                    "task",
+                    "every seat of the team is offered or taken already",
+                ));
+            }
+            if task
+                .offers
+                .iter()
+                .any(|o| o.volunteer == volunteer && o.state.fills_seat())
+            {
+                return Err(conflict(
+                    "volunteer",
+                    "this volunteer already has an offer for this task",
+                ));
+            }
             if task.station.is_none() && spec.station != 0 {
                 task.station = Some(spec.station);
             }

@@ -5,7 +5,7 @@ use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it on any incompatible change and add the
 /// migration to `Store::check_schema`.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 

@@ -2,13 +2,22 @@
 // without it; with it, check-in forms attach the phone's position and uploads show progress.
 "use strict";
 (function () {
-  // Check in / check out: ask for the position (if the phone allows), then send.
+  // Check in / check out: ask for the position (if the phone allows), then send, once.
   document.querySelectorAll("form[data-geo]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
-      if (form.dataset.sent || !navigator.geolocation) return;
+      if (form.dataset.ready) return;
       ev.preventDefault();
-      form.dataset.sent = "1";
-      var send = function () { form.submit(); };
+      if (form.dataset.waiting || !navigator.geolocation) {
+        if (!navigator.geolocation && !form.dataset.waiting) send();
+        return;
+      }
+      form.dataset.waiting = "1";
+      var button = form.querySelector("button[type=submit]");
+      if (button) button.disabled = true;
+      function send() {
+        form.dataset.ready = "1";
+        form.submit();
+      }
       navigator.geolocation.getCurrentPosition(function (p) {
         form.elements.lat.value = p.coords.latitude.toFixed(6);
         form.elements.lon.value = p.coords.longitude.toFixed(6);
@@ -32,14 +41,25 @@
       };
       xhr.upload.onload = function () { if (bar) bar.removeAttribute("value"); };
       xhr.onload = function () {
-        document.open();
-        document.write(xhr.responseText);
-        document.close();
+        var type = xhr.getResponseHeader("content-type") || "";
+        if (type.indexOf("text/html") === 0) {
+          // The answer is the next page (the import's report, the catalog).
+          document.open();
+          document.write(xhr.responseText);
+          document.close();
+        } else {
+          if (button) button.disabled = false;
+          if (bar) bar.hidden = true;
+          window.alert((xhr.status || "") + " " + xhr.responseText.slice(0, 300));
+        }
       };
       xhr.onerror = function () {
+        // Not sent again by itself: it may have arrived. Say so and let the user decide.
         if (button) button.disabled = false;
         if (bar) bar.hidden = true;
-        form.submit();
+        window.alert(document.documentElement.lang === "en"
+          ? "The upload was interrupted. Check the list before sending it again."
+          : "上传中断。请先查看列表，确认未成功后再重新提交。");
       };
       xhr.send(new FormData(form));
     });
