@@ -324,17 +324,30 @@ impl Reason {
 
     /// The reason in a sentence, in Chinese.
     pub fn describe_zh(&self) -> String {
+        let name = |slug: &str| match crate::registry::vocabulary::zh(slug) {
+            Some(zh) => zh.to_owned(),
+            None => slug.to_owned(),
+        };
         match self {
             Reason::NoVolunteers => "本站及邻站没有在岗志愿者".into(),
             Reason::OtherStation => "不属于可服务本任务的社工站".into(),
-            Reason::MissingSkill { skill } => format!("缺少技能 {skill}"),
-            Reason::ExpiredCertificate { skill } => format!("{skill} 证书在截止日前过期"),
-            Reason::MissingClearance { clearance } => format!("没有截止日前有效的 {clearance}"),
+            Reason::MissingSkill { skill } => format!("缺少技能「{}」", name(skill)),
+            Reason::ExpiredCertificate { skill } => {
+                format!("「{}」证书在截止日前过期", name(skill))
+            }
+            Reason::MissingClearance { clearance } => format!(
+                "没有截止日前有效的「{}」",
+                match clearance.as_str() {
+                    "safeguarding" => "儿童保护背景审查".to_owned(),
+                    "insurance" => "意外保险".to_owned(),
+                    other => name(other),
+                }
+            ),
             Reason::NotAvailable => "服务时段内没有空".into(),
             Reason::TooFar { max_km } => format!("住处超出 {max_km} 公里"),
             Reason::WrongGender => "性别不符合任务要求".into(),
             Reason::NoLanguage => "不会任务要求的语言或方言".into(),
-            Reason::MissingRole { role } => format!("不担任 {role} 角色"),
+            Reason::MissingRole { role } => format!("不担任「{}」", name(role)),
             Reason::AtCapacity => "本月服务量已满".into(),
             Reason::TakenByOtherTasks => "合格志愿者都已安排给更优先或更近的任务".into(),
             Reason::TeamIncomplete { needed, found } => {

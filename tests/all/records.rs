@@ -1364,3 +1364,41 @@ async fn a_rating_moves_with_its_visit_when_a_correction_moves_the_month() {
     assert_eq!(ratings(d.get(&month("2027-01"), &d.admin).await), 1);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_visit_that_reached_nobody_needs_no_answers_from_the_host() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let (_, token) = helper(&d, w.stations[0], 811).await;
+    let task = steady_task(&d).await;
+    d.post(&format!("/v1/tasks/{task}/accept"), &token, json!({}))
+        .await;
+    d.clock.set(at("2026-12-05T09:30:00+08:00"));
+    d.post(&format!("/v1/tasks/{task}/check-in"), &token, json!({}))
+        .await;
+    d.clock.advance(Duration::minutes(20));
+    d.post(&format!("/v1/tasks/{task}/check-out"), &token, json!({}))
+        .await;
+    let path = format!("/v1/tasks/{task}/reports");
+    // Reached: the required question must be answered (422 by field, nothing stored).
+    let r = d.post(&path, &token, json!({"reached": true})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    // Nobody there: nothing could be asked; the report goes to the plugin, which decides.
+    let r = d
+        .post(
+            &path,
+            &token,
+            json!({"reached": false, "notes": "家中无人"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    // An answer given is still checked.
+    let r = d
+        .post(
+            &path,
+            &token,
+            json!({"reached": false, "answers": [{"item": "ok", "value": "maybe"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+}

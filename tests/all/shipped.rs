@@ -166,7 +166,7 @@ fn the_shipped_plugins_plan_and_review_in_the_real_host() {
         .unwrap();
     let drafts = plan.drafts.clone();
     assert_eq!(drafts[0].requirements.clearances, ["safeguarding"]);
-    assert_eq!(drafts[0].requirements.roles, ["child-director"]);
+    assert_eq!(drafts[0].requirements.roles, ["child_director"]);
     let answers = [
         ("guardian_present", "yes"),
         ("guardian_now", "祖母"),

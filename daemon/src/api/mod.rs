@@ -443,8 +443,16 @@ async fn openapi_json() -> impl IntoResponse {
     Json(openapi::document().clone())
 }
 
-async fn fallback() -> ApiError {
-    ApiError::not_found("route")
+async fn fallback(
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Outside the API, a person followed a link: a page, in their language.
+    if !uri.path().starts_with("/v1") {
+        return crate::console::not_found_page(&headers);
+    }
+    ApiError::not_found("route").into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -241,7 +241,7 @@ async fn shortage(
         div.scroll { table {
             thead { tr { th { (web.t("乡镇（街道）", "Township")) } th { (web.t("原因", "Reason")) } th { (web.t("缺什么", "Missing")) } th.num { (web.t("任务数", "Tasks")) } } }
             tbody { @for r in &report.rows { tr {
-                td { (r.township_name) } td { (r.reason) } td { (r.what.clone().unwrap_or_default()) } td.num { (r.tasks) }
+                td { (r.township_name) } td { (super::reason_code(web, &r.reason)) } td { (r.what.as_deref().map(|w| super::label(web, w)).unwrap_or_default()) } td.num { (r.tasks) }
             } } }
         } }
     };

@@ -551,6 +551,67 @@ pub(crate) fn reason_text(web: &Web, r: &crate::task::Reason) -> String {
     }
 }
 
+/// A vocabulary slug (category, circumstance, skill, role) as people read it: the Chinese name
+/// on Chinese pages when linli knows it.
+pub(crate) fn label(web: &Web, slug: &str) -> String {
+    match (web.lang, crate::registry::vocabulary::zh(slug)) {
+        (Lang::Zh, Some(zh)) => zh.to_owned(),
+        _ => slug.to_owned(),
+    }
+}
+
+/// Several slugs, joined for a table cell.
+pub(crate) fn labels(web: &Web, slugs: &[String]) -> String {
+    let sep = web.t("、", ", ");
+    slugs
+        .iter()
+        .map(|s| label(web, s))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// An offer's state in words.
+pub(crate) fn offer_state(web: &Web, s: crate::schedule::OfferState) -> &'static str {
+    use crate::schedule::OfferState as O;
+    let (zh, en) = match s {
+        O::Offered => ("待答复", "waiting for an answer"),
+        O::Accepted => ("已接单", "accepted"),
+        O::Declined => ("已婉拒", "declined"),
+        O::Expired => ("已过期", "expired"),
+        O::Withdrawn => ("已撤回", "withdrawn"),
+        O::CheckedIn => ("走访中", "checked in"),
+        O::CheckedOut => ("已签退", "checked out"),
+    };
+    match web.lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+/// A reason code of the shortage report in words.
+pub(crate) fn reason_code(web: &Web, code: &str) -> String {
+    let zh = match code {
+        "no_volunteers" => "没有在岗志愿者",
+        "other_station" => "不属可服务的社工站",
+        "missing_skill" => "缺少技能",
+        "expired_certificate" => "证书过期",
+        "missing_clearance" => "缺少资质",
+        "not_available" => "时段内无空",
+        "too_far" => "距离太远",
+        "wrong_gender" => "性别不符",
+        "no_language" => "语言不符",
+        "missing_role" => "缺少角色",
+        "at_capacity" => "服务量已满",
+        "taken_by_other_tasks" => "被更优先的任务占用",
+        "team_incomplete" => "组队人数不足",
+        other => return other.replace('_', " "),
+    };
+    match web.lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => code.replace('_', " "),
+    }
+}
+
 /// A resident ID as staff see it by default: the first 6 and last 4 characters.
 pub(crate) fn mask_id(id: &str) -> String {
     let chars: Vec<char> = id.chars().collect();
@@ -615,8 +676,76 @@ async fn switch_lang(
     r
 }
 
+/// A page for a person who followed a link that goes nowhere.
+pub fn not_found_page(headers: &HeaderMap) -> Response {
+    let web = bare_web(headers);
+    harden_headers(message_page(
+        &web,
+        StatusCode::NOT_FOUND,
+        web.t("找不到这个页面", "Page not found"),
+        web.t(
+            "地址有误，或这条记录不存在。",
+            "The address is wrong, or the record does not exist.",
+        ),
+    ))
+}
+
+/// The viewer as far as a request's headers tell, without a session (error pages).
+fn bare_web(headers: &HeaderMap) -> Web {
+    Web {
+        lang: match cookie(headers, LANG_COOKIE).as_deref() {
+            Some("en") => Lang::En,
+            _ => Lang::Zh,
+        },
+        session: None,
+        caller: None,
+        here: "/".into(),
+        address: String::new(),
+        secret: None,
+        login_cookie: None,
+        blocked: None,
+    }
+}
+
+/// Console routes answer people: an API problem on the way out (a path parameter that is not
+/// a number, a method the route does not take) becomes a page in their language.
+async fn pages_not_problems(req: Request, next: axum::middleware::Next) -> Response {
+    let headers = req.headers().clone();
+    let r = next.run(req).await;
+    let problem = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/problem+json"));
+    if !problem {
+        return harden_headers(r);
+    }
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let e = ApiError {
+        status,
+        kind: "problem",
+        detail: v["detail"].as_str().unwrap_or_default().to_owned(),
+        errors: v["errors"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|f| crate::registry::FieldError {
+                        field: f["field"].as_str().unwrap_or_default().to_owned(),
+                        message: f["message"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    harden_headers(error_page(&bare_web(&headers), &e))
+}
+
 /// Security headers on every console response.
-async fn harden(mut r: Response) -> Response {
+fn harden_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert(
@@ -658,7 +787,7 @@ pub fn router(limits: UploadLimits) -> Router<AppState> {
         .merge(station::routes(limits.import))
         .merge(bureau::routes(limits.plugin))
         .merge(volunteer::routes())
-        .layer(axum::middleware::map_response(harden))
+        .layer(axum::middleware::from_fn(pages_not_problems))
 }
 
 #[cfg(test)]

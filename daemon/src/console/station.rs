@@ -176,7 +176,10 @@ struct MonthQuery {
 
 #[allow(clippy::result_large_err)]
 fn parse_month(web: &Web, st: &AppState, m: Option<&str>) -> Result<u32, Response> {
-    let m = m.map_or_else(|| super::this_month(st), str::to_owned);
+    let m = m
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map_or_else(|| super::this_month(st), str::to_owned);
     crate::records::coverage::parse_month(&m).map_err(|e| {
         error_page(
             web,
@@ -217,29 +220,40 @@ async fn dashboard_page(
         }
         section {
             h2 { (web.t("各村（社区）本月任务", "This month by community")) }
-            div.scroll { table {
-                thead { tr {
-                    th { (web.t("村（社区）", "Community")) }
-                    th.num { (web.t("本月应办", "Due")) }
-                    th.num { (web.t("已完成", "Done")) }
-                    th.num { (web.t("待派", "Open")) }
-                    th.num { (web.t("已派单", "Offered")) }
-                    th.num { (web.t("已接单", "Accepted")) }
-                    th.num { (web.t("走访中", "Checked in")) }
-                    th.num { (web.t("无人可派", "Unstaffed")) }
-                    th.num { (web.t("逾期", "Overdue")) }
-                } }
+            div.scroll { table.dash {
+                thead {
+                    tr {
+                        th rowspan="2" { (web.t("村（社区）", "Community")) }
+                        th.group colspan="4" { (web.t("本月截止的任务", "Due this month")) }
+                        th.group colspan="6" { (web.t("目前待办（含往月遗留）", "Still to do now (earlier months too)")) }
+                    }
+                    tr {
+                        th.num { (web.t("应办", "Due")) }
+                        th.num { (web.t("已完成", "Done")) }
+                        th.num { (web.t("无人可派", "Unstaffed")) }
+                        th.num { (web.t("逾期", "Overdue")) }
+                        th.num { (web.t("待派", "Open")) }
+                        th.num { (web.t("已派单", "Offered")) }
+                        th.num { (web.t("已接单", "Accepted")) }
+                        th.num { (web.t("走访中/待审", "Visiting")) }
+                        th.num { (web.t("无人可派", "Unstaffed")) }
+                        th.num { (web.t("逾期", "Overdue")) }
+                    }
+                }
                 tbody {
                     @for row in &d.rows {
+                        @let n = |k: &str| row.active.get(k).copied().unwrap_or(0);
                         tr {
                             td { a href=(format!("/station/tasks?community={}", row.code)) { (row.name) } }
                             td.num { (row.month.due) }
                             td.num { (row.month.done) }
-                            td.num { (row.active.get("open").copied().unwrap_or(0)) }
-                            td.num { (row.active.get("offered").copied().unwrap_or(0)) }
-                            td.num { (row.active.get("accepted").copied().unwrap_or(0)) }
-                            td.num { (row.active.get("checked_in").copied().unwrap_or(0) + row.active.get("visited").copied().unwrap_or(0)) }
-                            td.num.bad[row.active.contains_key("unstaffed")] { (row.active.get("unstaffed").copied().unwrap_or(0)) }
+                            td.num.bad[row.month.unstaffed > 0] { (row.month.unstaffed) }
+                            td.num.bad[row.month.overdue > 0] { (row.month.overdue) }
+                            td.num { (n("open")) }
+                            td.num { (n("offered")) }
+                            td.num { (n("accepted")) }
+                            td.num { (n("checked_in") + n("visited")) }
+                            td.num.bad[n("unstaffed") > 0] { (n("unstaffed")) }
                             td.num.bad[row.overdue > 0] { (row.overdue) }
                         }
                     }
@@ -248,6 +262,8 @@ async fn dashboard_page(
                     th { (web.t("合计", "Total")) }
                     th.num { (total(|r| r.month.due)) }
                     th.num { (total(|r| r.month.done)) }
+                    th.num { (total(|r| r.month.unstaffed)) }
+                    th.num { (total(|r| r.month.overdue)) }
                     th.num { (total(|r| r.active.get("open").copied().unwrap_or(0))) }
                     th.num { (total(|r| r.active.get("offered").copied().unwrap_or(0))) }
                     th.num { (total(|r| r.active.get("accepted").copied().unwrap_or(0))) }
@@ -458,8 +474,32 @@ async fn task_view(
         None => Vec::new(),
     };
     let active = task.status.is_active();
+    // The visit reports, through the report route (audited there like any read of them).
+    let mut reports =
+        crate::api::records::task_reports(State(st.clone()), caller.clone(), ApiPath(id))
+            .await
+            .map(|Json(r)| r)
+            .unwrap_or_default();
+    reports.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let question = |item: &str| {
+        detail.questions.iter().find(|q| q.id == item).map_or_else(
+            || item.to_owned(),
+            |q| match web.lang {
+                super::Lang::Zh => q.question.zh.clone(),
+                super::Lang::En => q.question.en.clone(),
+            },
+        )
+    };
+    let community_name = st
+        .read(|r| r.region(&task.community))
+        .ok()
+        .flatten()
+        .map_or_else(|| task.community.clone(), |g| g.name);
     let body = html! {
         @if let Some(e) = &failed { (problems(web, e)) }
+        @if let Some(orig) = task.follows_up {
+            p.notice { (web.t("这是对任务 ", "This follows up task ")) a href=(format!("/station/tasks/{orig}")) { "#" (orig) } (web.t(" 走访记录的跟进；原因见该任务的审核结果。", "'s visit report; the review there says why.")) }
+        }
         dl.facts {
             dt { (web.t("状态", "Status")) } dd { (status_name(web, task.status)) @if task.overdue { " " span.tag.bad { (web.t("逾期", "overdue")) } } }
             dt { (web.t("优先级", "Priority")) } dd { (priority_name(web, task.priority)) }
@@ -468,11 +508,11 @@ async fn task_view(
                 dt { (web.t("服务对象", "Resident")) } dd { a href=(format!("/station/persons/{}", p.id)) { (p.name) } }
                 @if let Some(a) = &p.address { dt { (web.t("地址", "Address")) } dd { (a) } }
             }
-            dt { (web.t("村（社区）", "Community")) } dd { (task.community) }
+            dt { (web.t("村（社区）", "Community")) } dd { (community_name) }
             dt { (web.t("要求", "Requirements")) } dd {
                 (web.t("人数", "team")) " " (task.requirements.team_size)
-                @for s in &task.requirements.skills { " · " (s) }
-                @for s in &task.requirements.roles { " · " (s) }
+                @for s in &task.requirements.skills { " · " (super::label(web, s)) }
+                @for s in &task.requirements.roles { " · " (super::label(web, s)) }
                 @for s in &task.requirements.clearances { " · " (s) }
                 @if let Some(km) = task.requirements.max_distance_km { " · ≤ " (km) " km" }
             }
@@ -496,12 +536,45 @@ async fn task_view(
                     thead { tr { th { (web.t("志愿者", "Volunteer")) } th { (web.t("状态", "State")) } th { (web.t("派单时间", "Offered")) } th { (web.t("答复期限", "Answer by")) } th { (web.t("说明", "Note")) } } }
                     tbody { @for o in &task.offers { tr {
                         td { a href=(format!("/station/volunteers/{}", o.volunteer)) { (names.get(&o.volunteer).cloned().unwrap_or_else(|| o.volunteer.to_string())) } }
-                        td { (format!("{:?}", o.state).to_lowercase()) }
+                        td { (super::offer_state(web, o.state)) }
                         td { (local_utc(o.offered_at)) }
                         td { (local_utc(o.respond_by)) }
                         td { (o.reason.clone().unwrap_or_default()) }
                     } } }
                 } }
+            }
+        }
+        @if !reports.is_empty() {
+            section {
+                h2 { (web.t("走访记录", "Visit reports")) }
+                @for r in &reports {
+                    div.card.report {
+                        p {
+                            strong { (web.t("第 ", "Version ")) (r.version) (web.t(" 版", "")) } " · "
+                            (report_state_name(web, r.state)) " · "
+                            (local_utc(r.filed_at)) " · " (r.filed_by)
+                        }
+                        p.small {
+                            (web.t("走访 ", "Visit ")) (local_utc(r.checked_in_at)) " — " (local_utc(r.checked_out_at))
+                            " · " @if r.reached { (web.t("见到本人", "reached")) } @else { strong.bad { (web.t("未见到本人", "not reached")) } }
+                        }
+                        @if !r.answers.is_empty() {
+                            dl.facts {
+                                @for a in &r.answers { dt { (question(&a.item)) } dd { (answer_text(web, &a.value)) } }
+                            }
+                        }
+                        @if !r.notes.is_empty() { p { (web.t("备注：", "Notes: ")) (r.notes) } }
+                        @if let Some(rv) = &r.review {
+                            p {
+                                (web.t("审核：", "Review: ")) (outcome_name(web, rv.outcome))
+                                " (" (rv.by) ")"
+                                @if let Some(f) = rv.follow_up_task { " · " a href=(format!("/station/tasks/{f}")) { (web.t("跟进任务 #", "follow-up #")) (f) } }
+                            }
+                            @if !rv.reasons.is_empty() { ul { @for why in &rv.reasons { li { (why) } } } }
+                        }
+                        @if let Some(e) = &r.review_error { p.bad { (web.t("等待插件审核：", "Waiting for the plugin's review: ")) (e) } }
+                    }
+                }
             }
         }
         @if active {
@@ -537,6 +610,40 @@ async fn task_view(
     };
     let status = failed.as_ref().map_or(StatusCode::OK, |e| e.status);
     super::page_with(web, status, title(web, task), body)
+}
+
+fn report_state_name(web: &Web, s: crate::records::model::ReportState) -> &'static str {
+    use crate::records::model::ReportState as R;
+    match s {
+        R::Submitted => web_t(web, "待审核", "waiting for review"),
+        R::Accepted => web_t(web, "已通过", "accepted"),
+        R::Rejected => web_t(web, "已退回", "returned"),
+        R::Superseded => web_t(web, "已被更正", "superseded"),
+    }
+}
+
+fn outcome_name(web: &Web, o: crate::records::model::Outcome) -> &'static str {
+    use crate::records::model::Outcome as O;
+    match o {
+        O::Accepted => web_t(web, "通过", "accepted"),
+        O::FollowUp => web_t(web, "通过，需跟进", "accepted, follow-up needed"),
+        O::Rejected => web_t(web, "退回", "returned"),
+    }
+}
+
+fn answer_text(web: &Web, v: &str) -> String {
+    match v {
+        "yes" => web.t("是", "yes").to_owned(),
+        "no" => web.t("否", "no").to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn web_t(web: &Web, zh: &'static str, en: &'static str) -> &'static str {
+    match web.lang {
+        super::Lang::Zh => zh,
+        super::Lang::En => en,
+    }
 }
 
 async fn reoffer(State(st): State<AppState>, ApiPath(id): ApiPath<u64>, form: Form) -> Response {
@@ -716,8 +823,15 @@ async fn request_post(State(st): State<AppState>, form: Form) -> Response {
         "urgent" => Priority::Urgent,
         "high" => Priority::High,
         "low" => Priority::Low,
-        _ => Priority::Normal,
+        "normal" => Priority::Normal,
+        _ => {
+            bad("priority", "choose urgent, high, normal or low");
+            Priority::Normal
+        }
     };
+    if due_end.is_some_and(|e| e <= now) {
+        bad("due_end", "is already past: a request is due from now on");
+    }
     let team_size = form
         .get("team_size")
         .map_or(Some(1), |t| t.trim().parse::<u8>().ok());
@@ -817,7 +931,7 @@ async fn persons(
                 td { a href=(format!("/station/persons/{}", p.id)) { (p.name) } }
                 td.mono { (mask_id(&p.resident_id)) }
                 td { (p.community) }
-                td { @for c in &p.categories { span.tag { (c.as_str()) } " " } }
+                td { @for c in &p.categories { span.tag { (super::label(web, c.as_str())) } " " } }
                 td { a href=(format!("/station/requests/new?person={}", p.id)) { (web.t("登记诉求", "Request")) } }
             } } }
         } }
@@ -846,7 +960,10 @@ fn person_body(web: &Web, p: &Person, revealed: bool) -> Markup {
             @if let Some(a) = &p.address { dt { (web.t("地址", "Address")) } dd { (a) } }
             @if let Some(ph) = &p.phone { dt { (web.t("电话", "Phone")) } dd { (ph) } }
             dt { (web.t("村（社区）", "Community")) } dd { (p.community) }
-            dt { (web.t("类别", "Categories")) } dd { @for c in &p.categories { span.tag { (c.as_str()) } " " } }
+            dt { (web.t("类别", "Categories")) } dd { @for c in &p.categories { span.tag { (super::label(web, c.as_str())) } " " } }
+            @if !p.circumstances.is_empty() { dt { (web.t("情况", "Circumstances")) } dd { @for c in &p.circumstances { span.tag { (super::label(web, c.as_str())) } " " } } }
+            @if let Some(g) = &p.guardian { dt { (web.t("监护人", "Guardian")) } dd { (g.name) "（" (g.relation) "）" @if let Some(ph) = &g.phone { " " a href=(format!("tel:{ph}")) { (ph) } } } }
+            @if let Some(dis) = &p.disability { dt { (web.t("残疾", "Disability")) } dd { (format!("{:?}", dis.kind).to_lowercase()) " · " (web.t("等级 ", "grade ")) (dis.grade) } }
             @if !p.needs.is_empty() { dt { (web.t("需求", "Needs")) } dd { (p.needs.join("、")) } }
         }
         p { a.button href=(format!("/station/requests/new?person={}", p.id)) { (web.t("＋ 为此人登记诉求", "+ Record a request for them")) } }
@@ -905,8 +1022,8 @@ async fn volunteers(State(st): State<AppState>, staff: Staff) -> Response {
             thead { tr { th { (web.t("姓名", "Name")) } th { (web.t("技能", "Skills")) } th { (web.t("角色", "Roles")) } th { (web.t("月服务量", "Monthly capacity")) } th { (web.t("状态", "Status")) } } }
             tbody { @for v in &list { tr {
                 td { a href=(format!("/station/volunteers/{}", v.id)) { (v.name) } }
-                td { (v.skills.join("、")) }
-                td { (v.roles.join("、")) }
+                td { (super::labels(web, &v.skills)) }
+                td { (super::labels(web, &v.roles)) }
                 td.num { (v.monthly_capacity) }
                 td { (format!("{:?}", v.status).to_lowercase()) }
             } } }
@@ -935,8 +1052,8 @@ async fn volunteer_view(
         (extra)
         dl.facts {
             dt { (web.t("电话", "Phone")) } dd { (v.phone) }
-            dt { (web.t("技能", "Skills")) } dd { (v.skills.join("、")) }
-            dt { (web.t("角色", "Roles")) } dd { (v.roles.join("、")) }
+            dt { (web.t("技能", "Skills")) } dd { (super::labels(web, &v.skills)) }
+            dt { (web.t("角色", "Roles")) } dd { (super::labels(web, &v.roles)) }
             dt { (web.t("月服务量", "Monthly capacity")) } dd { (v.monthly_capacity) }
             @if let Some(h) = &hours {
                 dt { (web.t("服务时长", "Service hours")) } dd { (format!("{:.1}", h.hours)) }

@@ -66,19 +66,7 @@ async fn my_tasks(st: &AppState, vol: &Vol) -> Result<Vec<MyTask>, ApiError> {
 }
 
 fn offer_state(web: &Web, s: OfferState) -> &'static str {
-    let (zh, en) = match s {
-        OfferState::Offered => ("待答复", "waiting for you"),
-        OfferState::Accepted => ("已接单", "accepted"),
-        OfferState::Declined => ("已婉拒", "declined"),
-        OfferState::Expired => ("已过期", "expired"),
-        OfferState::Withdrawn => ("已撤回", "withdrawn"),
-        OfferState::CheckedIn => ("走访中", "checked in"),
-        OfferState::CheckedOut => ("已签退", "checked out"),
-    };
-    match web.lang {
-        super::Lang::Zh => zh,
-        super::Lang::En => en,
-    }
+    super::offer_state(web, s)
 }
 
 fn task_card(web: &Web, t: &MyTask) -> Markup {
@@ -403,29 +391,30 @@ fn report_body(web: &Web, t: &MyTask, form: Option<&Form>, failed: Option<&ApiEr
                 label.check { input type="radio" name="reached" value="yes" checked[reached]; (web.t("见到了", "Yes")) }
                 label.check { input type="radio" name="reached" value="no" checked[!reached]; (web.t("没见到", "No")) }
             }
+            p.small { (web.t("带 * 的问题必答（没见到本人时可不答）。", "Questions marked * must be answered (unless you did not reach them).")) }
             @for q in &t.checklist {
                 @let name = format!("a.{}", q.id);
                 @let v = value(&name);
                 @match q.kind {
                     AnswerKind::YesNo => fieldset {
                         legend { (question(web, q)) @if q.required { span.req { " *" } } }
-                        label.check { input type="radio" name=(name) value="yes" checked[v == "yes"] required[q.required]; (web.t("是", "Yes")) }
+                        label.check { input type="radio" name=(name) value="yes" checked[v == "yes"]; (web.t("是", "Yes")) }
                         label.check { input type="radio" name=(name) value="no" checked[v == "no"]; (web.t("否", "No")) }
                     },
                     AnswerKind::Number => label {
                         (question(web, q)) @if q.required { span.req { " *" } }
-                        input type="number" step="any" inputmode="decimal" name=(name) value=(v) required[q.required];
+                        input type="number" step="any" inputmode="decimal" name=(name) value=(v);
                     },
                     AnswerKind::Choice => label {
                         (question(web, q)) @if q.required { span.req { " *" } }
-                        select name=(name) required[q.required] {
+                        select name=(name) {
                             option value="" { (web.t("— 请选择 —", "— choose —")) }
                             @for c in &q.choices { option value=(c) selected[&v == c] { (c) } }
                         }
                     },
                     AnswerKind::Text => label {
                         (question(web, q)) @if q.required { span.req { " *" } }
-                        textarea name=(name) maxlength="2000" required[q.required] { (v) }
+                        textarea name=(name) maxlength="2000" { (v) }
                     },
                 }
             }

@@ -361,6 +361,9 @@ pub fn draft(
     tags("requirements.clearances", &r.clearances, 16)?;
     tags("requirements.languages", &r.languages, 16)?;
     tags("requirements.roles", &r.roles, 16)?;
+    // A role nobody can hold would leave every such task unstaffed, silently.
+    crate::registry::vocabulary::check_roles(&r.roles)
+        .map_err(|e| format!("requirements.roles: {e}"))?;
     Ok(())
 }
 

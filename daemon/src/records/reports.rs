@@ -248,7 +248,23 @@ impl Records {
         for a in input.answers.iter_mut() {
             a.value = a.value.replace("\r\n", "\n");
         }
-        let answers = check_answers(&input.answers, &checklist, &mut errs);
+        // Nobody reached: nothing could be asked, so no question is required (what was
+        // answered is still checked); the plugin's review decides what follows.
+        let relaxed: Vec<crate::schedule::ChecklistItem>;
+        let questions = if input.reached {
+            &checklist
+        } else {
+            relaxed = checklist
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    c.required = false;
+                    c
+                })
+                .collect();
+            &relaxed
+        };
+        let answers = check_answers(&input.answers, questions, &mut errs);
         if input.notes.chars().count() > 4000 {
             errs.push("notes", "at most 4000 characters");
         } else if input

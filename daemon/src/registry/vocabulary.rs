@@ -67,6 +67,48 @@ fn unknown(what: &str, word: &str, known: &[&str]) -> String {
     )
 }
 
+/// The community roles linli knows (slug, Chinese title): what volunteers' `roles` and a
+/// task's `requirements.roles` name, as the SDK's `vocab::Role` lists them.
+pub const ROLES: &[(&str, &str)] = &[
+    ("child_director", "儿童主任"),
+    ("disaster_info_officer", "灾害信息员"),
+    ("grid_worker", "网格员"),
+    ("social_worker", "社工"),
+];
+
+/// Checks role names a task requires: an unknown one would leave the task unstaffable, so it
+/// is refused with the nearest known one.
+pub fn check_roles(names: &[String]) -> Result<(), String> {
+    let known: Vec<&str> = ROLES.iter().map(|(slug, _)| *slug).collect();
+    for n in names {
+        if !known.contains(&n.as_str()) {
+            return Err(unknown("role", n, &known));
+        }
+    }
+    Ok(())
+}
+
+/// The Chinese name of a vocabulary slug (category, circumstance, role, skill), if it is one.
+pub fn zh(slug: &str) -> Option<&'static str> {
+    ROLES
+        .iter()
+        .chain(SKILLS.iter())
+        .find(|(s, _)| *s == slug)
+        .map(|(_, zh)| *zh)
+        .or_else(|| {
+            Category::ALL
+                .iter()
+                .find(|c| c.as_str() == slug)
+                .map(|c| c.zh())
+        })
+        .or_else(|| {
+            ElderCircumstance::ALL
+                .iter()
+                .find(|c| c.as_str() == slug)
+                .map(|c| c.zh())
+        })
+}
+
 /// Every category slug.
 pub fn category_slugs() -> Vec<&'static str> {
     Category::ALL.iter().map(|c| c.as_str()).collect()
@@ -110,6 +152,12 @@ mod tests {
         assert!(!e.contains("did you mean") && e.contains("known: special_difficulty_elder"));
         assert!(check_categories(&["disabled".into(), "veteran".into()]).is_ok());
         assert_eq!(distance("kitten", "sitting"), 3);
+        let e = check_roles(&["disaster-information-officer".into()]).unwrap_err();
+        assert!(e.contains("did you mean \"disaster_info_officer\""), "{e}");
+        let e = check_roles(&["child-director".into()]).unwrap_err();
+        assert!(e.contains("\"child_director\""), "{e}");
+        assert_eq!(zh("disaster_info_officer"), Some("灾害信息员"));
+        assert_eq!(zh("first_aid"), Some("急救"));
         assert_eq!(closest("", &["a"]), None);
     }
 }

@@ -322,7 +322,7 @@ impl Scheduler {
                             } else {
                                 settings.offer_hours
                             };
-                            let respond_by = now + Duration::hours(i64::from(hours));
+                            let respond_by = answer_by(now, hours, &task);
                             for v in vs {
                                 task.offers.push(Offer {
                                     volunteer: *v,
@@ -747,7 +747,7 @@ impl Scheduler {
             } else {
                 settings.offer_hours
             };
-            let respond_by = now + Duration::hours(i64::from(hours));
+            let respond_by = answer_by(now, hours, &task);
             task.offers.push(Offer {
                 volunteer,
                 state: OfferState::Offered,
@@ -829,6 +829,14 @@ impl Scheduler {
     }
 }
 
+/// When an offer must be answered: the configured hours, but not after the task's due end
+/// when that comes sooner (and never less than half an hour from now).
+fn answer_by(now: DateTime<Utc>, hours: u32, task: &Task) -> DateTime<Utc> {
+    let usual = now + Duration::hours(i64::from(hours));
+    let due = task.due_end.to_utc();
+    usual.min(due.max(now + Duration::minutes(30)))
+}
+
 fn conflict(field: &str, message: &str) -> ServiceError {
     ServiceError::Conflict {
         field: field.into(),
@@ -889,6 +897,9 @@ impl Scheduler {
                 "requirements.max_distance_km",
                 "must be above 0 and at most 500",
             );
+        }
+        if let Err(e) = crate::registry::vocabulary::check_roles(&r.roles) {
+            errs.push("requirements.roles", e);
         }
         for (field, list) in [
             ("requirements.skills", &r.skills),

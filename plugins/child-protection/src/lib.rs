@@ -109,7 +109,7 @@ impl Plugin for ChildProtection {
             clearances: vec!["safeguarding".into()],
             team_size: if c.with_child_director { 1 } else { 2 },
             roles: if c.with_child_director {
-                vec!["child-director".into()]
+                vec![vocab::Role::ChildDirector.into()]
             } else {
                 vec![]
             },
@@ -225,7 +225,7 @@ mod tests {
             assert_eq!(d.requirements.clearances, ["safeguarding"]);
             assert_eq!(
                 (d.requirements.team_size, d.requirements.roles.as_slice()),
-                (1, ["child-director".to_owned()].as_slice())
+                (1, ["child_director".to_owned()].as_slice())
             );
         }
         assert_eq!(drafts[1].priority, Priority::High);

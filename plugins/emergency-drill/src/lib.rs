@@ -132,7 +132,7 @@ impl Plugin for EmergencyDrill {
                 requirements: Requirements {
                     skills: vec!["first_aid".into()],
                     team_size: team_size(community.population, &c),
-                    roles: vec!["disaster-information-officer".into()],
+                    roles: vec![vocab::Role::DisasterInfoOfficer.into()],
                     ..Requirements::default()
                 },
                 checklist: 0,
@@ -236,7 +236,7 @@ mod tests {
         assert!(
             drafts
                 .iter()
-                .all(|d| d.requirements.roles == ["disaster-information-officer"]
+                .all(|d| d.requirements.roles == ["disaster_info_officer"]
                     && d.requirements.skills == ["first_aid"])
         );
         let info = Harness::new().describe::<EmergencyDrill>();
