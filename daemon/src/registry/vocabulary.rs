@@ -37,9 +37,21 @@ pub const SKILLS: &[(&str, &str)] = &[
 /// The known word nearest to `word`: the one with the fewest edits, or one that contains it or
 /// is contained in it (`disabled_person` → `disabled`), if any is near enough to be a slip.
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    let w = word.trim().to_lowercase();
+    // Dashes for underscores is the commonest slip (`child-director`).
+    let w = word.trim().to_lowercase().replace('-', "_");
     if w.is_empty() {
         return None;
+    }
+    // Word by word, each part a short form of the other (`info` for `information`).
+    let parts: Vec<&str> = w.split('_').collect();
+    if let Some(k) = known.iter().find(|k| {
+        let kp: Vec<&str> = k.split('_').collect();
+        kp.len() == parts.len()
+            && kp.iter().zip(&parts).all(|(a, b)| {
+                !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
+            })
+    }) {
+        return Some(k);
     }
     if let Some(k) = known
         .iter()
