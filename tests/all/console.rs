@@ -790,7 +790,7 @@ async fn a_hand_assignment_keeps_the_constraints_and_names_the_one_broken() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let page = v.get(&format!("/station/tasks/{task}")).await;
     assert!(
-        page.body.contains("缺少技能 sign_language"),
+        page.body.contains("缺少技能「手语」"),
         "{}",
         page.body
     );
