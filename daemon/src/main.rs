@@ -208,7 +208,12 @@ enum MatchAction {
 #[derive(Subcommand)]
 enum PluginAction {
     /// Run the checks a deployment runs and print what the plugin describes.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// A configuration (JSON file) to check against the plugin's schema.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Write a new plugin project: skeleton, release profile, a test through the harness, and
     /// sample files for `linlid plugin run`.
     New {
@@ -538,7 +543,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => commands::matching::plan_file(&file),
         Command::Plugin { action } => match action {
             PluginAction::Shipped { out } => plugin::shipped(&out),
-            PluginAction::Check { file } => plugin::check(&file),
+            PluginAction::Check { file, config } => plugin::check(&file, config.as_deref()),
             PluginAction::New {
                 name,
                 lang,

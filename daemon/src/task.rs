@@ -196,7 +196,22 @@ pub struct ChecklistItem {
     /// The allowed answers of a `choice` question.
     #[serde(default)]
     pub choices: Vec<String>,
+    /// What people read for each choice, in order (empty: the choices themselves). A report
+    /// may answer with a choice or either of its labels; the choice is stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choice_labels: Vec<Names>,
     pub required: bool,
+    /// Required only when another answer is given (e.g. `fell_recently` = `yes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_when: Option<Condition>,
+}
+
+/// "Required when the answer to `item` is `equals`".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ChecklistRequiredWhen)]
+pub struct Condition {
+    pub item: String,
+    pub equals: String,
 }
 
 /// How soon a follow-up is needed.

@@ -47,13 +47,13 @@ pub mod vocab;
 
 pub use bindings::exports::linli::plugin::action::Guest as Plugin;
 pub use bindings::linli::plugin::types::{
-    Action, Answer, AnswerKind, ChecklistItem, Community, Disability, FollowUp, Names, Occurrence,
-    Person, PlanResult as Plan, PluginInfo, Priority, Requirements, ReviewOutcome, Severity,
-    Target, TargetKind, Task, TaskDraft, VisitReport,
+    Action, Answer, AnswerKind, ChecklistItem, Community, Condition, Disability, FollowUp, Names,
+    Occurrence, Person, PlanResult as Plan, PluginInfo, Priority, Requirements, ReviewOutcome,
+    Severity, Target, TargetKind, Task, TaskDraft, VisitReport,
 };
 
 /// The interface version this SDK builds plugins for.
-pub const INTERFACE_VERSION: &str = "0.1.0";
+pub const INTERFACE_VERSION: &str = "0.2.0";
 
 /// Exports a type implementing [`Plugin`] as the plugin's `linli:plugin/action` interface.
 /// The export exists only in the WebAssembly build; native builds (your unit tests) call the
@@ -148,7 +148,9 @@ impl ChecklistItem {
             question: Names::new(zh, en),
             kind: AnswerKind::YesNo,
             choices: Vec::new(),
+            choice_labels: Vec::new(),
             required: true,
+            required_when: None,
         }
     }
 
@@ -177,10 +179,39 @@ impl ChecklistItem {
         }
     }
 
+    /// A required choice with what people read for each choice: `(id, 中文, English)`. A
+    /// report may answer with the id or either label; the host stores the id.
+    pub fn labelled_choice(
+        id: &str,
+        zh: &str,
+        en: &str,
+        choices: &[(&str, &str, &str)],
+    ) -> ChecklistItem {
+        ChecklistItem {
+            kind: AnswerKind::Choice,
+            choices: choices.iter().map(|c| c.0.to_owned()).collect(),
+            choice_labels: choices.iter().map(|c| Names::new(c.1, c.2)).collect(),
+            ..ChecklistItem::yes_no(id, zh, en)
+        }
+    }
+
     /// The same question, optional.
     pub fn optional(self) -> ChecklistItem {
         ChecklistItem {
             required: false,
+            ..self
+        }
+    }
+
+    /// The same question, required only when the answer to the earlier question `item` is
+    /// `equals` (`yes`/`no`, or one of its choices): "which injuries?" only after "fell? yes".
+    pub fn required_when(self, item: &str, equals: &str) -> ChecklistItem {
+        ChecklistItem {
+            required: false,
+            required_when: Some(Condition {
+                item: item.to_owned(),
+                equals: equals.to_owned(),
+            }),
             ..self
         }
     }

@@ -15,6 +15,7 @@ struct Settings {
 impl Plugin for Greeter {
     fn describe() -> PluginInfo {
         PluginInfo {
+            config_schema: None,
             id: "greeter".into(),
             version: "0.1.0".into(),
             names: Names::new("问候", "Greeter"),

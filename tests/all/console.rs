@@ -789,11 +789,7 @@ async fn a_hand_assignment_keeps_the_constraints_and_names_the_one_broken() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let page = v.get(&format!("/station/tasks/{task}")).await;
-    assert!(
-        page.body.contains("缺少技能「手语」"),
-        "{}",
-        page.body
-    );
+    assert!(page.body.contains("缺少技能「手语」"), "{}", page.body);
     let mut signer = volunteer(w.stations[0], 702);
     signer["skills"] = json!(["sign_language"]);
     let signer = d.created("/v1/volunteers", signer).await["id"]

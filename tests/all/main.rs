@@ -15,6 +15,7 @@ mod crash;
 mod dates;
 mod duties;
 mod import;
+mod interface;
 mod leaks;
 mod matching;
 mod notify;

@@ -174,7 +174,7 @@ fn components_that_are_not_plugins_are_refused() {
         LoadError::WrongInterface { found, supported } => {
             assert_eq!(
                 (found.as_str(), supported.as_str()),
-                ("linli:plugin@0.2.0", "linli:plugin@0.1.0")
+                ("linli:plugin@0.9.0", "linli:plugin@0.1.0")
             )
         }
         other => panic!("{other}"),
@@ -304,7 +304,7 @@ async fn plugins_deploy_over_http_and_the_daemon_outlives_hostile_ones() {
         r.body["detail"]
             .as_str()
             .unwrap()
-            .contains("linli:plugin@0.2.0")
+            .contains("linli:plugin@0.9.0")
     );
     let r = upload(&d, &d.admin, b"not wasm".to_vec()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -499,6 +499,8 @@ fn describe_answers_beyond_the_rules_are_refused_by_name() {
     use linli::plugins::checks::description;
     use linli::plugins::model::{ActionInfo, Description, Names, TargetKind};
     let good = Description {
+        config_schema: None,
+        interface: "0.2.0".into(),
         id: "legal-aid".into(),
         version: "1.2.3".into(),
         names: Names {

@@ -50,13 +50,14 @@ fn offline_runtime() -> Result<Runtime, Failure> {
 }
 
 /// `linlid plugin check FILE`: runs a deployment's checks and prints what the plugin describes.
-pub fn check(file: &Path) -> Result<(), Failure> {
+pub fn check(file: &Path, config: Option<&Path>) -> Result<(), Failure> {
     let rt = offline_runtime()?;
     let loaded = load_plugin(&rt, file, &Limits::default())?;
     let d = &loaded.description;
     println!(
-        "{}: ok — a linli:plugin@0.1.0 action plugin",
-        file.display()
+        "{}: ok — a linli:plugin@{} action plugin",
+        file.display(),
+        d.interface
     );
     println!("  id       {}", d.id);
     println!("  version  {}", d.version);
@@ -74,6 +75,37 @@ pub fn check(file: &Path) -> Result<(), Failure> {
             "  action   {} — {} / {} — default `{}` — {targets}",
             a.id, a.names.zh, a.names.en, a.default_cron
         );
+    }
+    let Some(schema) = &d.config_schema else {
+        println!("  config   no schema (interface 0.1, or none declared): not checked by the host");
+        if config.is_some() {
+            return Err(Failure::Rejected(
+                "--config: this plugin declares no configuration schema to check it against".into(),
+            ));
+        }
+        return Ok(());
+    };
+    let settings: Vec<&str> = schema["properties"]
+        .as_object()
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    println!("  config   schema with settings: {}", settings.join(", "));
+    match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Usage(format!("--config {}: {e}", path.display())))?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                Failure::Rejected(format!("--config {}: not JSON: {e}", path.display()))
+            })?;
+            crate::plugins::schema::validate(schema, &value)
+                .map_err(|e| Failure::Rejected(format!("--config {}: {e}", path.display())))?;
+            println!("  config   {} fits the schema", path.display());
+        }
+        None => {
+            if let Err(e) = crate::plugins::schema::validate(schema, &serde_json::json!({})) {
+                println!("  config   note: with no configuration set, {e}");
+            }
+        }
     }
     Ok(())
 }

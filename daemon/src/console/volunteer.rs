@@ -373,9 +373,19 @@ fn stated(
 }
 
 fn question(web: &Web, q: &crate::schedule::ChecklistItem) -> String {
-    match web.lang {
+    let text = match web.lang {
         super::Lang::Zh => q.question.zh.clone(),
         super::Lang::En => q.question.en.clone(),
+    };
+    match &q.required_when {
+        Some(w) => format!(
+            "{text} {}",
+            match web.lang {
+                super::Lang::Zh => format!("（「{}」为 {} 时必答）", w.item, w.equals),
+                super::Lang::En => format!("(required when {} is {})", w.item, w.equals),
+            }
+        ),
+        None => text,
     }
 }
 
@@ -409,7 +419,11 @@ fn report_body(web: &Web, t: &MyTask, form: Option<&Form>, failed: Option<&ApiEr
                         (question(web, q)) @if q.required { span.req { " *" } }
                         select name=(name) {
                             option value="" { (web.t("— 请选择 —", "— choose —")) }
-                            @for c in &q.choices { option value=(c) selected[&v == c] { (c) } }
+                            @for (i, c) in q.choices.iter().enumerate() {
+                                option value=(c) selected[&v == c] {
+                                    (q.choice_labels.get(i).map_or(c.as_str(), |l| web.t(&l.zh, &l.en)))
+                                }
+                            }
                         }
                     },
                     AnswerKind::Text => label {

@@ -496,6 +496,11 @@ impl Catalog {
             quarantine: None,
             previous_version: None,
         });
+        fits(&loaded.description, &record.config).map_err(|e| {
+            CatalogError::Invalid(format!(
+                "the plugin's configuration does not fit version {version}'s schema: {e}; set a configuration that does (PATCH /v1/plugins/{id}) before deploying it"
+            ))
+        })?;
         if !record.versions.is_empty() {
             record.previous_version = Some(record.active_version.clone());
         }
@@ -559,6 +564,11 @@ impl Catalog {
         let mut record = self.record(id)?;
         Self::may_change(actor, &record.owner, id)?;
         let loaded = self.load_version(&record, version)?;
+        fits(&loaded.description, &record.config).map_err(|e| {
+            CatalogError::Invalid(format!(
+                "the plugin's configuration does not fit version {version}'s schema: {e}; change it first"
+            ))
+        })?;
         if record.active_version != version {
             record.previous_version = Some(record.active_version.clone());
         }
@@ -596,6 +606,13 @@ impl Catalog {
                 return Err(CatalogError::Invalid(
                     "config is larger than 256 KiB".into(),
                 ));
+            }
+            if let Some(v) = record
+                .versions
+                .iter()
+                .find(|v| v.version == record.active_version)
+            {
+                fits(&v.description, &c).map_err(CatalogError::Invalid)?;
             }
             record.config = c;
         }
@@ -859,4 +876,16 @@ impl Catalog {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
+}
+/// Whether a configuration fits the schema a version declares (interface 0.2): the error
+/// names the field. An empty configuration is what a plugin gets before anyone sets one, so it
+/// is not held against a version (`linlid plugin check` reports whether it fits).
+pub fn fits(d: &Description, config: &serde_json::Value) -> Result<(), String> {
+    let Some(schema) = &d.config_schema else {
+        return Ok(());
+    };
+    if config.as_object().is_some_and(serde_json::Map::is_empty) {
+        return Ok(());
+    }
+    super::schema::validate(schema, config)
 }

@@ -220,6 +220,18 @@ fn tags(field: &str, list: &[String], max: usize) -> Result<(), String> {
 /// Checks what `describe` answered.
 pub fn description(d: &Description) -> Result<(), String> {
     id("plugin id", &d.id)?;
+    match &d.config_schema {
+        None => {}
+        Some(serde_json::Value::String(_)) => {
+            return Err("config-schema is not JSON text".to_owned());
+        }
+        Some(schema) => {
+            if schema.to_string().len() > 64 * 1024 {
+                return Err("config-schema is larger than 64 KiB".to_owned());
+            }
+            super::schema::check_schema(schema).map_err(|e| format!("config-schema: {e}"))?;
+        }
+    }
     if let Err(e) = semver::Version::parse(&d.version) {
         return Err(format!(
             "version {:?} is not a semantic version MAJOR.MINOR.PATCH: {e}",
@@ -299,6 +311,45 @@ pub fn checklist(items: &[ChecklistItem]) -> Result<(), String> {
                 return Err(at("only a choice item may list choices".to_owned()));
             }
             _ => {}
+        }
+        if !c.choice_labels.is_empty() {
+            if c.choice_labels.len() != c.choices.len() {
+                return Err(at(format!(
+                    "choice-labels has {} entries for {} choices (one label per choice, in order)",
+                    c.choice_labels.len(),
+                    c.choices.len()
+                )));
+            }
+            for l in &c.choice_labels {
+                names("choice-labels", l, 100).map_err(at)?;
+            }
+        }
+        if let Some(w) = &c.required_when {
+            if c.required {
+                return Err(at(
+                    "required-when makes a question required only sometimes: leave required false"
+                        .to_owned(),
+                ));
+            }
+            // Only an earlier question, so that the form reads top to bottom and no condition
+            // can loop.
+            let Some(on) = items[..i].iter().find(|x| x.id == w.item) else {
+                return Err(at(format!(
+                    "required-when names {:?}, which is not an earlier question of this checklist",
+                    w.item
+                )));
+            };
+            let fine = match on.kind {
+                AnswerKind::YesNo => matches!(w.equals.as_str(), "yes" | "no"),
+                AnswerKind::Choice => on.choices.contains(&w.equals),
+                _ => false,
+            };
+            if !fine {
+                return Err(at(format!(
+                    "required-when: {:?} is not an answer {:?} can have (a yes/no question's yes or no, or one of a choice question's choices)",
+                    w.equals, w.item
+                )));
+            }
         }
     }
     Ok(())

@@ -1,5 +1,7 @@
-//! The host side of the WIT world: bindings generated once here from `sdk/wit/`, the per-call
-//! store data, and the two host imports (logging, the plugin's configuration). Exports are called
+//! The host side of the WIT worlds: bindings generated here from `sdk/wit/` (the current
+//! `linli:plugin@0.2.0`) and `daemon/wit/v0.1/` (0.1.0, as released: its plugins still run), the
+//! per-call store data, and the two host imports (logging, the plugin's configuration), which
+//! both versions share. Exports are called
 //! asynchronously, so that a call parked in a host function (a WASI sleep) still ends at its
 //! deadline.
 //!
@@ -23,14 +25,27 @@ mod bindings {
     });
 }
 
+/// `linli:plugin@0.1.0`, kept linked so that its plugins run unchanged.
+#[allow(unsafe_code, clippy::all)]
+pub mod v01 {
+    wasmtime::component::bindgen!({
+        path: "wit/v0.1",
+        world: "action-plugin",
+        exports: { default: async },
+    });
+    pub use linli::plugin::types as wit;
+}
+
 pub use bindings::ActionPlugin;
 pub use bindings::ActionPluginPre;
 pub use bindings::exports::linli::plugin::action as wit_action;
 pub use bindings::linli::plugin::host::Level;
 pub use bindings::linli::plugin::types as wit;
 
-/// The interface version this host implements.
-pub const INTERFACE: &str = "linli:plugin@0.1.0";
+/// The interface versions this host implements, newest first.
+pub const INTERFACES: [&str; 2] = ["linli:plugin@0.2.0", "linli:plugin@0.1.0"];
+/// The newest (what the SDK builds).
+pub const INTERFACE: &str = INTERFACES[0];
 
 /// Memory cap that records when a plugin hit it, so the failure can be named.
 pub struct MemoryCap {
@@ -207,10 +222,30 @@ impl bindings::linli::plugin::host::Host for CallState {
 
 impl wit::Host for CallState {}
 
-/// Adds the host imports and a locked-down WASI to a linker.
+impl v01::linli::plugin::host::Host for CallState {
+    fn log(&mut self, level: v01::linli::plugin::host::Level, message: String) {
+        use v01::linli::plugin::host::Level as Old;
+        let level = match level {
+            Old::Debug => Level::Debug,
+            Old::Info => Level::Info,
+            Old::Warn => Level::Warn,
+            Old::Error => Level::Error,
+        };
+        bindings::linli::plugin::host::Host::log(self, level, message);
+    }
+
+    fn config(&mut self) -> String {
+        self.config.clone()
+    }
+}
+
+impl v01::wit::Host for CallState {}
+
+/// Adds the host imports of every interface version and a locked-down WASI to a linker.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> WtResult<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     ActionPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)?;
+    v01::ActionPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 

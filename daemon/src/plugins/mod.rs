@@ -18,6 +18,7 @@ pub mod folder;
 pub mod host;
 pub mod model;
 pub mod runtime;
+pub mod schema;
 
 /// The four shipped action plugins, built from `plugins/` by `build.rs`: (file name, bytes).
 pub const SHIPPED: [(&str, &[u8]); 4] = [

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::host::wit;
+use super::host::{v01, wit};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Names {
@@ -36,6 +36,17 @@ pub struct Description {
     pub version: String,
     pub names: Names,
     pub actions: Vec<ActionInfo>,
+    /// The JSON Schema of the plugin's configuration (interface 0.2 and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config_schema: Option<serde_json::Value>,
+    /// The interface version the plugin was built for, e.g. `0.2.0`.
+    #[serde(default = "v010")]
+    pub interface: String,
+}
+
+fn v010() -> String {
+    "0.1.0".to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -133,7 +144,21 @@ pub struct ChecklistItem {
     pub kind: AnswerKind,
     #[serde(default)]
     pub choices: Vec<String>,
+    /// What people read for each choice, in order (empty: the ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choice_labels: Vec<Names>,
     pub required: bool,
+    /// Required only when another answer is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_when: Option<Condition>,
+}
+
+/// "Required when the answer to `item` is `equals`".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ChecklistCondition)]
+pub struct Condition {
+    pub item: String,
+    pub equals: String,
 }
 
 /// A task a plugin asks for.
@@ -291,17 +316,178 @@ impl CommunityTarget {
     }
 }
 
-impl From<wit::Names> for Names {
-    fn from(n: wit::Names) -> Self {
-        Names { zh: n.zh, en: n.en }
-    }
+/// The conversions every interface version shares (their types have the same shape), for the
+/// bindings module `$w`.
+macro_rules! shared_conversions {
+    ($m:ident, $($w:tt)+) => {
+        mod $m {
+            use super::*;
+            use $($w)+ as w;
+
+            impl From<w::Names> for Names {
+                fn from(n: w::Names) -> Self {
+                    Names { zh: n.zh, en: n.en }
+                }
+            }
+
+            impl From<Names> for w::Names {
+                fn from(n: Names) -> Self {
+                    w::Names { zh: n.zh, en: n.en }
+                }
+            }
+
+            pub(super) fn action(a: w::Action) -> ActionInfo {
+                ActionInfo {
+                    id: a.id,
+                    names: a.names.into(),
+                    default_cron: a.default_cron,
+                    target_kind: match a.target_kind {
+                        w::TargetKind::Person => TargetKind::Person,
+                        w::TargetKind::Community => TargetKind::Community,
+                    },
+                    categories: a.categories,
+                }
+            }
+
+            impl From<&Occurrence> for w::Occurrence {
+                fn from(o: &Occurrence) -> Self {
+                    w::Occurrence {
+                        duty: o.duty.clone(),
+                        action: o.action.clone(),
+                        scheduled_at: o.scheduled_at.clone(),
+                        time_zone: o.time_zone.clone(),
+                    }
+                }
+            }
+
+            impl From<&Target> for w::Target {
+                fn from(t: &Target) -> Self {
+                    match t {
+                        Target::Person(p) => w::Target::Person(w::Person {
+                            id: p.id,
+                            community: p.community.clone(),
+                            age: p.age,
+                            gender: p.gender.clone(),
+                            categories: p.categories.clone(),
+                            circumstances: p.circumstances.clone(),
+                            disability: p.disability.as_ref().map(|d| w::Disability {
+                                kind: d.kind.clone(),
+                                grade: d.grade,
+                            }),
+                            living: p.living.clone(),
+                            has_guardian: p.has_guardian,
+                            needs: p.needs.clone(),
+                        }),
+                        Target::Community(c) => w::Target::Community(w::Community {
+                            code: c.code.clone(),
+                            name: c.name.clone(),
+                            settlement: c.settlement.clone(),
+                            population: c.population,
+                        }),
+                    }
+                }
+            }
+
+            pub(super) fn kind_to_wit(k: AnswerKind) -> w::AnswerKind {
+                match k {
+                    AnswerKind::YesNo => w::AnswerKind::YesNo,
+                    AnswerKind::Text => w::AnswerKind::Text,
+                    AnswerKind::Number => w::AnswerKind::Number,
+                    AnswerKind::Choice => w::AnswerKind::Choice,
+                }
+            }
+
+            pub(super) fn kind_from_wit(k: w::AnswerKind) -> AnswerKind {
+                match k {
+                    w::AnswerKind::YesNo => AnswerKind::YesNo,
+                    w::AnswerKind::Text => AnswerKind::Text,
+                    w::AnswerKind::Number => AnswerKind::Number,
+                    w::AnswerKind::Choice => AnswerKind::Choice,
+                }
+            }
+
+            impl From<w::TaskDraft> for TaskDraft {
+                fn from(d: w::TaskDraft) -> Self {
+                    let r = d.requirements;
+                    TaskDraft {
+                        target: d.target,
+                        kind: d.kind,
+                        title: d.title.into(),
+                        due_start: d.due_start,
+                        due_end: d.due_end,
+                        priority: match d.priority {
+                            w::Priority::Low => Priority::Low,
+                            w::Priority::Normal => Priority::Normal,
+                            w::Priority::High => Priority::High,
+                            w::Priority::Urgent => Priority::Urgent,
+                        },
+                        requirements: Requirements {
+                            skills: r.skills,
+                            clearances: r.clearances,
+                            team_size: r.team_size,
+                            gender: r.gender,
+                            max_distance_km: r.max_distance_km,
+                            languages: r.languages,
+                            roles: r.roles,
+                        },
+                        checklist: d.checklist,
+                    }
+                }
+            }
+
+            impl From<&TaskInfo> for w::Task {
+                fn from(t: &TaskInfo) -> Self {
+                    w::Task {
+                        id: t.id,
+                        kind: t.kind.clone(),
+                        target: (&t.target).into(),
+                        due_start: t.due_start.clone(),
+                        due_end: t.due_end.clone(),
+                        checklist: t.checklist.iter().map(Into::into).collect(),
+                    }
+                }
+            }
+
+            impl From<&VisitReport> for w::VisitReport {
+                fn from(r: &VisitReport) -> Self {
+                    w::VisitReport {
+                        visited_at: r.visited_at.clone(),
+                        duration_minutes: r.duration_minutes,
+                        reached: r.reached,
+                        answers: r
+                            .answers
+                            .iter()
+                            .map(|a| w::Answer {
+                                item: a.item.clone(),
+                                value: a.value.clone(),
+                            })
+                            .collect(),
+                        notes: r.notes.clone(),
+                    }
+                }
+            }
+
+            impl From<w::ReviewOutcome> for ReviewOutcome {
+                fn from(o: w::ReviewOutcome) -> Self {
+                    match o {
+                        w::ReviewOutcome::Accepted => ReviewOutcome::Accepted,
+                        w::ReviewOutcome::FollowUp(f) => ReviewOutcome::FollowUp {
+                            severity: match f.severity {
+                                w::Severity::Routine => Severity::Routine,
+                                w::Severity::Urgent => Severity::Urgent,
+                            },
+                            reason: f.reason,
+                        },
+                        w::ReviewOutcome::Rejected(reasons) => ReviewOutcome::Rejected { reasons },
+                    }
+                }
+            }
+        }
+    };
 }
 
-impl From<Names> for wit::Names {
-    fn from(n: Names) -> Self {
-        wit::Names { zh: n.zh, en: n.en }
-    }
-}
+shared_conversions!(v02, super::wit);
+shared_conversions!(v01c, super::v01::wit);
 
 impl From<wit::PluginInfo> for Description {
     fn from(p: wit::PluginInfo) -> Self {
@@ -309,69 +495,26 @@ impl From<wit::PluginInfo> for Description {
             id: p.id,
             version: p.version,
             names: p.names.into(),
-            actions: p
-                .actions
-                .into_iter()
-                .map(|a| ActionInfo {
-                    id: a.id,
-                    names: a.names.into(),
-                    default_cron: a.default_cron,
-                    target_kind: match a.target_kind {
-                        wit::TargetKind::Person => TargetKind::Person,
-                        wit::TargetKind::Community => TargetKind::Community,
-                    },
-                    categories: a.categories,
-                })
-                .collect(),
+            actions: p.actions.into_iter().map(v02::action).collect(),
+            // Text that is not JSON is kept as a JSON string, which the checks refuse by name.
+            config_schema: p
+                .config_schema
+                .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
+            interface: "0.2.0".into(),
         }
     }
 }
 
-impl From<&Occurrence> for wit::Occurrence {
-    fn from(o: &Occurrence) -> Self {
-        wit::Occurrence {
-            duty: o.duty.clone(),
-            action: o.action.clone(),
-            scheduled_at: o.scheduled_at.clone(),
-            time_zone: o.time_zone.clone(),
+impl From<v01::wit::PluginInfo> for Description {
+    fn from(p: v01::wit::PluginInfo) -> Self {
+        Description {
+            id: p.id,
+            version: p.version,
+            names: p.names.into(),
+            actions: p.actions.into_iter().map(v01c::action).collect(),
+            config_schema: None,
+            interface: "0.1.0".into(),
         }
-    }
-}
-
-impl From<&Target> for wit::Target {
-    fn from(t: &Target) -> Self {
-        match t {
-            Target::Person(p) => wit::Target::Person(wit::Person {
-                id: p.id,
-                community: p.community.clone(),
-                age: p.age,
-                gender: p.gender.clone(),
-                categories: p.categories.clone(),
-                circumstances: p.circumstances.clone(),
-                disability: p.disability.as_ref().map(|d| wit::Disability {
-                    kind: d.kind.clone(),
-                    grade: d.grade,
-                }),
-                living: p.living.clone(),
-                has_guardian: p.has_guardian,
-                needs: p.needs.clone(),
-            }),
-            Target::Community(c) => wit::Target::Community(wit::Community {
-                code: c.code.clone(),
-                name: c.name.clone(),
-                settlement: c.settlement.clone(),
-                population: c.population,
-            }),
-        }
-    }
-}
-
-fn answer_kind_to_wit(k: AnswerKind) -> wit::AnswerKind {
-    match k {
-        AnswerKind::YesNo => wit::AnswerKind::YesNo,
-        AnswerKind::Text => wit::AnswerKind::Text,
-        AnswerKind::Number => wit::AnswerKind::Number,
-        AnswerKind::Choice => wit::AnswerKind::Choice,
     }
 }
 
@@ -380,14 +523,14 @@ impl From<wit::ChecklistItem> for ChecklistItem {
         ChecklistItem {
             id: c.id,
             question: c.question.into(),
-            kind: match c.kind {
-                wit::AnswerKind::YesNo => AnswerKind::YesNo,
-                wit::AnswerKind::Text => AnswerKind::Text,
-                wit::AnswerKind::Number => AnswerKind::Number,
-                wit::AnswerKind::Choice => AnswerKind::Choice,
-            },
+            kind: v02::kind_from_wit(c.kind),
             choices: c.choices,
+            choice_labels: c.choice_labels.into_iter().map(Into::into).collect(),
             required: c.required,
+            required_when: c.required_when.map(|w| Condition {
+                item: w.item,
+                equals: w.equals,
+            }),
         }
     }
 }
@@ -397,86 +540,42 @@ impl From<&ChecklistItem> for wit::ChecklistItem {
         wit::ChecklistItem {
             id: c.id.clone(),
             question: c.question.clone().into(),
-            kind: answer_kind_to_wit(c.kind),
+            kind: v02::kind_to_wit(c.kind),
+            choices: c.choices.clone(),
+            choice_labels: c.choice_labels.iter().cloned().map(Into::into).collect(),
+            required: c.required,
+            required_when: c.required_when.as_ref().map(|w| wit::Condition {
+                item: w.item.clone(),
+                equals: w.equals.clone(),
+            }),
+        }
+    }
+}
+
+impl From<v01::wit::ChecklistItem> for ChecklistItem {
+    fn from(c: v01::wit::ChecklistItem) -> Self {
+        ChecklistItem {
+            id: c.id,
+            question: c.question.into(),
+            kind: v01c::kind_from_wit(c.kind),
+            choices: c.choices,
+            choice_labels: Vec::new(),
+            required: c.required,
+            required_when: None,
+        }
+    }
+}
+
+/// A 0.1 plugin reviewing a task sees its questions as 0.1 knew them: labels and conditions
+/// are left out (its own checklists never had them).
+impl From<&ChecklistItem> for v01::wit::ChecklistItem {
+    fn from(c: &ChecklistItem) -> Self {
+        v01::wit::ChecklistItem {
+            id: c.id.clone(),
+            question: c.question.clone().into(),
+            kind: v01c::kind_to_wit(c.kind),
             choices: c.choices.clone(),
             required: c.required,
-        }
-    }
-}
-
-impl From<wit::TaskDraft> for TaskDraft {
-    fn from(d: wit::TaskDraft) -> Self {
-        let r = d.requirements;
-        TaskDraft {
-            target: d.target,
-            kind: d.kind,
-            title: d.title.into(),
-            due_start: d.due_start,
-            due_end: d.due_end,
-            priority: match d.priority {
-                wit::Priority::Low => Priority::Low,
-                wit::Priority::Normal => Priority::Normal,
-                wit::Priority::High => Priority::High,
-                wit::Priority::Urgent => Priority::Urgent,
-            },
-            requirements: Requirements {
-                skills: r.skills,
-                clearances: r.clearances,
-                team_size: r.team_size,
-                gender: r.gender,
-                max_distance_km: r.max_distance_km,
-                languages: r.languages,
-                roles: r.roles,
-            },
-            checklist: d.checklist,
-        }
-    }
-}
-
-impl From<&TaskInfo> for wit::Task {
-    fn from(t: &TaskInfo) -> Self {
-        wit::Task {
-            id: t.id,
-            kind: t.kind.clone(),
-            target: (&t.target).into(),
-            due_start: t.due_start.clone(),
-            due_end: t.due_end.clone(),
-            checklist: t.checklist.iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<&VisitReport> for wit::VisitReport {
-    fn from(r: &VisitReport) -> Self {
-        wit::VisitReport {
-            visited_at: r.visited_at.clone(),
-            duration_minutes: r.duration_minutes,
-            reached: r.reached,
-            answers: r
-                .answers
-                .iter()
-                .map(|a| wit::Answer {
-                    item: a.item.clone(),
-                    value: a.value.clone(),
-                })
-                .collect(),
-            notes: r.notes.clone(),
-        }
-    }
-}
-
-impl From<wit::ReviewOutcome> for ReviewOutcome {
-    fn from(o: wit::ReviewOutcome) -> Self {
-        match o {
-            wit::ReviewOutcome::Accepted => ReviewOutcome::Accepted,
-            wit::ReviewOutcome::FollowUp(f) => ReviewOutcome::FollowUp {
-                severity: match f.severity {
-                    wit::Severity::Routine => Severity::Routine,
-                    wit::Severity::Urgent => Severity::Urgent,
-                },
-                reason: f.reason,
-            },
-            wit::ReviewOutcome::Rejected(reasons) => ReviewOutcome::Rejected { reasons },
         }
     }
 }

@@ -24,7 +24,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
 use super::checks::{self, ComponentLimits};
 use super::compile;
 use super::host::{
-    self, ActionPlugin, ActionPluginPre, CallLog, CallState, LogBudgets, LogLine, MemoryCap,
+    self, ActionPlugin, ActionPluginPre, CallLog, CallState, LogBudgets, LogLine, MemoryCap, v01,
 };
 use super::model::{
     ChecklistItem, Description, Occurrence, PlanOutput, ReviewOutcome, Target, TaskDraft, TaskInfo,
@@ -158,7 +158,19 @@ pub struct Loaded {
     pub description: Description,
     pub sha256: String,
     pub size: usize,
-    pre: ActionPluginPre<CallState>,
+    pre: Pre,
+}
+
+/// A plugin pre-linked for the interface version it was built for.
+enum Pre {
+    V02(ActionPluginPre<CallState>),
+    V01(v01::ActionPluginPre<CallState>),
+}
+
+/// An instance of either version.
+enum Instance {
+    V02(ActionPlugin),
+    V01(v01::ActionPlugin),
 }
 
 /// Advances the engine's epoch while any call is running, and sleeps (parked) otherwise, so
@@ -559,12 +571,17 @@ impl Runtime {
         size: usize,
         limits: &Limits,
     ) -> Result<Loaded, LoadError> {
-        self.check_interface(&component)?;
+        let version = self.check_interface(&component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = ActionPluginPre::new(pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
+        let not_a_plugin = |e: wasmtime::Error| LoadError::NotAPlugin(format!("{e:#}"));
+        let pre = if version == host::INTERFACES[1] {
+            Pre::V01(v01::ActionPluginPre::new(pre).map_err(not_a_plugin)?)
+        } else {
+            Pre::V02(ActionPluginPre::new(pre).map_err(not_a_plugin)?)
+        };
         let mut loaded = Loaded {
             description: Description {
                 id: format!("sha256:{}", sha256.get(..12).unwrap_or_default()),
@@ -574,6 +591,8 @@ impl Runtime {
                     en: String::new(),
                 },
                 actions: Vec::new(),
+                config_schema: None,
+                interface: String::new(),
             },
             sha256,
             size,
@@ -587,9 +606,10 @@ impl Runtime {
         Ok(loaded)
     }
 
-    fn check_interface(&self, component: &Component) -> Result<(), LoadError> {
+    /// The interface version a component was built for, if this host implements it (every
+    /// `linli:plugin` import and export must name the same one).
+    fn check_interface(&self, component: &Component) -> Result<&'static str, LoadError> {
         let ty = component.component_type();
-        let supported = host::INTERFACE;
         let ours = |name: &str| name.starts_with("linli:plugin/");
         let version = |name: &str| {
             name.split_once('@')
@@ -601,10 +621,15 @@ impl Runtime {
             .map(|(n, _)| n.to_owned())
             .chain(ty.exports(&self.engine).map(|(n, _)| n.to_owned()))
             .collect();
+        let supported = names
+            .iter()
+            .find(|n| n.starts_with("linli:plugin/action@"))
+            .and_then(|n| host::INTERFACES.iter().find(|v| **v == version(n)).copied())
+            .unwrap_or(host::INTERFACE);
         if let Some(other) = names.iter().find(|n| ours(n) && version(n) != supported) {
             return Err(LoadError::WrongInterface {
                 found: checks::cap_text(version(other), 200),
-                supported: supported.to_owned(),
+                supported: host::INTERFACES.join(" or "),
             });
         }
         if !names.iter().any(|n| n.starts_with("linli:plugin/action@")) {
@@ -619,7 +644,7 @@ impl Runtime {
                 1000,
             )));
         }
-        Ok(())
+        Ok(supported)
     }
 
     /// Runs `f` against a fresh instance in a fresh store, within `limits`. The call ends by
@@ -631,7 +656,7 @@ impl Runtime {
         loaded: &Loaded,
         config: &str,
         limits: &Limits,
-        f: impl AsyncFnOnce(&mut Store<CallState>, &ActionPlugin) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<(R, Vec<LogLine>), CallError> {
         if self.stopping.is_set() {
             return Err(CallError::Shutdown);
@@ -684,11 +709,11 @@ impl Runtime {
         let _timers = self.timers.as_ref().map(|rt| rt.enter());
         let outcome = block_on(async {
             let work = async {
-                let instance = loaded
-                    .pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(Failed::Instantiate)?;
+                let instance = match &loaded.pre {
+                    Pre::V02(pre) => pre.instantiate_async(&mut store).await.map(Instance::V02),
+                    Pre::V01(pre) => pre.instantiate_async(&mut store).await.map(Instance::V01),
+                }
+                .map_err(Failed::Instantiate)?;
                 f(&mut store, &instance).await.map_err(Failed::Call)
             };
             // The work is polled first: a call that finishes without parking never registers
@@ -731,10 +756,16 @@ impl Runtime {
         config: &str,
         limits: &Limits,
     ) -> Result<Description, CallError> {
-        let (info, _) = self.call(loaded, config, limits, async |store, p| {
-            p.linli_plugin_action().call_describe(store).await
+        let (description, _) = self.call(loaded, config, limits, async |store, p| {
+            Ok(match p {
+                Instance::V02(p) => {
+                    Description::from(p.linli_plugin_action().call_describe(store).await?)
+                }
+                Instance::V01(p) => {
+                    Description::from(p.linli_plugin_action().call_describe(store).await?)
+                }
+            })
         })?;
-        let description: Description = info.into();
         let size = description.id.len()
             + description.version.len()
             + description.names.zh.len()
@@ -775,16 +806,52 @@ impl Runtime {
                     occurrence.scheduled_at
                 ))
             })?;
-        let occ = occurrence.into();
-        let wit_targets: Vec<_> = targets.iter().map(Into::into).collect();
+        // The targets in the plugin's own version's types.
+        enum Input {
+            V02(host::wit::Occurrence, Vec<host::wit::Target>),
+            V01(v01::wit::Occurrence, Vec<v01::wit::Target>),
+        }
+        let input = match &loaded.pre {
+            Pre::V02(_) => Input::V02(occurrence.into(), targets.iter().map(Into::into).collect()),
+            Pre::V01(_) => Input::V01(occurrence.into(), targets.iter().map(Into::into).collect()),
+        };
         let (answer, logs) = self.call(loaded, config, limits, async |store, p| {
-            p.linli_plugin_action()
-                .call_plan(store, &occ, &wit_targets)
-                .await
+            type Raw = Result<(Vec<Vec<ChecklistItem>>, Vec<TaskDraft>), String>;
+            let raw: Raw = match (p, &input) {
+                (Instance::V02(p), Input::V02(occ, t)) => p
+                    .linli_plugin_action()
+                    .call_plan(store, occ, t)
+                    .await?
+                    .map(|a| {
+                        (
+                            a.checklists
+                                .into_iter()
+                                .map(|c| c.into_iter().map(Into::into).collect())
+                                .collect(),
+                            a.drafts.into_iter().map(Into::into).collect(),
+                        )
+                    }),
+                (Instance::V01(p), Input::V01(occ, t)) => p
+                    .linli_plugin_action()
+                    .call_plan(store, occ, t)
+                    .await?
+                    .map(|a| {
+                        (
+                            a.checklists
+                                .into_iter()
+                                .map(|c| c.into_iter().map(Into::into).collect())
+                                .collect(),
+                            a.drafts.into_iter().map(Into::into).collect(),
+                        )
+                    }),
+                _ => {
+                    wasmtime::bail!("the plugin's instance and its input are of different versions")
+                }
+            };
+            Ok(raw)
         })?;
-        drop(wit_targets);
-        let answer = answer.map_err(plugin_error)?;
-        let drafts = answer.drafts;
+        drop(input);
+        let (checklists, drafts) = answer.map_err(plugin_error)?;
         let cap = targets
             .len()
             .saturating_mul(limits.drafts_per_target as usize)
@@ -796,17 +863,12 @@ impl Runtime {
                 targets.len()
             )));
         }
-        if answer.checklists.len() > 1000 {
+        if checklists.len() > 1000 {
             return Err(CallError::BadOutput(format!(
                 "plan returned {} checklists (at most 1,000)",
-                answer.checklists.len()
+                checklists.len()
             )));
         }
-        let checklists: Vec<Vec<ChecklistItem>> = answer
-            .checklists
-            .into_iter()
-            .map(|c| c.into_iter().map(Into::into).collect())
-            .collect();
         for (i, c) in checklists.iter().enumerate() {
             checks::checklist(c)
                 .map_err(|m| CallError::BadOutput(format!("checklist {i}: {m}")))?;
@@ -819,7 +881,6 @@ impl Runtime {
         let mut out = Vec::with_capacity(drafts.len());
         let mut window_checked = None;
         for (i, d) in drafts.into_iter().enumerate() {
-            let d: TaskDraft = d.into();
             bytes += draft_bytes(&d);
             checks::draft(&d, &bounds, checklists.len(), &mut window_checked)
                 .map_err(|m| CallError::BadOutput(format!("draft {i}: {m}")))?;
@@ -848,11 +909,21 @@ impl Runtime {
         task: &TaskInfo,
         report: &VisitReport,
     ) -> Result<(ReviewOutcome, Vec<LogLine>), CallError> {
-        let (t, r) = (task.into(), report.into());
         let (answer, logs) = self.call(loaded, config, limits, async |store, p| {
-            p.linli_plugin_action().call_review(store, &t, &r).await
+            Ok(match p {
+                Instance::V02(p) => p
+                    .linli_plugin_action()
+                    .call_review(store, &task.into(), &report.into())
+                    .await?
+                    .map(ReviewOutcome::from),
+                Instance::V01(p) => p
+                    .linli_plugin_action()
+                    .call_review(store, &task.into(), &report.into())
+                    .await?
+                    .map(ReviewOutcome::from),
+            })
         })?;
-        let outcome: ReviewOutcome = answer.map_err(plugin_error)?.into();
+        let outcome: ReviewOutcome = answer.map_err(plugin_error)?;
         checks::review(&outcome).map_err(CallError::BadOutput)?;
         Ok((outcome, logs))
     }

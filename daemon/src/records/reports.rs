@@ -85,19 +85,36 @@ pub fn check_answers(
                 }
             },
             AnswerKind::Choice => {
+                // A choice by its id or by either of its labels (诈骗 for `fraud`); the id is
+                // stored.
+                let by_label = item
+                    .choice_labels
+                    .iter()
+                    .position(|l| l.zh.trim() == v || l.en.trim().eq_ignore_ascii_case(v));
                 match item
                     .choices
                     .iter()
-                    .find(|c| c.as_str() == v || c.eq_ignore_ascii_case(v))
+                    .position(|c| c.as_str() == v || c.eq_ignore_ascii_case(v))
+                    .or(by_label)
+                    .and_then(|i| item.choices.get(i))
                 {
                     Some(c) => c.clone(),
                     None => {
+                        let offered: Vec<String> = item
+                            .choices
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| match item.choice_labels.get(i) {
+                                Some(l) => format!("{c} ({} / {})", l.zh, l.en),
+                                None => c.clone(),
+                            })
+                            .collect();
                         errs.push(
                             field,
                             format!(
                                 "{:?} is not one of the choices ({})",
                                 a.value,
-                                item.choices.join(", ")
+                                offered.join(", ")
                             ),
                         );
                         continue;
@@ -137,6 +154,23 @@ pub fn check_answers(
                 missing.join(", ")
             ),
         );
+    }
+    // Questions required only when another answer was given.
+    for c in checklist {
+        let Some(w) = &c.required_when else { continue };
+        let given = out
+            .iter()
+            .find(|a| a.item == w.item)
+            .map(|a| a.value.as_str());
+        if given == Some(w.equals.as_str()) && !out.iter().any(|a| a.item == c.id) {
+            errs.push(
+                "answers",
+                format!(
+                    "{} must be answered, since {} is {}",
+                    c.id, w.item, w.equals
+                ),
+            );
+        }
     }
     out
 }
@@ -951,6 +985,58 @@ mod tests {
     use super::*;
     use crate::task::Names;
 
+    #[test]
+    fn choices_answer_by_label_and_conditions_require_by_the_answer_given() {
+        let mut kind = item("kind", AnswerKind::Choice, true, &["fraud", "theft"]);
+        kind.choice_labels = vec![
+            Names {
+                zh: "诈骗".into(),
+                en: "Fraud".into(),
+            },
+            Names {
+                zh: "盗窃".into(),
+                en: "Theft".into(),
+            },
+        ];
+        let fell = item("fell", AnswerKind::YesNo, true, &[]);
+        let mut injuries = item("injuries", AnswerKind::Text, false, &[]);
+        injuries.required_when = Some(crate::task::Condition {
+            item: "fell".into(),
+            equals: "yes".into(),
+        });
+        let list = vec![kind, fell, injuries];
+        let mut errs = Invalid::default();
+        let out = check_answers(
+            &[answer("kind", "诈骗"), answer("fell", "否")],
+            &list,
+            &mut errs,
+        );
+        assert!(errs.0.is_empty(), "{errs:?}");
+        assert_eq!(out[0].value, "fraud", "the id is stored");
+        let mut errs = Invalid::default();
+        check_answers(
+            &[answer("kind", "theft"), answer("fell", "是")],
+            &list,
+            &mut errs,
+        );
+        assert!(
+            errs.0
+                .iter()
+                .any(|e| e.message == "injuries must be answered, since fell is yes"),
+            "{errs:?}"
+        );
+        let mut errs = Invalid::default();
+        check_answers(
+            &[answer("kind", "robbery"), answer("fell", "no")],
+            &list,
+            &mut errs,
+        );
+        assert!(
+            errs.0[0].message.contains("fraud (诈骗 / Fraud)"),
+            "{errs:?}"
+        );
+    }
+
     fn item(id: &str, kind: AnswerKind, required: bool, choices: &[&str]) -> ChecklistItem {
         ChecklistItem {
             id: id.into(),
@@ -961,6 +1047,8 @@ mod tests {
             kind,
             choices: choices.iter().map(|c| (*c).into()).collect(),
             required,
+            choice_labels: Vec::new(),
+            required_when: None,
         }
     }
 

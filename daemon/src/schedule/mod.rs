@@ -300,7 +300,12 @@ impl From<&pm::ChecklistItem> for ChecklistItem {
                 pm::AnswerKind::Choice => AnswerKind::Choice,
             },
             choices: c.choices.clone(),
+            choice_labels: c.choice_labels.iter().map(Into::into).collect(),
             required: c.required,
+            required_when: c.required_when.as_ref().map(|w| crate::task::Condition {
+                item: w.item.clone(),
+                equals: w.equals.clone(),
+            }),
         }
     }
 }
@@ -320,7 +325,19 @@ impl From<&ChecklistItem> for pm::ChecklistItem {
                 AnswerKind::Choice => pm::AnswerKind::Choice,
             },
             choices: c.choices.clone(),
+            choice_labels: c
+                .choice_labels
+                .iter()
+                .map(|n| pm::Names {
+                    zh: n.zh.clone(),
+                    en: n.en.clone(),
+                })
+                .collect(),
             required: c.required,
+            required_when: c.required_when.as_ref().map(|w| pm::Condition {
+                item: w.item.clone(),
+                equals: w.equals.clone(),
+            }),
         }
     }
 }

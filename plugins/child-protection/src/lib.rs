@@ -81,6 +81,7 @@ pub struct ChildProtection;
 impl Plugin for ChildProtection {
     fn describe() -> PluginInfo {
         PluginInfo {
+            config_schema: None,
             id: "child-protection".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             names: Names::new("未成年人关爱探访", "Child protection visits"),

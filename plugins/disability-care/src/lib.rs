@@ -82,6 +82,7 @@ fn severe(p: &Person, c: &Config) -> bool {
 impl Plugin for DisabilityCare {
     fn describe() -> PluginInfo {
         PluginInfo {
+            config_schema: None,
             id: "disability-care".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             names: Names::new("助残服务", "Disability care"),

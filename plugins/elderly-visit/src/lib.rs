@@ -31,6 +31,25 @@ pub struct Config {
     pub extra_questions: Vec<(String, String, String)>,
 }
 
+/// The configuration's JSON Schema: the host checks a configuration against it when it is set
+/// (`PATCH /v1/plugins/elderly-visit`), so a mistake is refused at once, naming the field.
+const CONFIG_SCHEMA: &str = r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "weekly_check_age": {"type": "integer", "minimum": 60, "maximum": 120,
+                         "description": "elders living alone from this age get the weekly check"},
+    "weekly_check_disabled": {"type": "boolean"},
+    "weekly_window_days": {"type": "integer", "minimum": 1, "maximum": 7,
+                           "description": "days a weekly check stays open"},
+    "max_distance_km": {"type": "number", "exclusiveMinimum": 0, "maximum": 500},
+    "min_visit_minutes": {"type": "integer", "minimum": 1, "maximum": 240},
+    "extra_questions": {"type": "array", "maxItems": 20,
+                        "items": {"type": "array", "minItems": 3, "maxItems": 3,
+                                  "items": {"type": "string", "minLength": 1, "maxLength": 200}}}
+  }
+}"#;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -128,6 +147,7 @@ pub struct ElderlyVisit;
 impl Plugin for ElderlyVisit {
     fn describe() -> PluginInfo {
         PluginInfo {
+            config_schema: Some(CONFIG_SCHEMA.into()),
             id: "elderly-visit".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             names: Names::new("特殊困难老人探访", "Visits to special-difficulty elders"),

@@ -84,6 +84,7 @@ impl Plugin for EmergencyDrill {
             categories: vec![],
         };
         PluginInfo {
+            config_schema: None,
             id: "emergency-drill".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             names: Names::new("社区应急演练", "Community emergency drills"),

@@ -22,6 +22,7 @@ impl Default for Settings {
 impl Plugin for {{struct}} {
     fn describe() -> PluginInfo {
         PluginInfo {
+            config_schema: None,
             id: "{{id}}".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             names: Names::new("{{id}}", "{{id}}"),
