@@ -249,7 +249,7 @@ impl VisitReport {
         for c in checklist {
             let answer = self.answer(&c.id).map(str::trim).filter(|a| !a.is_empty());
             let Some(a) = answer else {
-                if c.required {
+                if self.must_answer(c) {
                     out.push(format!("{}: no answer ({})", c.id, c.question.zh));
                 }
                 continue;
@@ -277,9 +277,20 @@ impl VisitReport {
     pub fn missing(&self, checklist: &[ChecklistItem]) -> Vec<String> {
         checklist
             .iter()
-            .filter(|c| c.required && self.answer(&c.id).is_none_or(|a| a.trim().is_empty()))
+            .filter(|c| {
+                self.must_answer(c) && self.answer(&c.id).is_none_or(|a| a.trim().is_empty())
+            })
             .map(|c| c.id.clone())
             .collect()
+    }
+
+    /// Whether question `c` had to be answered: it is required, or required when an earlier
+    /// answer is what its condition names.
+    pub fn must_answer(&self, c: &ChecklistItem) -> bool {
+        c.required
+            || c.required_when
+                .as_ref()
+                .is_some_and(|w| self.answer(&w.item).map(str::trim) == Some(w.equals.as_str()))
     }
 }
 

@@ -211,3 +211,92 @@ async fn a_configuration_that_does_not_fit_the_schema_is_refused_naming_the_fiel
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("fits the schema"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn choice_labels_and_conditional_questions_reach_the_report() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let mut v = volunteer(w.stations[0], 901);
+    v["home"] = json!({"lat": 35.541, "lon": 106.661});
+    let vid = d.created("/v1/volunteers", v).await["id"].as_u64().unwrap();
+    let token = d.token(&format!("volunteer:{vid}")).await;
+    deploy(&d, "labelled").await;
+    // The schema is the plugin's, here too.
+    let r = d
+        .patch(
+            "/v1/plugins/labelled",
+            &d.admin,
+            json!({"config": {"window_days": 99}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    let r = d
+        .post(
+            "/v1/duties",
+            &d.admin,
+            json!({"name": "fraud", "plugin": "labelled", "action": "visit", "cron": "0 9 1 * *",
+                   "selector": {"region": "620802001001"}}),
+        )
+        .await;
+    let duty = r.body["id"].as_u64().unwrap();
+    d.clock.set(at("2026-12-05T09:00:00+08:00"));
+    d.post(&format!("/v1/duties/{duty}/trigger"), &d.admin, json!({}))
+        .await;
+    tick(&d).await;
+    let task = d
+        .get(&format!("/v1/tasks?duty={duty}"), &d.admin)
+        .await
+        .body["items"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let t = d.get(&format!("/v1/tasks/{task}"), &d.admin).await;
+    assert_eq!(
+        t.body["questions"][0]["choice_labels"][0]["zh"], "诈骗",
+        "{:?}",
+        t.body
+    );
+    assert_eq!(
+        t.body["questions"][2]["required_when"],
+        json!({"item": "harmed", "equals": "yes"})
+    );
+    d.post(&format!("/v1/tasks/{task}/accept"), &token, json!({}))
+        .await;
+    d.post(&format!("/v1/tasks/{task}/check-in"), &token, json!({}))
+        .await;
+    d.clock.advance(chrono::Duration::minutes(30));
+    d.post(&format!("/v1/tasks/{task}/check-out"), &token, json!({}))
+        .await;
+    let path = format!("/v1/tasks/{task}/reports");
+    // Hurt, and the injuries not described: refused by field before the plugin is asked.
+    let r = d
+        .post(
+            &path,
+            &token,
+            json!({"reached": true, "answers": [
+            {"item": "kind", "value": "诈骗"}, {"item": "harmed", "value": "是"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(
+        r.body
+            .to_string()
+            .contains("injuries must be answered, since harmed is yes"),
+        "{:?}",
+        r.body
+    );
+    // Not hurt: no more to say; the label 诈骗 is stored as the choice it names.
+    let r = d
+        .post(
+            &path,
+            &token,
+            json!({"reached": true, "answers": [
+            {"item": "kind", "value": "诈骗"}, {"item": "harmed", "value": "否"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["state"], "accepted", "{:?}", r.body);
+    assert_eq!(
+        r.body["answers"][0],
+        json!({"item": "kind", "value": "fraud"})
+    );
+}

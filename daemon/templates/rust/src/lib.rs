@@ -19,10 +19,16 @@ impl Default for Settings {
     }
 }
 
+/// What `Settings` accepts (JSON Schema): the host checks a configuration against it when it
+/// is set, naming the field that is wrong.
+const CONFIG_SCHEMA: &str = r#"{"type": "object", "additionalProperties": false,
+  "properties": {"window_days": {"type": "integer", "minimum": 1, "maximum": 31,
+                                 "description": "days a task stays open"}}}"#;
+
 impl Plugin for {{struct}} {
     fn describe() -> PluginInfo {
         PluginInfo {
-            config_schema: None,
+            config_schema: Some(CONFIG_SCHEMA.into()),
             id: "{{id}}".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             names: Names::new("{{id}}", "{{id}}"),
