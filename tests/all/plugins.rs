@@ -174,7 +174,10 @@ fn components_that_are_not_plugins_are_refused() {
         LoadError::WrongInterface { found, supported } => {
             assert_eq!(
                 (found.as_str(), supported.as_str()),
-                ("linli:plugin@0.9.0", "linli:plugin@0.1.0")
+                (
+                    "linli:plugin@0.9.0",
+                    "linli:plugin@0.2.0 or linli:plugin@0.1.0"
+                )
             )
         }
         other => panic!("{other}"),
