@@ -16,6 +16,7 @@ mod dates;
 mod duties;
 mod import;
 mod interface;
+mod languages;
 mod leaks;
 mod matching;
 mod notify;

@@ -10,7 +10,7 @@ fn root() -> PathBuf {
 }
 
 /// Builds a guest workspace; returns the folder holding its `.wasm` files.
-fn build(manifest: &str) -> PathBuf {
+pub fn build(manifest: &str) -> PathBuf {
     let target_dir = root().join("target").join("wasm");
     let cargo = option_env!("CARGO").unwrap_or("cargo");
     let out = Command::new(cargo)

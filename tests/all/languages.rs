@@ -1,0 +1,218 @@
+//! The same plugin in Rust and in Python (componentize-py): both built here, deployed to the
+//! daemon, and planning the same tasks for the same people; each checks its configuration
+//! against the schema it declares. The Python type stubs in `sdk/python/bindings` are what
+//! componentize-py generates from `sdk/wit` today.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// componentize-py is pinned: the component and the stubs depend on its version.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// componentize-py in a virtual environment under `target/` (made once, from PyPI).
+fn componentize_py() -> PathBuf {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let venv = root().join("target").join("py-venv");
+    let tool = venv.join("bin").join("componentize-py");
+    let stamp = venv.join(".linli-version");
+    if !tool.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(COMPONENTIZE_PY) {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv (install python3 and its venv module)",
+        );
+        run(
+            Command::new(venv.join("bin").join("pip")).args([
+                "install",
+                "--quiet",
+                COMPONENTIZE_PY,
+            ]),
+            "pip install componentize-py",
+        );
+        std::fs::write(&stamp, COMPONENTIZE_PY).unwrap();
+    }
+    tool
+}
+
+fn python_component() -> Vec<u8> {
+    let tool = componentize_py();
+    let out = root()
+        .join("target")
+        .join("wasm")
+        .join("hospital_escort_py.wasm");
+    run(
+        Command::new(&tool)
+            .arg("-d")
+            .arg(root().join("sdk/wit"))
+            .args(["-w", "action-plugin", "componentize", "app", "-o"])
+            .arg(&out)
+            .current_dir(root().join("sdk/examples/hospital-escort/python")),
+        "componentize-py componentize",
+    );
+    std::fs::read(&out).unwrap()
+}
+
+/// Every file under `dir` (relative path → text), caches left out.
+fn files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("__pycache__") {
+                    stack.push(p);
+                }
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The drafts and questions of a plan, with instants compared as instants.
+fn normalised(plan: &Value) -> Value {
+    let instant = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let drafts: Vec<Value> = plan["drafts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            d["due_start"] = json!(instant(&d["due_start"]));
+            d["due_end"] = json!(instant(&d["due_end"]));
+            d
+        })
+        .collect();
+    json!({"drafts": drafts, "checklists": plan["checklists"]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_plugin_in_rust_and_python_plans_the_same_tasks() {
+    let rust = std::fs::read(
+        crate::wasm::build("sdk/examples/hospital-escort/rust/Cargo.toml")
+            .join("hospital_escort.wasm"),
+    )
+    .unwrap();
+    let python = python_component();
+    let targets: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("sdk/examples/hospital-escort/targets.json")).unwrap(),
+    )
+    .unwrap();
+    let occurrence = json!({"duty": "1", "action": "escort",
+                            "scheduled_at": "2026-12-01T09:00:00+08:00", "time_zone": "Asia/Shanghai"});
+    let mut plans = Vec::new();
+    for (language, bytes) in [("rust", rust), ("python", python)] {
+        let d = Daemon::start().await;
+        let resp = d
+            .client
+            .post(format!("{}/v1/plugins", d.url))
+            .bearer_auth(&d.admin)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let r = Daemon::reply_to("POST", resp).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{language}: {:?}", r.body);
+        assert_eq!(r.body["description"]["interface"], "0.2.0");
+        // The schema each declares is the host's to check.
+        let r = d
+            .patch(
+                "/v1/plugins/hospital-escort",
+                &d.admin,
+                json!({"config": {"window_days": 0}}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{language}: {:?}",
+            r.body
+        );
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("config.window_days must be at least 1"),
+            "{language}: {:?}",
+            r.body
+        );
+        d.patch(
+            "/v1/plugins/hospital-escort",
+            &d.admin,
+            json!({"config": {"window_days": 10}}),
+        )
+        .await;
+        let r = d
+            .post(
+                "/v1/plugins/hospital-escort/plan",
+                &d.admin,
+                json!({"occurrence": occurrence, "targets": targets}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{language}: {:?}", r.body);
+        assert_eq!(
+            r.body["drafts"].as_array().unwrap().len(),
+            2,
+            "{language}: {:?}",
+            r.body
+        );
+        plans.push((language, normalised(&r.body)));
+    }
+    assert_eq!(
+        plans[0].1, plans[1].1,
+        "rust and python planned differently"
+    );
+    // Ten days from the occurrence, as configured; the 84-year-old's escort is high priority.
+    let drafts = &plans[0].1["drafts"];
+    assert_eq!(
+        drafts[0]["due_end"].as_i64().unwrap() - drafts[0]["due_start"].as_i64().unwrap(),
+        10 * 86_400
+    );
+    assert_eq!(drafts[0]["priority"], "high");
+    assert_eq!(drafts[1]["priority"], "normal");
+}
+
+#[test]
+fn the_python_type_stubs_are_what_componentize_py_generates_from_the_wit() {
+    let tool = componentize_py();
+    let fresh = tempfile::tempdir().unwrap();
+    run(
+        Command::new(&tool)
+            .arg("-d")
+            .arg(root().join("sdk/wit"))
+            .args(["-w", "action-plugin", "bindings"])
+            .arg(fresh.path()),
+        "componentize-py bindings",
+    );
+    assert!(
+        files(fresh.path()) == files(&root().join("sdk/python/bindings")),
+        "sdk/python/bindings is stale: regenerate it with `componentize-py -d sdk/wit -w action-plugin bindings sdk/python/bindings`"
+    );
+}
