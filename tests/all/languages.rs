@@ -1,7 +1,8 @@
-//! The same plugin in Rust and in Python (componentize-py): both built here, deployed to the
-//! daemon, and planning the same tasks for the same people; each checks its configuration
-//! against the schema it declares. The Python type stubs in `sdk/python/bindings` are what
-//! componentize-py generates from `sdk/wit` today.
+//! The same plugin in Rust, Python (componentize-py) and JavaScript (jco, QuickJS backend):
+//! each built here, deployed to the daemon, and planning the same tasks for the same people;
+//! each checks its configuration against the schema it declares. The Python type stubs in
+//! `sdk/python/bindings` are what componentize-py generates from `sdk/wit` today. A JavaScript
+//! bug counts against the plugin; an error it throws on purpose does not.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,6 +72,81 @@ fn python_component() -> Vec<u8> {
     std::fs::read(&out).unwrap()
 }
 
+/// jco and componentize-js, as `sdk/js/package-lock.json` pins them, under `target/` (npm ci,
+/// once per lock file).
+fn jco() -> PathBuf {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tools = root().join("target").join("js-tools");
+    let lock = std::fs::read_to_string(root().join("sdk/js/package-lock.json")).unwrap();
+    let bin = tools.join("node_modules/.bin/jco");
+    if !bin.exists()
+        || std::fs::read_to_string(tools.join("package-lock.json")).ok() != Some(lock.clone())
+    {
+        std::fs::create_dir_all(&tools).unwrap();
+        for f in ["package.json", "package-lock.json"] {
+            std::fs::copy(root().join("sdk/js").join(f), tools.join(f)).unwrap();
+        }
+        run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&tools),
+            "npm ci (install Node.js and npm)",
+        );
+    }
+    bin
+}
+
+/// A JavaScript plugin (module root `cwd`, which holds `linli.js` too) built into `out`.
+fn componentize_js(source: &Path, cwd: &Path, out: &Path) -> Vec<u8> {
+    run(
+        Command::new(jco())
+            .arg("componentize")
+            .arg(source)
+            .arg("--cwd")
+            .arg(cwd)
+            .arg("--wit")
+            .arg(root().join("sdk/wit"))
+            .args([
+                "--world-name",
+                "action-plugin",
+                "--backend",
+                "quickjs",
+                "--backend-qjs-disable-async",
+                "-o",
+            ])
+            .arg(out),
+        "jco componentize",
+    );
+    std::fs::read(out).unwrap()
+}
+
+fn js_component() -> Vec<u8> {
+    let sdk = std::fs::canonicalize(root().join("sdk")).unwrap();
+    let out = std::fs::canonicalize(root().join("target"))
+        .unwrap()
+        .join("wasm")
+        .join("hospital_escort_js.wasm");
+    componentize_js(
+        &sdk.join("examples/hospital-escort/js/plugin.js"),
+        &sdk,
+        &out,
+    )
+}
+
+async fn upload(d: &Daemon, bytes: Vec<u8>) -> Reply {
+    let resp = d
+        .client
+        .post(format!("{}/v1/plugins", d.url))
+        .bearer_auth(&d.admin)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    Daemon::reply_to("POST", resp).await
+}
+
 /// Every file under `dir` (relative path → text), caches left out.
 fn files(dir: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
@@ -113,13 +189,14 @@ fn normalised(plan: &Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_same_plugin_in_rust_and_python_plans_the_same_tasks() {
+async fn the_same_plugin_in_rust_python_and_javascript_plans_the_same_tasks() {
     let rust = std::fs::read(
         crate::wasm::build("sdk/examples/hospital-escort/rust/Cargo.toml")
             .join("hospital_escort.wasm"),
     )
     .unwrap();
     let python = python_component();
+    let js = js_component();
     let targets: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("sdk/examples/hospital-escort/targets.json")).unwrap(),
     )
@@ -127,18 +204,9 @@ async fn the_same_plugin_in_rust_and_python_plans_the_same_tasks() {
     let occurrence = json!({"duty": "1", "action": "escort",
                             "scheduled_at": "2026-12-01T09:00:00+08:00", "time_zone": "Asia/Shanghai"});
     let mut plans = Vec::new();
-    for (language, bytes) in [("rust", rust), ("python", python)] {
+    for (language, bytes) in [("rust", rust), ("python", python), ("javascript", js)] {
         let d = Daemon::start().await;
-        let resp = d
-            .client
-            .post(format!("{}/v1/plugins", d.url))
-            .bearer_auth(&d.admin)
-            .header("content-type", "application/wasm")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let r = Daemon::reply_to("POST", resp).await;
+        let r = upload(&d, bytes).await;
         assert_eq!(r.status, StatusCode::CREATED, "{language}: {:?}", r.body);
         assert_eq!(r.body["description"]["interface"], "0.2.0");
         // The schema each declares is the host's to check.
@@ -214,5 +282,65 @@ fn the_python_type_stubs_are_what_componentize_py_generates_from_the_wit() {
     assert!(
         files(fresh.path()) == files(&root().join("sdk/python/bindings")),
         "sdk/python/bindings is stale: regenerate it with `componentize-py -d sdk/wit -w action-plugin bindings sdk/python/bindings`"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_bug_counts_against_the_plugin_and_a_reported_error_does_not() {
+    let dir = root().join("target").join("js-bug");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = std::fs::canonicalize(&dir).unwrap();
+    std::fs::copy(root().join("sdk/js/linli.js"), dir.join("linli.js")).unwrap();
+    let example =
+        std::fs::read_to_string(root().join("sdk/examples/hospital-escort/js/plugin.js")).unwrap();
+    // One target: a TypeError (a bug); two: an error thrown on purpose.
+    let buggy = example
+        .replace("'../../../js/linli.js'", "'./linli.js'")
+        .replace("id: 'hospital-escort'", "id: 'buggy-escort'")
+        .replace(
+            "const window = settings().window_days;",
+            "const window = settings().window_days;\n    if (targets.length === 1) { null.boom(); }\n    if (targets.length === 2) { throw new PluginError('two targets are not enough'); }",
+        );
+    assert_ne!(buggy, example);
+    std::fs::write(dir.join("plugin.js"), buggy).unwrap();
+    let bytes = componentize_js(&dir.join("plugin.js"), &dir, &dir.join("buggy.wasm"));
+    let d = Daemon::start().await;
+    assert_eq!(upload(&d, bytes).await.status, StatusCode::CREATED);
+    let targets: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(root().join("sdk/examples/hospital-escort/targets.json")).unwrap(),
+    )
+    .unwrap();
+    let occurrence = json!({"duty": "1", "action": "escort",
+                            "scheduled_at": "2026-12-01T09:00:00+08:00", "time_zone": "Asia/Shanghai"});
+    let plan = |n: usize| json!({"occurrence": occurrence, "targets": targets[..n]});
+    let r = d
+        .post("/v1/plugins/buggy-escort/plan", &d.admin, plan(2))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(
+        r.body["detail"],
+        "the plugin reported: two targets are not enough"
+    );
+    let r = d
+        .post("/v1/plugins/buggy-escort/plan", &d.admin, plan(1))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{:?}", r.body);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("the plugin failed (a bug, not an error it reported): plan: TypeError"),
+        "{detail}"
+    );
+    // Counted as the plugin's fault, by kind, where a polite error is not.
+    let metrics = d.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("buggy-escort") && l.contains("kind=\"bug\"")),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("buggy"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

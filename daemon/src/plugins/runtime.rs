@@ -110,6 +110,11 @@ pub enum CallError {
     /// The plugin answered with an error of its own.
     #[error("the plugin reported: {0}")]
     Plugin(String),
+    /// An error the plugin did not mean to report: a bug its language runtime caught (a
+    /// JavaScript exception that is not a string or a `PluginError`, marked `linli:bug:` by the
+    /// SDK's JavaScript wrapper). Counted against the plugin like a trap.
+    #[error("the plugin failed (a bug, not an error it reported): {0}")]
+    Bug(String),
     #[error("the plugin is quarantined: {0}")]
     Quarantined(String),
     /// The host has no room for the call now (not the plugin's fault): retry shortly.
@@ -138,6 +143,7 @@ impl CallError {
             CallError::Memory(_) => Some("memory"),
             CallError::StackOverflow { .. } => Some("stack_overflow"),
             CallError::Trap { .. } => Some("trap"),
+            CallError::Bug(_) => Some("bug"),
             CallError::BadOutput(_) => Some("bad_output"),
             CallError::Instantiate(_) => Some("instantiate"),
             CallError::Plugin(_)
@@ -929,10 +935,20 @@ impl Runtime {
     }
 }
 
-/// A plugin's own error, its text capped before anything stores or returns it.
+/// A plugin's own error, its text capped before anything stores or returns it; one marked
+/// `linli:bug:` is a bug, not a polite error.
 fn plugin_error(text: String) -> CallError {
-    CallError::Plugin(checks::cap_text(text, checks::MAX_ERROR_TEXT))
+    match text.strip_prefix(BUG_MARK) {
+        Some(rest) => CallError::Bug(checks::cap_text(
+            rest.trim().to_owned(),
+            checks::MAX_ERROR_TEXT,
+        )),
+        None => CallError::Plugin(checks::cap_text(text, checks::MAX_ERROR_TEXT)),
+    }
 }
+
+/// How a guest-language wrapper marks an error that is a bug (see `sdk/js/linli.js`).
+pub const BUG_MARK: &str = "linli:bug:";
 
 /// Names a failed call: the memory cap, the deadline, a stack overflow, or another trap with the
 /// tail of the plugin's stderr (where a Rust panic's message lands).
