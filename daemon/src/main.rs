@@ -557,8 +557,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 };
                 let root = plugin::new_project(&name, lang, &dir, &sdk)?;
                 println!("{}", root.display());
+                let next = match lang {
+                    plugin::Lang::Rust => {
+                        "`cargo test` and `cargo build --release --target wasm32-wasip2`"
+                    }
+                    plugin::Lang::Python | plugin::Lang::Js => "`./build.sh`",
+                };
                 eprintln!(
-                    "created {}: cd there, then `cargo test` and `cargo build --release --target wasm32-wasip2` (see its README.md)",
+                    "created {}: cd there, then {next} (see its README.md)",
                     root.display()
                 );
                 Ok(())

@@ -344,3 +344,78 @@ async fn a_javascript_bug_counts_against_the_plugin_and_a_reported_error_does_no
             .join("\n")
     );
 }
+
+#[test]
+fn python_and_javascript_projects_from_plugin_new_build_check_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let linlid = env!("CARGO_BIN_EXE_linlid");
+    for (lang, env, tool) in [
+        ("python", "COMPONENTIZE_PY", componentize_py()),
+        ("js", "JCO", jco()),
+    ] {
+        let out = Command::new(linlid)
+            .args(["plugin", "new", "legal-aid", "--lang", lang, "--dir"])
+            .arg(dir.path().join(lang))
+            .arg("--sdk")
+            .arg(root().join("sdk"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{lang}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let project = dir.path().join(lang).join("legal-aid");
+        run(
+            Command::new(project.join("build.sh")).env(env, &tool),
+            &format!("{lang}: ./build.sh"),
+        );
+        let wasm = project.join("legal_aid.wasm");
+        let out = Command::new(linlid)
+            .args(["plugin", "check"])
+            .arg(&wasm)
+            .arg("--config")
+            .arg(project.join("config.json"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{lang}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("id       legal-aid") && text.contains("fits the schema"),
+            "{lang}: {text}"
+        );
+        let out = Command::new(linlid)
+            .args(["plugin", "run"])
+            .arg(&wasm)
+            .args(["review", "--task"])
+            .arg(project.join("task.json"))
+            .arg("--report")
+            .arg(project.join("report.json"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{lang}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("\"outcome\": \"accepted\""), "{lang}: {text}");
+        let out = Command::new(linlid)
+            .args(["plugin", "run"])
+            .arg(&wasm)
+            .args(["plan", "--targets"])
+            .arg(project.join("targets.json"))
+            .args(["--at", "2026-12-01T09:00:00+08:00"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{lang}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

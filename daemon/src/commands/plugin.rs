@@ -198,6 +198,61 @@ const RUST_TEMPLATE: &[(&str, &str)] = &[
     ("README.md", include_str!("../../templates/rust/README.md")),
 ];
 
+/// The Python project `linlid plugin new --lang python` writes (componentize-py).
+const PYTHON_TEMPLATE: &[(&str, &str)] = &[
+    ("app.py", include_str!("../../templates/python/app.py")),
+    ("build.sh", include_str!("../../templates/python/build.sh")),
+    (
+        "config.json",
+        include_str!("../../templates/python/config.json"),
+    ),
+    (
+        "targets.json",
+        include_str!("../../templates/rust/targets.json"),
+    ),
+    (
+        "task.json",
+        include_str!("../../templates/python/task.json"),
+    ),
+    (
+        "report.json",
+        include_str!("../../templates/python/report.json"),
+    ),
+    (
+        "README.md",
+        include_str!("../../templates/python/README.md"),
+    ),
+];
+
+/// The JavaScript project `linlid plugin new --lang js` writes (jco, QuickJS backend).
+const JS_TEMPLATE: &[(&str, &str)] = &[
+    ("plugin.js", include_str!("../../templates/js/plugin.js")),
+    ("linli.js", include_str!("../../../sdk/js/linli.js")),
+    ("package.json", include_str!("../../../sdk/js/package.json")),
+    (
+        "package-lock.json",
+        include_str!("../../../sdk/js/package-lock.json"),
+    ),
+    ("build.sh", include_str!("../../templates/js/build.sh")),
+    (
+        "config.json",
+        include_str!("../../templates/js/config.json"),
+    ),
+    (
+        "targets.json",
+        include_str!("../../templates/rust/targets.json"),
+    ),
+    (
+        "task.json",
+        include_str!("../../templates/python/task.json"),
+    ),
+    (
+        "report.json",
+        include_str!("../../templates/python/report.json"),
+    ),
+    ("README.md", include_str!("../../templates/js/README.md")),
+];
+
 /// The plugin languages `linlid plugin new` writes projects for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -224,13 +279,6 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<Pat
             "{name:?}: a plugin name is lower-case letters, digits and single dashes, starting \
              with a letter (e.g. legal-aid)"
         )));
-    }
-    if lang != Lang::Rust {
-        return Err(Failure::Usage(
-            "only --lang rust has a template so far; Python (componentize-py) and JavaScript \
-             (jco) plugins work against the same interface (sdk/wit), see sdk/README.md"
-                .into(),
-        ));
     }
     let root = dir.join(name);
     if root.exists()
@@ -264,7 +312,12 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<Pat
         .collect();
     let file = name.replace('-', "_");
     let sdk_text = sdk.display().to_string().replace('\\', "/");
-    for (path, text) in RUST_TEMPLATE {
+    let template = match lang {
+        Lang::Rust => RUST_TEMPLATE,
+        Lang::Python => PYTHON_TEMPLATE,
+        Lang::Js => JS_TEMPLATE,
+    };
+    for (path, text) in template {
         let body = text
             .replace("{{crate}}", &crate_name)
             .replace("{{id}}", name)
@@ -278,6 +331,12 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path, sdk: &Path) -> Result<Pat
         }
         std::fs::write(&out, body)
             .map_err(|e| Failure::Usage(format!("{}: {e}", out.display())))?;
+        #[cfg(unix)]
+        if path.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| Failure::Usage(format!("{}: {e}", out.display())))?;
+        }
     }
     Ok(root)
 }
