@@ -33,7 +33,7 @@ pub mod v01 {
         world: "action-plugin",
         exports: { default: async },
     });
-    pub use linli::plugin::types as wit;
+    pub use self::linli::plugin::types as wit;
 }
 
 pub use bindings::ActionPlugin;
