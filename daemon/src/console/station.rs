@@ -560,7 +560,7 @@ async fn task_view(
                         }
                         @if !r.answers.is_empty() {
                             dl.facts {
-                                @for a in &r.answers { dt { (question(&a.item)) } dd { (answer_text(web, &a.value)) } }
+                                @for a in &r.answers { dt { (question(&a.item)) } dd { (choice_text(web, &detail.questions, &a.item, &a.value)) } }
                             }
                         }
                         @if !r.notes.is_empty() { p { (web.t("备注：", "Notes: ")) (r.notes) } }
@@ -629,6 +629,25 @@ fn outcome_name(web: &Web, o: crate::records::model::Outcome) -> &'static str {
         O::FollowUp => web_t(web, "通过，需跟进", "accepted, follow-up needed"),
         O::Rejected => web_t(web, "退回", "returned"),
     }
+}
+
+/// An answer as people read it: a choice by its label, yes/no in words.
+fn choice_text(
+    web: &Web,
+    questions: &[crate::schedule::ChecklistItem],
+    item: &str,
+    v: &str,
+) -> String {
+    questions
+        .iter()
+        .find(|q| q.id == item)
+        .and_then(|q| {
+            let i = q.choices.iter().position(|c| c == v)?;
+            q.choice_labels
+                .get(i)
+                .map(|l| web.t(&l.zh, &l.en).to_owned())
+        })
+        .unwrap_or_else(|| answer_text(web, v))
 }
 
 fn answer_text(web: &Web, v: &str) -> String {

@@ -372,20 +372,39 @@ fn stated(
         })
 }
 
-fn question(web: &Web, q: &crate::schedule::ChecklistItem) -> String {
+fn question(
+    web: &Web,
+    q: &crate::schedule::ChecklistItem,
+    all: &[crate::schedule::ChecklistItem],
+) -> String {
     let text = match web.lang {
         super::Lang::Zh => q.question.zh.clone(),
         super::Lang::En => q.question.en.clone(),
     };
-    match &q.required_when {
-        Some(w) => format!(
-            "{text} {}",
-            match web.lang {
-                super::Lang::Zh => format!("（「{}」为 {} 时必答）", w.item, w.equals),
-                super::Lang::En => format!("(required when {} is {})", w.item, w.equals),
-            }
-        ),
-        None => text,
+    let Some(w) = &q.required_when else {
+        return text;
+    };
+    // The condition in the words of the question and answer it names.
+    let on = all.iter().find(|x| x.id == w.item);
+    let asked = on.map_or_else(
+        || w.item.clone(),
+        |x| web.t(&x.question.zh, &x.question.en).to_owned(),
+    );
+    let answer = match w.equals.as_str() {
+        "yes" => web.t("是", "yes").to_owned(),
+        "no" => web.t("否", "no").to_owned(),
+        other => on
+            .and_then(|x| {
+                let i = x.choices.iter().position(|c| c == other)?;
+                x.choice_labels
+                    .get(i)
+                    .map(|l| web.t(&l.zh, &l.en).to_owned())
+            })
+            .unwrap_or_else(|| other.to_owned()),
+    };
+    match web.lang {
+        super::Lang::Zh => format!("{text}（「{asked}」答「{answer}」时必答）"),
+        super::Lang::En => format!("{text} (required when “{asked}” is {answer})"),
     }
 }
 
@@ -407,16 +426,16 @@ fn report_body(web: &Web, t: &MyTask, form: Option<&Form>, failed: Option<&ApiEr
                 @let v = value(&name);
                 @match q.kind {
                     AnswerKind::YesNo => fieldset {
-                        legend { (question(web, q)) @if q.required { span.req { " *" } } }
+                        legend { (question(web, q, &t.checklist)) @if q.required { span.req { " *" } } }
                         label.check { input type="radio" name=(name) value="yes" checked[v == "yes"]; (web.t("是", "Yes")) }
                         label.check { input type="radio" name=(name) value="no" checked[v == "no"]; (web.t("否", "No")) }
                     },
                     AnswerKind::Number => label {
-                        (question(web, q)) @if q.required { span.req { " *" } }
+                        (question(web, q, &t.checklist)) @if q.required { span.req { " *" } }
                         input type="number" step="any" inputmode="decimal" name=(name) value=(v);
                     },
                     AnswerKind::Choice => label {
-                        (question(web, q)) @if q.required { span.req { " *" } }
+                        (question(web, q, &t.checklist)) @if q.required { span.req { " *" } }
                         select name=(name) {
                             option value="" { (web.t("— 请选择 —", "— choose —")) }
                             @for (i, c) in q.choices.iter().enumerate() {
@@ -427,7 +446,7 @@ fn report_body(web: &Web, t: &MyTask, form: Option<&Form>, failed: Option<&ApiEr
                         }
                     },
                     AnswerKind::Text => label {
-                        (question(web, q)) @if q.required { span.req { " *" } }
+                        (question(web, q, &t.checklist)) @if q.required { span.req { " *" } }
                         textarea name=(name) maxlength="2000" { (v) }
                     },
                 }

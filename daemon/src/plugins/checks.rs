@@ -217,18 +217,21 @@ fn tags(field: &str, list: &[String], max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The largest configuration schema a plugin may declare (its text, before parsing).
+pub const MAX_CONFIG_SCHEMA: usize = 64 * 1024;
+
 /// Checks what `describe` answered.
 pub fn description(d: &Description) -> Result<(), String> {
     id("plugin id", &d.id)?;
     match &d.config_schema {
         None => {}
-        Some(serde_json::Value::String(_)) => {
-            return Err("config-schema is not JSON text".to_owned());
+        Some(serde_json::Value::String(why)) => {
+            return Err(format!(
+                "config-schema must be a JSON Schema object of at most {} bytes ({why})",
+                MAX_CONFIG_SCHEMA
+            ));
         }
         Some(schema) => {
-            if schema.to_string().len() > 64 * 1024 {
-                return Err("config-schema is larger than 64 KiB".to_owned());
-            }
             super::schema::check_schema(schema).map_err(|e| format!("config-schema: {e}"))?;
         }
     }
@@ -320,8 +323,24 @@ pub fn checklist(items: &[ChecklistItem]) -> Result<(), String> {
                     c.choices.len()
                 )));
             }
-            for l in &c.choice_labels {
+            // Each label names one choice: not another choice's id, not another label.
+            let mut words: HashSet<String> = c.choices.iter().map(|x| x.to_lowercase()).collect();
+            for (k, l) in c.choice_labels.iter().enumerate() {
                 names("choice-labels", l, 100).map_err(at)?;
+                let own = c
+                    .choices
+                    .get(k)
+                    .map(|x| x.to_lowercase())
+                    .unwrap_or_default();
+                let mut mine = vec![l.zh.trim().to_lowercase(), l.en.trim().to_lowercase()];
+                mine.dedup();
+                for w in mine {
+                    if w != own && !words.insert(w.clone()) {
+                        return Err(at(format!(
+                            "choice label {w:?} is also another choice or label: an answer of it would be ambiguous"
+                        )));
+                    }
+                }
             }
         }
         if let Some(w) = &c.required_when {

@@ -583,7 +583,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let not_a_plugin = |e: wasmtime::Error| LoadError::NotAPlugin(format!("{e:#}"));
-        let pre = if version == host::INTERFACES[1] {
+        let pre = if version == "linli:plugin@0.1.0" {
             Pre::V01(v01::ActionPluginPre::new(pre).map_err(not_a_plugin)?)
         } else {
             Pre::V02(ActionPluginPre::new(pre).map_err(not_a_plugin)?)
@@ -847,7 +847,18 @@ impl Runtime {
                                 .into_iter()
                                 .map(|c| c.into_iter().map(Into::into).collect())
                                 .collect(),
-                            a.drafts.into_iter().map(Into::into).collect(),
+                            a.drafts
+                                .into_iter()
+                                .map(|d| {
+                                    // 0.1's documentation wrote roles with dashes
+                                    // (`child-director`): read as the vocabulary's slugs.
+                                    let mut d: TaskDraft = d.into();
+                                    for r in &mut d.requirements.roles {
+                                        *r = r.replace('-', "_");
+                                    }
+                                    d
+                                })
+                                .collect(),
                         )
                     }),
                 _ => {
@@ -1014,6 +1025,13 @@ fn checklist_item_bytes(c: &ChecklistItem) -> usize {
         + c.question.zh.len()
         + c.question.en.len()
         + c.choices.iter().map(String::len).sum::<usize>()
+        + c.choice_labels
+            .iter()
+            .map(|l| l.zh.len() + l.en.len())
+            .sum::<usize>()
+        + c.required_when
+            .as_ref()
+            .map_or(0, |w| w.item.len() + w.equals.len())
 }
 
 /// Times a closure; for metrics.

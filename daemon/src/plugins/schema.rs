@@ -77,6 +77,9 @@ fn check_at(schema: &Value, at: &str, depth: usize) -> Result<(), String> {
                     Value::Array(a) => a.iter().collect(),
                     other => vec![other],
                 };
+                if names.is_empty() {
+                    return Err(format!("{}: names at least one type", here(k)));
+                }
                 for n in names {
                     if !n.as_str().is_some_and(|t| TYPES.contains(&t)) {
                         return Err(format!(
@@ -102,10 +105,16 @@ fn check_at(schema: &Value, at: &str, depth: usize) -> Result<(), String> {
                 return Err(format!("{}: a list of property names", here(k)));
             }
             "enum" if !v.is_array() => return Err(format!("{}: a list of values", here(k))),
-            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "multipleOf"
-                if !v.is_number() =>
+            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum"
+                if !v.as_f64().is_some_and(f64::is_finite) =>
             {
                 return Err(format!("{}: a number", here(k)));
+            }
+            "multipleOf" if !v.as_f64().is_some_and(|m| m.is_finite() && m >= 1e-9) => {
+                return Err(format!("{}: a number above 0", here(k)));
+            }
+            "uniqueItems" if !v.is_boolean() => {
+                return Err(format!("{}: true or false", here(k)));
             }
             "minLength" | "maxLength" | "minItems" | "maxItems" if !v.is_u64() => {
                 return Err(format!("{}: a whole number", here(k)));
@@ -233,6 +242,9 @@ fn validate_at(schema: &Value, v: &Value, at: &str) -> Result<(), String> {
                 }
             }
         }
+        if s.get("items") == Some(&Value::Bool(false)) && !items.is_empty() {
+            return Err(format!("{at} must be an empty list"));
+        }
         if let Some(item_schema) = s.get("items").filter(|i| i.is_object()) {
             for (i, x) in items.iter().enumerate() {
                 validate_at(item_schema, x, &format!("{at}[{i}]"))?;
@@ -335,5 +347,11 @@ mod tests {
         assert!(check_schema(&json!({"type": "thing"})).is_err());
         assert!(check_schema(&json!("object")).is_err());
         assert!(check_schema(&json!({"properties": {"a": {"minimum": "1"}}})).is_err());
+        assert!(check_schema(&json!({"type": []})).is_err());
+        assert!(check_schema(&json!({"multipleOf": 0})).is_err());
+        assert!(check_schema(&json!({"uniqueItems": "yes"})).is_err());
+        let no_items = json!({"type": "array", "items": false});
+        assert!(check_schema(&no_items).is_ok());
+        assert!(validate(&no_items, &json!([1])).is_err());
     }
 }

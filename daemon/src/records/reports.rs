@@ -293,6 +293,7 @@ impl Records {
                 .cloned()
                 .map(|mut c| {
                     c.required = false;
+                    c.required_when = None;
                     c
                 })
                 .collect();

@@ -102,6 +102,9 @@ class Action(exports.Action):
         return PlanResult(checklists=[checklist], drafts=drafts)
 
     def review(self, task, report):
+        if not report.reached:
+            return ReviewOutcome_FollowUp(FollowUp(severity=Severity.ROUTINE,
+                                                   reason="not reached: arrange the escort again"))
         answers = {a.item: a.value.strip() for a in report.answers}
         missing = [c.id for c in task.checklist if c.required and not answers.get(c.id)]
         if missing:

@@ -74,6 +74,42 @@ fn highest_risk(p: &Person, c: &Config) -> bool {
     (alone && p.age >= c.weekly_check_age) || (c.weekly_check_disabled && disabled)
 }
 
+/// The configured extra questions as the host will accept them (the schema cannot say all of
+/// it): ids of lower-case letters, digits and `_`, not one of the built-in questions', no
+/// repeats, and questions that are not blank. A mistake is this plugin's polite error, naming
+/// the question, not a checklist the host refuses.
+fn check_extra_questions(c: &Config) -> Result<(), String> {
+    let builtin: Vec<String> = monthly_checklist(&Config::default())
+        .into_iter()
+        .map(|q| q.id)
+        .collect();
+    let mut seen = Vec::new();
+    for (i, (id, zh, en)) in c.extra_questions.iter().enumerate() {
+        let ok_id = id.len() <= 64
+            && id.starts_with(|ch: char| ch.is_ascii_lowercase())
+            && id
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+        if !ok_id {
+            return Err(format!(
+                "config.extra_questions[{i}]: the id {id:?} must be lower-case letters, digits and _ (e.g. stove_ok)"
+            ));
+        }
+        if builtin.contains(id) || seen.contains(&id) {
+            return Err(format!(
+                "config.extra_questions[{i}]: the id {id:?} is already a question of the checklist"
+            ));
+        }
+        if zh.trim().is_empty() || en.trim().is_empty() {
+            return Err(format!(
+                "config.extra_questions[{i}]: the question text must not be blank"
+            ));
+        }
+        seen.push(id);
+    }
+    Ok(())
+}
+
 fn monthly_checklist(c: &Config) -> Vec<ChecklistItem> {
     let mut list = vec![
         ChecklistItem::choice(
@@ -172,6 +208,7 @@ impl Plugin for ElderlyVisit {
 
     fn plan(occurrence: Occurrence, targets: Vec<Target>) -> Result<Plan, String> {
         let c: Config = config::get()?;
+        check_extra_questions(&c)?;
         let at = time::parse(&occurrence.scheduled_at)?;
         let start = time::format(at);
         let (kind, end, checklist, title) = match occurrence.action.as_str() {
@@ -468,6 +505,31 @@ mod tests {
             ReviewOutcome::Rejected(r) => r,
             other => panic!("expected rejection, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn extra_questions_the_host_would_refuse_are_this_plugins_polite_error() {
+        for (extra, says) in [
+            (r#"[["Q1", "问题", "Question"]]"#, "must be lower-case"),
+            (r#"[["gas_safe", "燃气", "Gas"]]"#, "already a question"),
+            (
+                r#"[["stove_ok", "炉子", "Stove"], ["stove_ok", "炉子", "Stove"]]"#,
+                "already a question",
+            ),
+            (r#"[["stove_ok", " ", "Stove"]]"#, "must not be blank"),
+        ] {
+            let h = Harness::new().config(&format!(r#"{{"extra_questions": {extra}}}"#));
+            let e = h
+                .plan::<ElderlyVisit>(testing::occurrence("monthly-visit", AT), elders())
+                .unwrap_err();
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        let h = Harness::new()
+            .config(r#"{"extra_questions": [["stove_ok", "炉子安全？", "Stove safe?"]]}"#);
+        let plan = h
+            .plan::<ElderlyVisit>(testing::occurrence("monthly-visit", AT), elders())
+            .unwrap();
+        assert!(plan.checklists[0].iter().any(|q| q.id == "stove_ok"));
     }
 
     #[test]

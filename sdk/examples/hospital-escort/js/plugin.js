@@ -82,6 +82,9 @@ export const action = plugin({
   },
 
   review(task, report) {
+    if (!report.reached) {
+      return { tag: 'follow-up', val: { severity: 'routine', reason: 'not reached: arrange the escort again' } };
+    }
     const answers = new Map(report.answers.map((a) => [a.item, a.value.trim()]));
     const missing = task.checklist.filter((c) => c.required && !answers.get(c.id)).map((c) => c.id);
     if (missing.length) return { tag: 'rejected', val: missing };

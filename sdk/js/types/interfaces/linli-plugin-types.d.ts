@@ -54,9 +54,11 @@ declare module 'linli:plugin/types@0.2.0' {
     /**
      * The JSON Schema of the plugin's configuration (JSON text), checked by the host when
      * the configuration is set, when a version is deployed and by `linlid plugin check`.
-     * The host understands `type`, `properties`, `required`, `additionalProperties`,
-     * `enum`, `minimum`, `maximum`, `minLength`, `maxLength`, `items`, `minItems`,
-     * `maxItems` and `description`; a schema using anything else is refused.
+     * At most 64 KiB. The host understands `type`, `properties`, `required`,
+     * `additionalProperties`, `enum`, `const`, `minimum`, `maximum`, `exclusiveMinimum`,
+     * `exclusiveMaximum`, `multipleOf`, `minLength`, `maxLength`, `items`, `minItems`,
+     * `maxItems`, `uniqueItems` and the annotations `title`, `description`, `default`,
+     * `examples`, `$schema`, `$id`; a schema using anything else is refused.
      */
     configSchema?: string,
   }
@@ -172,7 +174,8 @@ declare module 'linli:plugin/types@0.2.0' {
      */
     languages: Array<string>,
     /**
-     * Community roles that must take part, e.g. `child-director`.
+     * Community roles every visitor must hold, e.g. `child_director` (the vocabulary's
+     * slugs: an unknown role is refused, naming the nearest).
      */
     roles: Array<string>,
   }

@@ -70,6 +70,9 @@ impl Plugin for Escort {
     }
 
     fn review(task: Task, report: VisitReport) -> Result<ReviewOutcome, String> {
+        if !report.reached {
+            return Ok(ReviewOutcome::routine("not reached: arrange the escort again"));
+        }
         let missing = report.missing(&task.checklist);
         if !missing.is_empty() {
             return Ok(ReviewOutcome::Rejected(missing));
