@@ -885,3 +885,88 @@ async fn a_hand_assignment_keeps_the_constraints_and_names_the_one_broken() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spreadsheet_imports_through_the_console_with_its_refused_rows_by_number() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let pw = account(&d, "ma.li", &format!("station:{}", w.stations[0])).await;
+    let mut v = Visitor::new(&d.url);
+    v.login("ma.li", &pw).await;
+    let token = v.get("/station/import").await.csrf();
+    let csv = format!(
+        "\u{feff}姓名,身份证号,联系电话,社区代码,纬度,经度,类别,困难类型,居住情况,需求\n\
+         李秀英,{},13900001111,620802001001,35.5,106.6,特殊困难老人,独居,独居,meals\n\
+         王有才,{},13900001111,620802001001,95.5,106.6,特殊困难老人,,,\n",
+        rid(1938, 21),
+        rid(1950, 22)
+    );
+    let post = |csrf: String, skip: bool| {
+        let boundary = "linli-test-boundary";
+        let mut body = String::new();
+        let mut field = |name: &str, value: &str, file: bool| {
+            body.push_str(&format!("--{boundary}\r\n"));
+            if file {
+                body.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"persons.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+                ));
+            } else {
+                body.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                ));
+            }
+            body.push_str(value);
+            body.push_str("\r\n");
+        };
+        field("_csrf", &csrf, false);
+        field("kind", "persons", false);
+        if skip {
+            field("skip_invalid", "true", false);
+        }
+        field("file", &csv, true);
+        body.push_str(&format!("--{boundary}--\r\n"));
+        let cookies = v
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        reqwest::Client::new()
+            .post(format!("{}/station/import", d.url))
+            .header("cookie", cookies)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    // Without its token: refused, nothing read.
+    let r = post("0".repeat(48), false).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // All or nothing: the bad row is named by its line, nothing is imported.
+    let r = post(token.clone(), false).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("<td class=\"num\">3</td>"),
+        "line 3 is named: {page}"
+    );
+    let list = d
+        .get("/v1/persons?name=%E6%9D%8E%E7%A7%80%E8%8B%B1", &d.admin)
+        .await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        0,
+        "nothing imported"
+    );
+    // Skipping invalid rows: the good one is imported, the bad one still listed.
+    let r = post(token, true).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("导入 1") && page.contains("跳过 1"), "{page}");
+    let list = d
+        .get("/v1/persons?name=%E6%9D%8E%E7%A7%80%E8%8B%B1", &d.admin)
+        .await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+}
