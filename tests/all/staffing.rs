@@ -64,6 +64,8 @@ async fn a_one_off_task_is_offered_accepted_visited_and_done() {
         !mine.body.to_string().contains(&rid(1940, 100)),
         "resident ID leaked"
     );
+    // The phone only once the offer is accepted.
+    assert!(item["person"].get("phone").is_none(), "{item:?}");
     // Another volunteer cannot read it, nor answer it.
     assert_eq!(
         d.get(&format!("/v1/me/tasks/{task}"), &far_token)
@@ -97,6 +99,7 @@ async fn a_one_off_task_is_offered_accepted_visited_and_done() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["status"], "accepted");
+    assert_eq!(r.body["person"]["phone"], "13909331234", "{:?}", r.body);
     let r = d
         .post(
             &format!("/v1/tasks/{task}/check-in"),

@@ -1,6 +1,7 @@
 //! Task routes beyond listing: one-off tasks, cancelling, and the volunteer's side — my tasks,
 //! accept, decline, check in and out. A volunteer token sees its own tasks only, and of the
-//! person only what the visit needs (name, address, phone, needs) — never the resident ID.
+//! person only what the visit needs (name, address, needs; the phone once the offer is
+//! accepted) — never the resident ID.
 
 use axum::Json;
 use axum::extract::State;
@@ -75,11 +76,16 @@ fn my_task(
     else {
         return Ok(None);
     };
+    // Offered: enough to decide (who, where, what for); the phone once the offer is accepted.
+    let committed = matches!(
+        offer.state,
+        crate::schedule::OfferState::Accepted | crate::schedule::OfferState::CheckedIn
+    );
     let person = match (&task.target, offer.state.holds()) {
         (TaskTarget::Person { id }, true) => r.person(*id)?.map(|p| VisitPerson {
             name: p.name,
             address: p.address,
-            phone: p.phone,
+            phone: p.phone.filter(|_| committed),
             location: p.location,
             needs: p.needs,
         }),
