@@ -548,7 +548,7 @@ async fn station_bureau_and_volunteer_work_through_the_console_in_a_real_browser
     assert!(text.contains("新民路社区"), "{text}");
     let row = desk
         .script(
-            "return [...document.querySelectorAll('tbody tr')].map(r => r.innerText).find(t => t.includes('新民路社区'))",
+            "return [...document.querySelectorAll('table.dash tbody tr')].map(r => r.innerText).find(t => t.includes('新民路社区'))",
             json!([]),
         )
         .await;

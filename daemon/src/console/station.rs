@@ -200,6 +200,11 @@ async fn dashboard_page(
         .read(|r| dashboard(r, &station, m))
         .map_err(|e| error_page(web, &ApiError::from(e)))?;
     let total = |f: fn(&CommunityRow) -> u32| d.rows.iter().map(f).sum::<u32>();
+    let names: BTreeMap<String, String> = d
+        .rows
+        .iter()
+        .map(|r| (r.code.clone(), r.name.clone()))
+        .collect();
     let body = html! {
         form.bar method="get" action="/station" {
             label { (web.t("月份", "Month")) input type="month" name="month" value=(d.month); }
@@ -215,7 +220,7 @@ async fn dashboard_page(
         @if !d.urgent.is_empty() {
             section.urgent {
                 h2 { (web.t("紧急（回访优先）", "Urgent (follow-ups first)")) }
-                (task_table(web, &d.urgent))
+                (task_table(web, &d.urgent, &names))
             }
         }
         section {
@@ -298,7 +303,7 @@ async fn dashboard_page(
             h2 { (web.t("逾期未访", "Overdue visits")) }
             @if d.overdue.is_empty() { p.ok { (web.t("没有。", "None.")) } }
             @else {
-                (task_table(web, &d.overdue))
+                (task_table(web, &d.overdue, &names))
                 @if d.overdue_total as usize > d.overdue.len() {
                     p { a href="/station/tasks?status=overdue" { (web.t("全部逾期任务 →", "All overdue tasks →")) } }
                 }
@@ -325,12 +330,29 @@ fn title<'a>(web: &Web, t: &'a Task) -> &'a str {
     }
 }
 
-fn task_table(web: &Web, tasks: &[Task]) -> Markup {
+/// The names of the communities of `tasks`.
+fn community_names(st: &AppState, tasks: &[Task]) -> BTreeMap<String, String> {
+    let codes: std::collections::BTreeSet<&str> =
+        tasks.iter().map(|t| t.community.as_str()).collect();
+    st.read(|r| {
+        let mut out = BTreeMap::new();
+        for c in codes {
+            if let Some(g) = r.region(c)? {
+                out.insert(c.to_owned(), g.name);
+            }
+        }
+        Ok::<_, crate::store::StoreError>(out)
+    })
+    .unwrap_or_default()
+}
+
+fn task_table(web: &Web, tasks: &[Task], names: &BTreeMap<String, String>) -> Markup {
     html! {
         div.scroll { table {
             thead { tr {
                 th { "#" }
                 th { (web.t("任务", "Task")) }
+                th { (web.t("村（社区）", "Community")) }
                 th { (web.t("状态", "Status")) }
                 th { (web.t("优先级", "Priority")) }
                 th { (web.t("截止", "Due")) }
@@ -340,6 +362,7 @@ fn task_table(web: &Web, tasks: &[Task]) -> Markup {
                     tr.overdue[t.overdue] {
                         td { (t.id) }
                         td { a href=(format!("/station/tasks/{}", t.id)) { (title(web, t)) } }
+                        td { (names.get(&t.community).map_or(t.community.as_str(), String::as_str)) }
                         td { (status_name(web, t.status)) @if t.overdue { " " span.tag.bad { (web.t("逾期", "overdue")) } } }
                         td { (priority_name(web, t.priority)) }
                         td { (local_time(t.due_end)) }
@@ -407,7 +430,7 @@ async fn task_list(
             }
         }
         @if tasks.items.is_empty() { p { (web.t("没有符合条件的任务。", "No tasks match.")) } }
-        @else { (task_table(web, &tasks.items)) }
+        @else { (task_table(web, &tasks.items, &community_names(&st, &tasks.items))) }
         @if let Some(next) = &tasks.next_cursor {
             p { a href=(format!("/station/tasks?status={current}&community={community}&cursor={next}")) { (web.t("下一页 →", "Next page →")) } }
         }
