@@ -11,12 +11,10 @@ use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::{
-    Form, Staff, Web, charts, csrf_field, error_page, local_utc, page, problems, same_token,
-    see_other,
+    Form, Staff, Web, charts, csrf_field, error_page, local_utc, page, problems, see_other,
 };
 use crate::api::auth::Scope;
 use crate::api::extract::{Body, Path as ApiPath, Query as ApiQuery, Upload};
-use crate::api::problem::ApiError;
 use crate::api::{
     AppState, duties as api_duties, plugins as api_plugins, records as api_records,
     tasks as api_tasks,
@@ -398,49 +396,10 @@ async fn plugins(State(st): State<AppState>, staff: Staff) -> Response {
 
 async fn deploy(State(st): State<AppState>, staff: Staff, mut mp: Multipart) -> Response {
     let web = &staff.web;
-    let mut csrf = String::new();
-    let mut file = axum::body::Bytes::new();
-    loop {
-        let field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return error_page(
-                    web,
-                    &ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad-request",
-                        format!("the upload could not be read: {e}"),
-                    ),
-                );
-            }
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        if name != "_csrf" && !same_token(&csrf, web.csrf()) {
-            return super::csrf_refused(web);
-        }
-        let data = match field.bytes().await {
-            Ok(d) => d,
-            Err(e) => {
-                return error_page(
-                    web,
-                    &ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too-large",
-                        format!("the upload could not be read: {e}"),
-                    ),
-                );
-            }
-        };
-        match name.as_str() {
-            "_csrf" => csrf = String::from_utf8_lossy(&data).into_owned(),
-            "file" => file = data,
-            _ => {}
-        }
-    }
-    if !same_token(&csrf, web.csrf()) {
-        return super::csrf_refused(web);
-    }
+    let file = match super::read_upload(web, &mut mp).await {
+        Ok(mut f) => f.remove("file").unwrap_or_default(),
+        Err(r) => return r,
+    };
     match api_plugins::deploy_plugin(State(st.clone()), staff.caller.clone(), Upload(file)).await {
         Ok((_, Json(p))) => {
             let note = html! { p.notice.ok role="status" { (web.t("已部署 ", "Deployed ")) (p.id) " " (p.active_version) } };

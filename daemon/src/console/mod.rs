@@ -351,6 +351,46 @@ pub(crate) fn csrf_refused(web: &Web) -> Response {
     )
 }
 
+/// The fields of a multipart form (an upload), read only after its first field — the form
+/// token — proved to be this session's: nothing of a forged upload is read into memory.
+pub(crate) async fn read_upload(
+    web: &Web,
+    mp: &mut axum::extract::Multipart,
+) -> Result<std::collections::HashMap<String, axum::body::Bytes>, Response> {
+    let unreadable = |status: StatusCode, kind: &'static str, e: &dyn std::fmt::Display| {
+        error_page(
+            web,
+            &ApiError::new(status, kind, format!("the upload could not be read: {e}")),
+        )
+    };
+    let mut fields = std::collections::HashMap::new();
+    let mut csrf = String::new();
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(unreadable(StatusCode::BAD_REQUEST, "bad-request", &e)),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name != "_csrf" && !same_token(&csrf, web.csrf()) {
+            return Err(csrf_refused(web));
+        }
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| unreadable(StatusCode::PAYLOAD_TOO_LARGE, "too-large", &e))?;
+        if name == "_csrf" {
+            csrf = String::from_utf8_lossy(&data).into_owned();
+        } else {
+            fields.insert(name, data);
+        }
+    }
+    if !same_token(&csrf, web.csrf()) {
+        return Err(csrf_refused(web));
+    }
+    Ok(fields)
+}
+
 /// The hidden form-token field every form carries.
 pub(crate) fn csrf_field(web: &Web) -> Markup {
     html! { input type="hidden" name="_csrf" value=(web.csrf()); }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{
     Form, Staff, Web, csrf_field, error_page, local_time, local_utc, mask_id, page, priority_name,
-    problems, reason_text, same_token, see_other, status_name,
+    problems, reason_text, see_other, status_name,
 };
 use crate::api::extract::{Body, Path as ApiPath, Query as ApiQuery};
 use crate::api::problem::ApiError;
@@ -1211,53 +1211,16 @@ async fn import_form(staff: Staff) -> Response {
 
 async fn import_post(State(st): State<AppState>, staff: Staff, mut mp: Multipart) -> Response {
     let web = &staff.web;
-    let mut csrf = String::new();
-    let mut kind = String::from("persons");
-    let mut skip_invalid = false;
-    let mut file = axum::body::Bytes::new();
-    loop {
-        let field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return error_page(
-                    web,
-                    &ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad-request",
-                        format!("the upload could not be read: {e}"),
-                    ),
-                );
-            }
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        if name != "_csrf" && !same_token(&csrf, web.csrf()) {
-            return super::csrf_refused(web);
-        }
-        let data = match field.bytes().await {
-            Ok(d) => d,
-            Err(e) => {
-                return error_page(
-                    web,
-                    &ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too-large",
-                        format!("the upload could not be read: {e}"),
-                    ),
-                );
-            }
-        };
-        match name.as_str() {
-            "_csrf" => csrf = String::from_utf8_lossy(&data).into_owned(),
-            "kind" => kind = String::from_utf8_lossy(&data).into_owned(),
-            "skip_invalid" => skip_invalid = true,
-            "file" => file = data,
-            _ => {}
-        }
-    }
-    if !same_token(&csrf, web.csrf()) {
-        return super::csrf_refused(web);
-    }
+    let mut fields = match super::read_upload(web, &mut mp).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let text = |v: &axum::body::Bytes| String::from_utf8_lossy(v).into_owned();
+    let kind = fields
+        .get("kind")
+        .map_or_else(|| "persons".to_owned(), text);
+    let skip_invalid = fields.contains_key("skip_invalid");
+    let file = fields.remove("file").unwrap_or_default();
     let query: reg::ImportQuery = match serde_urlencoded::from_str(if skip_invalid {
         "skip_invalid=true"
     } else {
