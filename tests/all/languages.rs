@@ -167,6 +167,13 @@ fn files(dir: &Path) -> std::collections::BTreeMap<String, String> {
     out
 }
 
+/// Limits with a deadline no busy machine misses (the default 2 s is for production calls; these
+/// tests assert what plugins answer, not how fast).
+fn patient() -> Value {
+    json!({"deadline_ms": 60_000, "memory_bytes": 64 << 20, "drafts_per_target": 16,
+           "output_bytes": 64 << 20})
+}
+
 /// The drafts and questions of a plan, with instants compared as instants.
 fn normalised(plan: &Value) -> Value {
     let instant = |v: &Value| {
@@ -235,7 +242,7 @@ async fn the_same_plugin_in_rust_python_and_javascript_plans_the_same_tasks() {
             .patch(
                 "/v1/plugins/hospital-escort",
                 &d.admin,
-                json!({"config": {"window_days": 10}}),
+                json!({"config": {"window_days": 10}, "limits": patient()}),
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{language}: {:?}", r.body);
@@ -308,6 +315,14 @@ async fn a_javascript_bug_counts_against_the_plugin_and_a_reported_error_does_no
     let bytes = componentize_js(&dir.join("plugin.js"), &dir, &dir.join("buggy.wasm"));
     let d = Daemon::start().await;
     assert_eq!(upload(&d, bytes).await.status, StatusCode::CREATED);
+    let r = d
+        .patch(
+            "/v1/plugins/buggy-escort",
+            &d.admin,
+            json!({"limits": patient()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let targets: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(root().join("sdk/examples/hospital-escort/targets.json")).unwrap(),
     )
@@ -391,7 +406,7 @@ fn python_and_javascript_projects_from_plugin_new_build_check_and_run() {
         let out = Command::new(linlid)
             .args(["plugin", "run"])
             .arg(&wasm)
-            .args(["review", "--task"])
+            .args(["--deadline-ms", "60000", "review", "--task"])
             .arg(project.join("task.json"))
             .arg("--report")
             .arg(project.join("report.json"))
@@ -407,7 +422,7 @@ fn python_and_javascript_projects_from_plugin_new_build_check_and_run() {
         let out = Command::new(linlid)
             .args(["plugin", "run"])
             .arg(&wasm)
-            .args(["plan", "--targets"])
+            .args(["--deadline-ms", "60000", "plan", "--targets"])
             .arg(project.join("targets.json"))
             .args(["--at", "2026-12-01T09:00:00+08:00"])
             .output()
