@@ -284,13 +284,15 @@ impl VisitReport {
             .collect()
     }
 
-    /// Whether question `c` had to be answered: it is required, or required when an earlier
-    /// answer is what its condition names.
+    /// Whether question `c` had to be answered: the person was reached, and it is required or
+    /// required when an earlier answer is what its condition names. (Nobody reached: nothing
+    /// could be asked, and the host accepts the report without answers.)
     pub fn must_answer(&self, c: &ChecklistItem) -> bool {
-        c.required
-            || c.required_when
-                .as_ref()
-                .is_some_and(|w| self.answer(&w.item).map(str::trim) == Some(w.equals.as_str()))
+        self.reached
+            && (c.required
+                || c.required_when.as_ref().is_some_and(|w| {
+                    self.answer(&w.item).map(str::trim) == Some(w.equals.as_str())
+                }))
     }
 }
 

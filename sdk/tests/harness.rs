@@ -107,3 +107,32 @@ fn review_reports_missing_answers() {
     );
     assert_eq!(Harness::new().describe::<Greeter>().actions[0].id, "hello");
 }
+
+#[test]
+fn missing_answers_follow_conditions_and_ask_nothing_of_an_unreached_visit() {
+    let list = vec![
+        ChecklistItem::yes_no("harmed", "受伤了吗？", "Hurt?"),
+        ChecklistItem::text("injuries", "伤情", "Injuries").required_when("harmed", "yes"),
+    ];
+    let at = "2026-12-08T10:00:00+08:00";
+    assert!(
+        testing::report(at, 20, true, &[("harmed", "no")])
+            .missing(&list)
+            .is_empty()
+    );
+    assert_eq!(
+        testing::report(at, 20, true, &[("harmed", "yes")]).missing(&list),
+        vec!["injuries".to_owned()]
+    );
+    // Nobody reached: nothing could be asked.
+    assert!(
+        testing::report(at, 20, false, &[])
+            .missing(&list)
+            .is_empty()
+    );
+    assert!(
+        testing::report(at, 20, false, &[])
+            .problems(&list)
+            .is_empty()
+    );
+}

@@ -496,10 +496,16 @@ impl From<wit::PluginInfo> for Description {
             version: p.version,
             names: p.names.into(),
             actions: p.actions.into_iter().map(v02::action).collect(),
-            // Text that is not JSON is kept as a JSON string, which the checks refuse by name.
-            config_schema: p
-                .config_schema
-                .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
+            // Text that is too long or not JSON is kept as a short JSON string, which the checks
+            // refuse by name; a long text is never parsed (it could be millions of values).
+            config_schema: p.config_schema.map(|text| {
+                if text.len() > super::checks::MAX_CONFIG_SCHEMA {
+                    serde_json::Value::String(format!("{} bytes", text.len()))
+                } else {
+                    serde_json::from_str(&text)
+                        .unwrap_or_else(|e| serde_json::Value::String(format!("not JSON: {e}")))
+                }
+            }),
             interface: "0.2.0".into(),
         }
     }
@@ -577,5 +583,45 @@ impl From<&ChecklistItem> for v01::wit::ChecklistItem {
             choices: c.choices.clone(),
             required: c.required,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(schema: Option<String>) -> wit::PluginInfo {
+        wit::PluginInfo {
+            id: "p".into(),
+            version: "1.0.0".into(),
+            names: wit::Names {
+                zh: "p".into(),
+                en: "p".into(),
+            },
+            actions: Vec::new(),
+            config_schema: schema,
+        }
+    }
+
+    #[test]
+    fn a_schema_too_long_or_not_json_is_refused_by_name_and_never_parsed_whole() {
+        // Millions of values would be gigabytes once parsed: the text's length decides first.
+        let huge = format!(
+            "[{}0]",
+            "0,".repeat(super::super::checks::MAX_CONFIG_SCHEMA)
+        );
+        let d = Description::from(info(Some(huge)));
+        let e = super::super::checks::description(&d).unwrap_err();
+        assert!(e.contains("at most 65536 bytes"), "{e}");
+        let d = Description::from(info(Some("{not json".into())));
+        let e = super::super::checks::description(&d).unwrap_err();
+        assert!(e.contains("not JSON"), "{e}");
+        let d = Description::from(info(Some(r#"{"type": "object"}"#.into())));
+        assert!(
+            d.config_schema
+                .as_ref()
+                .is_some_and(serde_json::Value::is_object)
+        );
+        assert_eq!(d.interface, "0.2.0");
     }
 }

@@ -348,6 +348,13 @@ mod tests {
         assert!(check_schema(&json!("object")).is_err());
         assert!(check_schema(&json!({"properties": {"a": {"minimum": "1"}}})).is_err());
         assert!(check_schema(&json!({"type": []})).is_err());
+        // A schema nested past 16 levels is refused, not walked.
+        let mut deep = json!({"type": "object"});
+        for _ in 0..40 {
+            deep = json!({"type": "object", "properties": {"a": deep}});
+        }
+        let e = check_schema(&deep).unwrap_err();
+        assert!(e.contains("nested more than 16 levels"), "{e}");
         assert!(check_schema(&json!({"multipleOf": 0})).is_err());
         assert!(check_schema(&json!({"uniqueItems": "yes"})).is_err());
         let no_items = json!({"type": "array", "items": false});
