@@ -638,19 +638,19 @@ async fn task_view(
 fn report_state_name(web: &Web, s: crate::records::model::ReportState) -> &'static str {
     use crate::records::model::ReportState as R;
     match s {
-        R::Submitted => web_t(web, "待审核", "waiting for review"),
-        R::Accepted => web_t(web, "已通过", "accepted"),
-        R::Rejected => web_t(web, "已退回", "returned"),
-        R::Superseded => web_t(web, "已被更正", "superseded"),
+        R::Submitted => web.lang.t("待审核", "waiting for review"),
+        R::Accepted => web.lang.t("已通过", "accepted"),
+        R::Rejected => web.lang.t("已退回", "returned"),
+        R::Superseded => web.lang.t("已被更正", "superseded"),
     }
 }
 
 fn outcome_name(web: &Web, o: crate::records::model::Outcome) -> &'static str {
     use crate::records::model::Outcome as O;
     match o {
-        O::Accepted => web_t(web, "通过", "accepted"),
-        O::FollowUp => web_t(web, "通过，需跟进", "accepted, follow-up needed"),
-        O::Rejected => web_t(web, "退回", "returned"),
+        O::Accepted => web.lang.t("通过", "accepted"),
+        O::FollowUp => web.lang.t("通过，需跟进", "accepted, follow-up needed"),
+        O::Rejected => web.lang.t("退回", "returned"),
     }
 }
 
@@ -678,13 +678,6 @@ fn answer_text(web: &Web, v: &str) -> String {
         "yes" => web.t("是", "yes").to_owned(),
         "no" => web.t("否", "no").to_owned(),
         other => other.to_owned(),
-    }
-}
-
-fn web_t(web: &Web, zh: &'static str, en: &'static str) -> &'static str {
-    match web.lang {
-        super::Lang::Zh => zh,
-        super::Lang::En => en,
     }
 }
 

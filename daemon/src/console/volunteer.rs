@@ -65,17 +65,13 @@ async fn my_tasks(st: &AppState, vol: &Vol) -> Result<Vec<MyTask>, ApiError> {
     Ok(out)
 }
 
-fn offer_state(web: &Web, s: OfferState) -> &'static str {
-    super::offer_state(web, s)
-}
-
 fn task_card(web: &Web, t: &MyTask) -> Markup {
     html! {
         a.card.task href=(format!("/v/tasks/{}", t.id)) {
             strong { (title(web, t)) }
             @if let Some(p) = &t.person { span { (p.name) } }
             span.small { (local_time(t.due_start)) " — " (local_time(t.due_end)) }
-            span.tag { (offer_state(web, t.offer.state)) }
+            span.tag { (super::offer_state(web, t.offer.state)) }
             @if t.overdue { span.tag.bad { (web.t("逾期", "overdue")) } }
         }
     }
@@ -154,7 +150,7 @@ async fn task_view(
     let body = html! {
         @if let Some(e) = &failed { (problems(web, e)) }
         dl.facts {
-            dt { (web.t("状态", "Status")) } dd { (offer_state(web, state)) " · " (status_name(web, t.status)) }
+            dt { (web.t("状态", "Status")) } dd { (super::offer_state(web, state)) " · " (status_name(web, t.status)) }
             dt { (web.t("时间", "When")) } dd { (local_time(t.due_start)) " — " (local_time(t.due_end)) }
             @if state == OfferState::Offered {
                 dt { (web.t("请在此前答复", "Answer by")) } dd { (local_utc(t.offer.respond_by)) }
