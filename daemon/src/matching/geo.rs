@@ -13,18 +13,27 @@ pub fn haversine_km(a: GeoPoint, b: GeoPoint) -> f64 {
 /// [`haversine_km`] with each point's latitude cosine given (the grid keeps them), bit for bit
 /// the same result.
 fn haversine_with(a: GeoPoint, cos_a: f64, b: GeoPoint, cos_b: f64) -> f64 {
+    km_of_h(haversine_h(a, cos_a, b, cos_b))
+}
+
+/// The haversine term `h = sin²(Δφ/2) + cos φ₁ cos φ₂ sin²(Δλ/2)`.
+fn haversine_h(a: GeoPoint, cos_a: f64, b: GeoPoint, cos_b: f64) -> f64 {
     let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
     let dlat = la2 - la1;
     let dlon = (b.lon - a.lon).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + cos_a * cos_b * (dlon / 2.0).sin().powi(2);
+    (dlat / 2.0).sin().powi(2) + cos_a * cos_b * (dlon / 2.0).sin().powi(2)
+}
+
+/// The distance of a haversine term.
+fn km_of_h(h: f64) -> f64 {
     2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
 }
 
 /// Points bucketed in a dense grid of cells of `cell_deg` degrees over their bounding box;
 /// answers "the k nearest that pass a filter" by visiting rings of cells outward.
 ///
-/// Longitudes are not wrapped: points on both sides of the antimeridian are not each other's
-/// neighbours here (no county straddles it).
+/// Cells do not wrap around the antimeridian, but distances do: points on both sides of it are
+/// still found as each other's neighbours, only more slowly (no county straddles it).
 pub struct Grid {
     cell_deg: f64,
     /// Cell coordinates of the box's south-west cell, and the box's size in cells.
@@ -38,9 +47,9 @@ pub struct Grid {
     points: Vec<GeoPoint>,
     /// Each point's latitude cosine.
     cos_lat: Vec<f64>,
-    /// The narrowest a cell is anywhere in the indexed latitudes, in km (a lower bound used to
-    /// decide when no unvisited ring can hold a nearer point).
-    min_cell_km: f64,
+    /// The least latitude cosine of any point (a lower bound used to decide when no unvisited
+    /// ring can hold a nearer point).
+    cos_min: f64,
 }
 
 impl Grid {
@@ -86,10 +95,7 @@ impl Grid {
             fill[c] += 1;
         }
         let max_abs_lat = points.iter().map(|p| p.lat.abs()).fold(0.0, f64::max);
-        // A cell's east-west width shrinks with the cosine of its latitude; take the worst.
-        let lat = (max_abs_lat + cell_deg).min(89.9).to_radians();
-        let deg_km = EARTH_RADIUS_KM * std::f64::consts::PI / 180.0;
-        let min_cell_km = cell_deg * deg_km * lat.cos();
+        let cos_min = max_abs_lat.min(90.0).to_radians().cos().max(0.0);
         let cos_lat = points.iter().map(|p| p.lat.to_radians().cos()).collect();
         Grid {
             cell_deg,
@@ -101,7 +107,7 @@ impl Grid {
             start,
             items,
             points,
-            min_cell_km,
+            cos_min,
         }
     }
 
@@ -124,88 +130,229 @@ impl Grid {
     }
 
     /// The `k` nearest points that `keep` accepts (given the index and the distance), nearest
-    /// first, ties by index: rings of cells are visited until `k` are found and no unvisited
-    /// cell can hold a nearer one.
+    /// first, ties by index (see [`nearest`]).
     pub fn nearest(
         &self,
         at: GeoPoint,
         k: usize,
         max_km: f64,
-        mut keep: impl FnMut(usize, f64) -> bool,
+        keep: impl FnMut(usize, f64) -> bool,
     ) -> Vec<(usize, f64)> {
-        let mut found: Vec<(usize, f64)> = Vec::new();
-        if k == 0 || self.points.is_empty() {
-            return found;
+        let labels: Vec<usize> = (0..self.points.len()).collect();
+        nearest(&[(self, &labels)], at, k, max_km, keep)
+    }
+
+    /// A lower bound on the haversine term `h` of every point cell (`i`, `j`) (box coordinates)
+    /// can hold, seen from `q` (the longitude part is dropped where the cell spans more than
+    /// half the globe away, as there the term is not monotone).
+    fn cell_floor(&self, q: &Query, i: i64, j: i64) -> f64 {
+        // The cell's edges, widened by a hair: a point is filed by a division that rounds.
+        const HAIR: f64 = 1e-9;
+        #[allow(clippy::cast_precision_loss)]
+        let (lat_lo, lon_lo) = (
+            (i + self.lat0) as f64 * self.cell_deg - HAIR,
+            (j + self.lon0) as f64 * self.cell_deg - HAIR,
+        );
+        let (lat_hi, lon_hi) = (
+            lat_lo + self.cell_deg + 2.0 * HAIR,
+            lon_lo + self.cell_deg + 2.0 * HAIR,
+        );
+        let dlat = (lat_lo - q.at.lat).max(q.at.lat - lat_hi).max(0.0);
+        let dlon = (lon_lo - q.at.lon).max(q.at.lon - lon_hi).max(0.0);
+        let far_lon = (q.at.lon - lon_lo).abs().max((lon_hi - q.at.lon).abs());
+        let cos_cell = lat_lo.abs().max(lat_hi.abs()).min(90.0).to_radians().cos();
+        let lon_term = if far_lon <= 180.0 {
+            q.cos * cos_cell * sin_sq_floor((dlon / 2.0).to_radians())
+        } else {
+            0.0
+        };
+        (sin_sq_floor((dlat / 2.0).to_radians()) + lon_term) * LOWER
+    }
+
+    /// The ring `ring` cells around (`ci`, `cj`) that lie in the box, each once.
+    fn ring(&self, ci: i64, cj: i64, ring: i64, mut each: impl FnMut(i64, i64)) {
+        if ring == 0 {
+            each(ci, cj);
+            return;
         }
-        let (ci, cj) = Self::key(at, self.cell_deg);
-        let (ci, cj) = (ci - self.lat0, cj - self.lon0);
-        let max_ring = [ci, self.rows - 1 - ci, cj, self.cols - 1 - cj]
+        // The ring's top and bottom rows, then its left and right columns.
+        let (j_lo, j_hi) = ((cj - ring).max(0), (cj + ring).min(self.cols - 1));
+        for i in [ci - ring, ci + ring] {
+            if (0..self.rows).contains(&i) {
+                for j in j_lo..=j_hi {
+                    each(i, j);
+                }
+            }
+        }
+        let (i_lo, i_hi) = ((ci - ring + 1).max(0), (ci + ring - 1).min(self.rows - 1));
+        for j in [cj - ring, cj + ring] {
+            if (0..self.cols).contains(&j) {
+                for i in i_lo..=i_hi {
+                    each(i, j);
+                }
+            }
+        }
+    }
+}
+
+/// Lower bounds are shrunk by this factor, so that rounding never makes one exceed the value it
+/// bounds.
+const LOWER: f64 = 1.0 - 1e-9;
+
+/// A lower bound on `sin(x)²` for `x ≥ 0` without calling `sin`: `sin x ≥ x − x³/6`.
+fn sin_sq_floor(x: f64) -> f64 {
+    let s = x - x * x * x / 6.0;
+    if s > 0.0 { s * s } else { 0.0 }
+}
+
+/// The haversine term of a distance: `d = 2R·asin(√h)`, so ordering by `h` orders by `d`.
+fn h_of_km(km: f64) -> f64 {
+    let x = (km / (2.0 * EARTH_RADIUS_KM)).min(std::f64::consts::FRAC_PI_2);
+    x.sin().powi(2)
+}
+
+/// Where a search stands from.
+struct Query {
+    at: GeoPoint,
+    cos: f64,
+}
+
+/// One of the best found so far: ordered by `h`, then label.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+struct Best {
+    h: f64,
+    label: usize,
+    d: f64,
+}
+
+impl Eq for Best {}
+
+impl Ord for Best {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.h
+            .total_cmp(&other.h)
+            .then(self.label.cmp(&other.label))
+    }
+}
+
+/// The `k` nearest points of several grids that `keep` accepts (given the point's label and its
+/// distance), no farther than `max_km`: nearest first, ties by label. Each grid comes with the
+/// labels of its points (its point `n` is `labels[n]`).
+///
+/// Exact: a grid's cells are visited in rings outward, and a cell (or a point) is passed over
+/// only when a lower bound on its distance already exceeds the `k`-th best found; the search of a
+/// grid ends when a whole ring is that far. Distances are compared through the haversine term
+/// `h` (monotone in the distance), and `keep` and the arc sine run only for points that would
+/// enter the best `k`.
+pub fn nearest(
+    grids: &[(&Grid, &[usize])],
+    at: GeoPoint,
+    k: usize,
+    max_km: f64,
+    mut keep: impl FnMut(usize, f64) -> bool,
+) -> Vec<(usize, f64)> {
+    let mut best: std::collections::BinaryHeap<Best> = std::collections::BinaryHeap::new();
+    if k == 0 {
+        return Vec::new();
+    }
+    let q = Query {
+        at,
+        cos: at.lat.to_radians().cos(),
+    };
+    // Past this no point is kept; a hair over, as the exact test is on the distance.
+    let h_max = if max_km.is_finite() {
+        h_of_km(max_km) / LOWER
+    } else {
+        f64::INFINITY
+    };
+    // What a point must beat to be kept: the k-th best's h once there are k.
+    let bar = |best: &std::collections::BinaryHeap<Best>| -> f64 {
+        if best.len() < k {
+            h_max
+        } else {
+            best.peek().map_or(h_max, |b| b.h.min(h_max))
+        }
+    };
+    for &(grid, labels) in grids {
+        if grid.points.is_empty() {
+            continue;
+        }
+        let (ci, cj) = Grid::key(at, grid.cell_deg);
+        let (ci, cj) = (ci - grid.lat0, cj - grid.lon0);
+        let max_ring = [ci, grid.rows - 1 - ci, cj, grid.cols - 1 - cj]
             .into_iter()
             .map(i64::abs)
             .max()
-            .unwrap_or(0)
-            .max(ci.abs())
-            .max(cj.abs());
-        let order = |a: &(usize, f64), b: &(usize, f64)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
-        let cos_at = at.lat.to_radians().cos();
-        let mut visit = |i: i64, j: i64, found: &mut Vec<(usize, f64)>| {
-            for &n in self.cell(i, j) {
-                let n = n as usize;
-                let d = haversine_with(at, cos_at, self.points[n], self.cos_lat[n]);
-                if d <= max_km && keep(n, d) {
-                    found.push((n, d));
-                }
-            }
+            .unwrap_or(0);
+        // Where the box reaches more than half the globe away in longitude, a far ring may hold
+        // points near across the antimeridian: then no ring ends the search (cells are still
+        // passed over one by one).
+        #[allow(clippy::cast_precision_loss)]
+        let wraps = {
+            let west = grid.lon0 as f64 * grid.cell_deg;
+            let east = (grid.lon0 + grid.cols) as f64 * grid.cell_deg;
+            (at.lon - west).abs().max((east - at.lon).abs()) > 180.0
         };
         for ring in 0..=max_ring {
-            // Every point in ring `ring` is at least (ring - 1) cells away.
+            // Every point in ring `ring` is (ring - 1) whole cells or more away in latitude or in
+            // longitude: at least that far along a meridian, or across that much longitude at
+            // the latitudes of the query and of the farthest-from-equator point.
             #[allow(clippy::cast_precision_loss)]
-            let floor_km = (ring - 1).max(0) as f64 * self.min_cell_km;
-            if floor_km > max_km {
-                break;
-            }
-            // (At most k are kept, so the farthest kept is the k-th.)
-            if found.len() >= k
-                && found
-                    .iter()
-                    .copied()
-                    .max_by(order)
-                    .is_some_and(|x| x.1 < floor_km)
+            let span = (ring - 1).max(0) as f64 * grid.cell_deg;
+            if !wraps
+                && span <= 180.0
+                && q.cos * grid.cos_min * sin_sq_floor((span / 2.0).to_radians()) * LOWER
+                    > bar(&best)
             {
                 break;
             }
-            let before = found.len();
-            if ring == 0 {
-                visit(ci, cj, &mut found);
-            } else {
-                // The ring's top and bottom rows, then its left and right columns.
-                let (j_lo, j_hi) = ((cj - ring).max(0), (cj + ring).min(self.cols - 1));
-                for i in [ci - ring, ci + ring] {
-                    if (0..self.rows).contains(&i) {
-                        for j in j_lo..=j_hi {
-                            visit(i, j, &mut found);
+            grid.ring(ci, cj, ring, |i, j| {
+                let cell = grid.cell(i, j);
+                if cell.is_empty() || grid.cell_floor(&q, i, j) > bar(&best) {
+                    return;
+                }
+                for &n in cell {
+                    let n = n as usize;
+                    let p = grid.points[n];
+                    let limit = bar(&best);
+                    // A cheap lower bound first: most points are passed over on it.
+                    let (a, b) = (
+                        ((p.lat - at.lat).abs() / 2.0).to_radians(),
+                        ((p.lon - at.lon).abs() / 2.0).to_radians(),
+                    );
+                    if b <= std::f64::consts::FRAC_PI_2 {
+                        let floor =
+                            (sin_sq_floor(a) + q.cos * grid.cos_lat[n] * sin_sq_floor(b)) * LOWER;
+                        if floor > limit {
+                            continue;
                         }
                     }
-                }
-                let (i_lo, i_hi) = ((ci - ring + 1).max(0), (ci + ring - 1).min(self.rows - 1));
-                for j in [cj - ring, cj + ring] {
-                    if (0..self.cols).contains(&j) {
-                        for i in i_lo..=i_hi {
-                            visit(i, j, &mut found);
-                        }
+                    let h = haversine_h(at, q.cos, p, grid.cos_lat[n]);
+                    let label = labels[n];
+                    if h > limit
+                        || (best.len() >= k
+                            && best.peek().is_some_and(|w| {
+                                w.cmp(&Best { h, label, d: 0.0 }) != std::cmp::Ordering::Greater
+                            }))
+                    {
+                        continue;
+                    }
+                    let d = km_of_h(h);
+                    if d > max_km || !keep(label, d) {
+                        continue;
+                    }
+                    best.push(Best { h, label, d });
+                    if best.len() > k {
+                        best.pop();
                     }
                 }
-            }
-            // Only the k nearest so far matter (and the k-th, to know when to stop).
-            if found.len() > k && found.len() > before {
-                found.select_nth_unstable_by(k - 1, order);
-                found.truncate(k);
-            }
+            });
         }
-        found.sort_unstable_by(order);
-        found.truncate(k);
-        found
     }
+    best.into_sorted_vec()
+        .into_iter()
+        .map(|b| (b.label, b.d))
+        .collect()
 }
 
 #[cfg(test)]
@@ -281,8 +428,55 @@ mod tests {
             .collect();
         let grid = Grid::new(world.clone(), 0.001);
         assert!(grid.start.len() <= 4097 + 1, "{} cells", grid.start.len());
-        let at = p(35.0, 106.0);
-        let near = grid.nearest(at, 5, f64::INFINITY, |i, _| i % 3 != 1);
-        assert_eq!(near, scan(&world, at, 5, f64::INFINITY));
+        // From inside the spread, near a pole, across the antimeridian from the nearest points.
+        for at in [
+            p(35.0, 106.0),
+            p(89.5, 10.0),
+            p(-88.0, -100.0),
+            p(5.0, 179.9),
+        ] {
+            for k in [1, 5, 60] {
+                let near = grid.nearest(at, k, f64::INFINITY, |i, _| i % 3 != 1);
+                assert_eq!(near, scan(&world, at, k, f64::INFINITY), "at {at:?} k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn several_grids_answer_as_one_scan_by_label() {
+        // Three groups of points with interleaved labels, each in its own grid.
+        let all: Vec<GeoPoint> = (0..600)
+            .map(|i| {
+                let f = f64::from(i);
+                p(
+                    35.3 + (f * 0.5813).fract() * 0.5,
+                    106.4 + (f * 0.2731).fract() * 0.6,
+                )
+            })
+            .collect();
+        let groups: Vec<(Grid, Vec<usize>)> = (0..3)
+            .map(|g| {
+                let labels: Vec<usize> = (0..all.len()).filter(|i| i % 3 == g).collect();
+                let pts = labels.iter().map(|&i| all[i]).collect();
+                (Grid::new(pts, 0.02), labels)
+            })
+            .collect();
+        let grids: Vec<(&Grid, &[usize])> = groups.iter().map(|(g, l)| (g, &l[..])).collect();
+        let keep = |label: usize| label % 7 != 3;
+        for at in [p(35.5, 106.7), all[42], p(36.5, 105.0)] {
+            for k in [1, 8, 50, 700] {
+                for max in [1.0, 8.0, f64::INFINITY] {
+                    let near = nearest(&grids, at, k, max, |label, _| keep(label));
+                    let mut scan: Vec<(usize, f64)> = (0..all.len())
+                        .filter(|&i| keep(i))
+                        .map(|i| (i, haversine_km(at, all[i])))
+                        .filter(|(_, d)| *d <= max)
+                        .collect();
+                    scan.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                    scan.truncate(k);
+                    assert_eq!(near, scan, "at {at:?} k {k} max {max}");
+                }
+            }
+        }
     }
 }

@@ -451,9 +451,21 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
             (geo::Grid::new(homes, 0.02), ids)
         })
         .collect();
+    // The task's own station first: its volunteers are usually the nearest, and the search of
+    // the others then passes over more.
     let task_groups: Vec<Vec<usize>> = task_stations
         .iter()
-        .map(|ss| ss.iter().filter_map(|s| dense.get(s).copied()).collect())
+        .zip(&p.tasks)
+        .map(|(ss, t)| {
+            let own = dense.get(&t.station).copied();
+            own.into_iter()
+                .chain(
+                    ss.iter()
+                        .filter(|&&s| s != t.station)
+                        .filter_map(|s| dense.get(s).copied()),
+                )
+                .collect()
+        })
         .collect();
     let source = Nearest {
         p,
@@ -554,7 +566,8 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         arcs.of[ti] = found;
         arcs.rest[ti] = rest;
         // Arcs come nearest first; the continuity bonus can take this much off a later one.
-        arcs.slack[ti] = if p.tasks[ti].person.is_some() {
+        // (One unit more: see `Nearest::next`.)
+        arcs.slack[ti] = 1 + if p.tasks[ti].person.is_some() {
             continuity
         } else {
             0
@@ -693,22 +706,17 @@ impl Nearest<'_> {
             .requirements
             .max_distance_km
             .map_or(f64::INFINITY, f64::from);
-        let mut found: Vec<(f64, usize)> = Vec::new();
-        for &g in &self.task_groups[ti] {
-            let (grid, ids) = &self.groups[g];
-            found.extend(
-                grid.nearest(at, k, max, |i, d| self.may(t, ids[i], Some(d)))
-                    .into_iter()
-                    .map(|(i, d)| (d, ids[i])),
-            );
-        }
+        let grids: Vec<(&geo::Grid, &[usize])> = self.task_groups[ti]
+            .iter()
+            .map(|&g| (&self.groups[g].0, self.groups[g].1))
+            .collect();
         // Nearest first, ties by index: the same order on every call, so the first `have` are
         // the ones already fetched.
-        found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let exhausted = found.len() < k;
-        found.truncate(k);
-        // Every arc not returned is at least as far as the k-th, and earns at most the bonus.
-        let rest = if exhausted {
+        let found = geo::nearest(&grids, at, k, max, |vi, d| self.may(t, vi, Some(d)));
+        // Every arc not returned is at least as far as the k-th, and earns at most the bonus
+        // (less one unit: distances are ordered through the haversine term, whose arc sine may
+        // round a hair out of order).
+        let rest = if found.len() < k {
             None
         } else {
             let bonus = if t.person.is_some() {
@@ -716,13 +724,13 @@ impl Nearest<'_> {
             } else {
                 0
             };
-            found.last().map(|(d, _)| km_units(*d) - bonus)
+            found.last().map(|(_, d)| km_units(*d) - bonus - 1)
         };
         #[allow(clippy::cast_possible_truncation)]
         let arcs = found
             .into_iter()
             .skip(have)
-            .map(|(d, vi)| (vi as u32, self.cost(t, vi, Some(d))))
+            .map(|(vi, d)| (vi as u32, self.cost(t, vi, Some(d))))
             .collect();
         (arcs, rest)
     }
