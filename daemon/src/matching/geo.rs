@@ -218,14 +218,26 @@ struct Query {
 }
 
 /// One of the best found so far: ordered by `h`, then label.
-#[derive(Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Clone, Copy)]
 struct Best {
     h: f64,
     label: usize,
     d: f64,
 }
 
+impl PartialEq for Best {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
 impl Eq for Best {}
+
+impl PartialOrd for Best {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Ord for Best {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
