@@ -30,8 +30,10 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// A cost in the solver's integer unit.
+/// A cost in the solver's integer unit: wide, since the priority levels' skip costs are.
 pub type Cost = i128;
+/// One arc's own cost (a distance less a bonus): far inside `i64`.
+pub type ArcCost = i64;
 
 /// The upper bound of every volunteer's potential: they start at zero and only fall.
 const PI_MAX: Cost = 0;
@@ -44,7 +46,7 @@ pub trait Source {
     /// The next arcs of `task` (volunteer index, cost) after the `have` already fetched, and a
     /// lower bound on the cost of every arc still to come after them (`None`: there are none).
     /// The bound never falls from one call to the next.
-    fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, Cost)>, Option<Cost>);
+    fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, ArcCost)>, Option<Cost>);
 }
 
 /// The instance: units per task, skip cost per task, capacity per volunteer and its marginal
@@ -58,14 +60,33 @@ pub struct Network<'a> {
     pub marginal: &'a dyn Fn(usize, u32) -> Cost,
 }
 
+/// One candidate arc of a task: the volunteer, the cost, and whether the current flow uses it
+/// (kept together, as the search reads them together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arc {
+    pub volunteer: u32,
+    carries: bool,
+    pub cost: ArcCost,
+}
+
+impl Arc {
+    pub fn new(volunteer: u32, cost: ArcCost) -> Self {
+        Self {
+            volunteer,
+            carries: false,
+            cost,
+        }
+    }
+}
+
 /// The arcs fetched so far, per task, and the bound on the rest. Kept between solves (the
 /// arcs stay valid), so a second solve of the same tasks starts where the first left off.
 pub struct Arcs {
-    pub of: Vec<Vec<(u32, Cost)>>,
+    pub of: Vec<Vec<Arc>>,
     /// Per task: a lower bound on the cost of every arc not yet in `of`; `None` when all are.
     pub rest: Vec<Option<Cost>>,
     /// Per task: how far below an earlier arc's cost a later one's can be (arcs come nearest
-    /// first, and a bonus may take up to this much off one), so that `of[t][i].1 − slack[t]`
+    /// first, and a bonus may take up to this much off one), so that `of[t][i].cost − slack[t]`
     /// bounds every arc from `i` on.
     pub slack: Vec<Cost>,
 }
@@ -119,41 +140,106 @@ enum Via {
     },
 }
 
+/// A node's state, in one place: a search reads all of it at once.
+#[derive(Clone, Copy)]
+struct Node {
+    /// The potential.
+    pi: Cost,
+    /// The current search's distance (valid when `stamp` is the search's generation).
+    dist: Cost,
+    stamp: u32,
+    /// The generation of the search that settled the node.
+    done: u32,
+    /// A task's next arc to relax in the current search.
+    next_arc: u32,
+    via: Via,
+}
+
+/// Dijkstra's queue. Node keys (distances) are never negative and never fall below the last
+/// one taken, and nearly all fit 64 bits; those that do not (sums with the skip costs) wait in a
+/// second heap, taken only once the first is empty. (Entries for arcs still to relax may carry
+/// a bound below the last key taken: they are taken next, as from one heap.)
+struct Queue {
+    small: BinaryHeap<Reverse<(u64, u32)>>,
+    large: BinaryHeap<Reverse<(Cost, u32)>>,
+}
+
+impl Queue {
+    /// Queues `item` at `key`. A key below zero (a loose bound on arcs still to relax) is
+    /// taken as zero: such an entry only asks to be taken at once.
+    fn push(&mut self, key: Cost, item: usize) {
+        #[allow(clippy::cast_possible_truncation)]
+        let item = item as u32;
+        match u64::try_from(key.max(0)) {
+            Ok(k) => self.small.push(Reverse((k, item))),
+            Err(_) => self.large.push(Reverse((key, item))),
+        }
+    }
+
+    fn pop(&mut self) -> Option<(Cost, usize)> {
+        match self.small.pop() {
+            Some(Reverse((k, item))) => Some((Cost::from(k), item as usize)),
+            None => self
+                .large
+                .pop()
+                .map(|Reverse((k, item))| (k, item as usize)),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.small.clear();
+        self.large.clear();
+    }
+}
+
 /// Solves the instance exactly over every arc `source` can give.
 pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Solution {
     let v_count = net.volunteers;
     let t_count = arcs.of.len();
     let sink = v_count + t_count;
     let nodes = sink + 1;
-    let mut pi: Vec<Cost> = vec![0; nodes];
+    let mut node: Vec<Node> = vec![
+        Node {
+            pi: 0,
+            dist: 0,
+            stamp: 0,
+            done: 0,
+            next_arc: 0,
+            via: Via::None,
+        };
+        nodes
+    ];
     let mut used: Vec<u32> = vec![0; v_count];
-    // Per task, whether each candidate arc carries flow; per volunteer, the (task, arc) it serves.
-    let mut flow: Vec<Vec<bool>> = arcs.of.iter().map(|c| vec![false; c.len()]).collect();
+    // No arc carries flow yet; per volunteer, the (task, arc) it serves.
+    for list in &mut arcs.of {
+        for arc in list {
+            arc.carries = false;
+        }
+    }
     let mut serves: Vec<Vec<(u32, u32)>> = vec![Vec::new(); v_count];
     let mut skipped: Vec<u8> = vec![0; t_count];
     // Dijkstra state, reset lazily by generation stamps.
-    let mut dist: Vec<Cost> = vec![0; nodes];
-    let mut via: Vec<Via> = vec![Via::None; nodes];
-    let mut stamp: Vec<u32> = vec![0; nodes];
-    let mut done: Vec<u32> = vec![0; nodes];
     let mut generation: u32 = 0;
     // Entries below `nodes` are nodes; `nodes + t` is "the rest of task t's arcs".
-    let mut heap: BinaryHeap<Reverse<(Cost, usize)>> = BinaryHeap::new();
+    let mut heap = Queue {
+        small: BinaryHeap::new(),
+        large: BinaryHeap::new(),
+    };
     let mut settled: Vec<usize> = Vec::new();
-    // Per task, the next of its arcs to relax in the current search.
-    let mut next_arc: Vec<u32> = vec![0; t_count];
 
     // Relaxes the arc x → y of cost c (reached `how`), in reduced costs.
     macro_rules! relax {
         ($x:expr, $y:expr, $c:expr, $how:expr) => {{
             let (x, y): (usize, usize) = ($x, $y);
-            if done[y] != generation {
-                let nd = dist[x] + $c + pi[x] - pi[y];
-                if stamp[y] != generation || nd < dist[y] {
-                    stamp[y] = generation;
-                    dist[y] = nd;
-                    via[y] = $how;
-                    heap.push(Reverse((nd, y)));
+            let (dx, px) = (node[x].dist, node[x].pi);
+            let n = &mut node[y];
+            if n.done != generation {
+                let nd = dx + $c + px - n.pi;
+                if n.stamp != generation || nd < n.dist {
+                    n.stamp = generation;
+                    n.dist = nd;
+                    n.via = $how;
+                    heap.push(nd, y);
                 }
             }
         }};
@@ -166,38 +252,37 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
             let task: usize = $task;
             let x = v_count + task;
             let len = arcs.of[task].len();
-            let from = next_arc[task] as usize;
+            let from = node[x].next_arc as usize;
             let to = (from + BATCH).min(len);
             for arc in from..to {
-                if !flow[task][arc] {
-                    let (v, c) = arcs.of[task][arc];
+                let a = arcs.of[task][arc];
+                if !a.carries {
                     #[allow(clippy::cast_possible_truncation)]
                     let how = Via::Forward {
                         task: task as u32,
                         arc: arc as u32,
                     };
-                    relax!(x, v as usize, c, how);
+                    relax!(x, a.volunteer as usize, Cost::from(a.cost), how);
                 }
             }
             #[allow(clippy::cast_possible_truncation)]
             {
-                next_arc[task] = to as u32;
+                node[x].next_arc = to as u32;
             }
             let bound = if to < len {
-                Some(arcs.of[task][to].1 - arcs.slack[task])
+                Some(Cost::from(arcs.of[task][to].cost) - arcs.slack[task])
             } else {
                 arcs.rest[task]
             };
             if let Some(bound) = bound {
-                heap.push(Reverse((dist[x] + bound + pi[x] - PI_MAX, nodes + task)));
+                heap.push(node[x].dist + bound + node[x].pi - PI_MAX, nodes + task);
             }
         }};
     }
     // Fetches the next batch of `task`'s arcs.
-    let mut fetch = |arcs: &mut Arcs, flow: &mut Vec<Vec<bool>>, task: usize| {
+    let mut fetch = |arcs: &mut Arcs, task: usize| {
         let (more, rest) = source.more(task, arcs.of[task].len());
-        flow[task].extend(std::iter::repeat_n(false, more.len()));
-        arcs.of[task].extend(more);
+        arcs.of[task].extend(more.into_iter().map(|(v, c)| Arc::new(v, c)));
         arcs.rest[task] = rest;
     };
 
@@ -207,53 +292,55 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
             continue;
         }
         if arcs.of[t].is_empty() && arcs.rest[t].is_some() {
-            fetch(arcs, &mut flow, t);
+            fetch(arcs, t);
         }
         // A new node: a potential that makes each of its arcs' reduced cost non-negative,
         // those still to come included.
-        let mut p = pi[sink] - net.skip[t];
-        for &(v, c) in &arcs.of[t] {
-            p = p.max(pi[v as usize] - c);
+        let mut p = node[sink].pi - net.skip[t];
+        for a in &arcs.of[t] {
+            p = p.max(node[a.volunteer as usize].pi - Cost::from(a.cost));
         }
         if let Some(rest) = arcs.rest[t] {
             p = p.max(PI_MAX - rest);
         }
-        pi[tn] = p;
+        node[tn].pi = p;
         for _unit in 0..net.units[t] {
             generation = generation.wrapping_add(1);
             if generation == 0 {
-                stamp.iter_mut().for_each(|s| *s = 0);
-                done.iter_mut().for_each(|s| *s = 0);
+                for n in &mut node {
+                    n.stamp = 0;
+                    n.done = 0;
+                }
                 generation = 1;
             }
             heap.clear();
             settled.clear();
-            dist[tn] = 0;
-            via[tn] = Via::None;
-            stamp[tn] = generation;
-            heap.push(Reverse((0, tn)));
-            while let Some(Reverse((d, x))) = heap.pop() {
+            node[tn].dist = 0;
+            node[tn].via = Via::None;
+            node[tn].stamp = generation;
+            heap.push(0, tn);
+            while let Some((d, x)) = heap.pop() {
                 if x >= nodes {
                     // The rest of a settled task's arcs: relax the next few, fetching more
                     // when all fetched ones are relaxed.
                     let task = x - nodes;
-                    if next_arc[task] as usize >= arcs.of[task].len() {
-                        fetch(arcs, &mut flow, task);
+                    if node[v_count + task].next_arc as usize >= arcs.of[task].len() {
+                        fetch(arcs, task);
                     }
                     relax_arcs!(task);
                     continue;
                 }
-                if done[x] == generation || d > dist[x] {
+                if node[x].done == generation || d > node[x].dist {
                     continue;
                 }
-                done[x] = generation;
+                node[x].done = generation;
                 settled.push(x);
                 if x == sink {
                     break;
                 }
                 if x >= v_count {
                     let task = x - v_count;
-                    next_arc[task] = 0;
+                    node[x].next_arc = 0;
                     relax_arcs!(task);
                     #[allow(clippy::cast_possible_truncation)]
                     let how = Via::Skip { task: task as u32 };
@@ -261,7 +348,7 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
                 } else {
                     let v = x;
                     for &(task, arc) in &serves[v] {
-                        let c = arcs.of[task as usize][arc as usize].1;
+                        let c = Cost::from(arcs.of[task as usize][arc as usize].cost);
                         relax!(x, v_count + task as usize, -c, Via::Backward { task, arc });
                     }
                     if used[v] < net.capacity[v] {
@@ -274,16 +361,17 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
                 }
             }
             // The sink is always reachable (every task may skip), so it was settled.
-            let dt = dist[sink];
+            let dt = node[sink].dist;
             for &x in &settled {
-                if dist[x] < dt {
-                    pi[x] += dist[x] - dt;
+                let n = &mut node[x];
+                if n.dist < dt {
+                    n.pi += n.dist - dt;
                 }
             }
             // Augment one unit along the path, from the sink back to the new unit's task.
             let mut at = sink;
             while at != tn {
-                match via[at] {
+                match node[at].via {
                     Via::Load { volunteer } => {
                         used[volunteer as usize] += 1;
                         at = volunteer as usize;
@@ -293,19 +381,19 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
                         at = v_count + task as usize;
                     }
                     Via::Forward { task, arc } => {
-                        flow[task as usize][arc as usize] = true;
-                        let v = arcs.of[task as usize][arc as usize].0;
-                        serves[v as usize].push((task, arc));
+                        let a = &mut arcs.of[task as usize][arc as usize];
+                        a.carries = true;
+                        serves[a.volunteer as usize].push((task, arc));
                         at = v_count + task as usize;
                     }
                     Via::Backward { task, arc } => {
-                        flow[task as usize][arc as usize] = false;
-                        let v = arcs.of[task as usize][arc as usize].0;
-                        let list = &mut serves[v as usize];
+                        let a = &mut arcs.of[task as usize][arc as usize];
+                        a.carries = false;
+                        let list = &mut serves[a.volunteer as usize];
                         if let Some(i) = list.iter().position(|e| *e == (task, arc)) {
                             list.swap_remove(i);
                         }
-                        at = v as usize;
+                        at = a.volunteer as usize;
                     }
                     Via::None => break,
                 }
@@ -316,11 +404,10 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
     let mut assigned = Vec::with_capacity(t_count);
     for t in 0..t_count {
         let mut vs = Vec::new();
-        for (arc, &f) in flow[t].iter().enumerate() {
-            if f {
-                let (v, c) = arcs.of[t][arc];
-                vs.push(v);
-                cost = cost.saturating_add(c);
+        for a in &arcs.of[t] {
+            if a.carries {
+                vs.push(a.volunteer);
+                cost = cost.saturating_add(Cost::from(a.cost));
             }
         }
         cost = cost.saturating_add(Cost::from(skipped[t]).saturating_mul(net.skip[t]));

@@ -41,7 +41,7 @@ use utoipa::ToSchema;
 use crate::registry::{Availability, Certification, Gender, GeoPoint, Weekday};
 use crate::task::{Priority, Requirements};
 pub use crate::task::{Reason, ReasonCount};
-use flow::Cost;
+use flow::{ArcCost, Cost};
 
 /// One unit of cost: 10⁻⁹ km.
 const UNITS_PER_KM: f64 = 1e9;
@@ -289,9 +289,14 @@ pub fn eligible(t: &TaskSpec, v: &VolunteerSpec, distance_km: Option<f64>) -> Re
 }
 
 fn km_units(km: f64) -> Cost {
+    Cost::from(km_arc(km))
+}
+
+/// `km` in units, for one arc (distances and bonuses are far inside `i64`).
+fn km_arc(km: f64) -> ArcCost {
     #[allow(clippy::cast_possible_truncation)]
     let u = (km * UNITS_PER_KM).round() as i64;
-    Cost::from(u)
+    u
 }
 
 fn units_km(u: Cost) -> f64 {
@@ -472,7 +477,7 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         groups: &groups,
         task_groups: &task_groups,
         served: &served,
-        continuity,
+        continuity: km_arc(p.weights.continuity_km),
     };
 
     // Priority rewards: one more staffed unit of a level outweighs any cost difference below.
@@ -563,7 +568,10 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     let second = second
         .map_err(|_| ProblemError::Invalid("finding candidates stopped unexpectedly".into()))?;
     for (ti, (found, rest)) in first.into_iter().chain(second).enumerate() {
-        arcs.of[ti] = found;
+        arcs.of[ti] = found
+            .into_iter()
+            .map(|(v, c)| flow::Arc::new(v, c))
+            .collect();
         arcs.rest[ti] = rest;
         // Arcs come nearest first; the continuity bonus can take this much off a later one.
         // (One unit more: see `Nearest::next`.)
@@ -632,7 +640,7 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                 ids.push(v.id);
                 let d = t.location.map_or(0.0, |at| geo::haversine_km(at, v.home));
                 plan.total_distance_km += d;
-                cost += source.cost(t, vi as usize, Some(d));
+                cost += Cost::from(source.cost(t, vi as usize, Some(d)));
                 cost += fairness * Cost::from(v.held + load[vi as usize]);
                 load[vi as usize] += 1;
             }
@@ -663,13 +671,13 @@ struct Nearest<'a> {
     /// Per task: the stations (indices into `groups`) that may serve it.
     task_groups: &'a [Vec<usize>],
     served: &'a [HashSet<u64>],
-    continuity: Cost,
+    continuity: ArcCost,
 }
 
 impl Nearest<'_> {
     /// The arc's cost: the distance, less the continuity bonus when `vi` served the person.
-    fn cost(&self, t: &TaskSpec, vi: usize, d: Option<f64>) -> Cost {
-        let mut c = km_units(d.unwrap_or(0.0));
+    fn cost(&self, t: &TaskSpec, vi: usize, d: Option<f64>) -> ArcCost {
+        let mut c = km_arc(d.unwrap_or(0.0));
         if let Some(person) = t.person
             && self.served[vi].contains(&person)
         {
@@ -686,7 +694,7 @@ impl Nearest<'_> {
     }
 
     /// Task `ti`'s eligible arcs after the `have` nearest, and a lower bound on the rest.
-    fn next(&self, ti: usize, have: usize) -> (Vec<(u32, Cost)>, Option<Cost>) {
+    fn next(&self, ti: usize, have: usize) -> (Vec<(u32, ArcCost)>, Option<Cost>) {
         let t = &self.p.tasks[ti];
         let Some(at) = t.location else {
             // No location, no distance to order by: every eligible one at once.
@@ -724,7 +732,9 @@ impl Nearest<'_> {
             } else {
                 0
             };
-            found.last().map(|(_, d)| km_units(*d) - bonus - 1)
+            found
+                .last()
+                .map(|(_, d)| km_units(*d) - Cost::from(bonus) - 1)
         };
         #[allow(clippy::cast_possible_truncation)]
         let arcs = found
@@ -737,7 +747,7 @@ impl Nearest<'_> {
 }
 
 impl flow::Source for Nearest<'_> {
-    fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, Cost)>, Option<Cost>) {
+    fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, ArcCost)>, Option<Cost>) {
         self.next(task, have)
     }
 }
