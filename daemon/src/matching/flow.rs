@@ -402,15 +402,15 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
     }
     let mut cost: Cost = 0;
     let mut assigned = Vec::with_capacity(t_count);
-    for t in 0..t_count {
+    for ((of, &skips), &skip) in arcs.of.iter().zip(&skipped).zip(net.skip) {
         let mut vs = Vec::new();
-        for a in &arcs.of[t] {
+        for a in of {
             if a.carries {
                 vs.push(a.volunteer);
                 cost = cost.saturating_add(Cost::from(a.cost));
             }
         }
-        cost = cost.saturating_add(Cost::from(skipped[t]).saturating_mul(net.skip[t]));
+        cost = cost.saturating_add(Cost::from(skips).saturating_mul(skip));
         assigned.push(vs);
     }
     for (v, &u) in used.iter().enumerate() {
