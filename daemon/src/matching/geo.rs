@@ -139,13 +139,16 @@ impl Grid {
         keep: impl FnMut(usize, f64) -> bool,
     ) -> Vec<(usize, f64)> {
         let labels: Vec<usize> = (0..self.points.len()).collect();
-        nearest(&[(self, &labels)], at, k, max_km, keep)
+        nearest(&[(self, &labels)], at, k, max_km, None, keep)
+            .into_iter()
+            .map(|f| (f.label, f.km))
+            .collect()
     }
 
-    /// A lower bound on the haversine term `h` of every point cell (`i`, `j`) (box coordinates)
-    /// can hold, seen from `q` (the longitude part is dropped where the cell spans more than
-    /// half the globe away, as there the term is not monotone).
-    fn cell_floor(&self, q: &Query, i: i64, j: i64) -> f64 {
+    /// Lower and upper bounds on the haversine term `h` of every point cell (`i`, `j`) (box
+    /// coordinates) can hold, seen from `q` (the lower bound's longitude part is dropped where
+    /// the cell spans more than half the globe away, as there the term is not monotone).
+    fn cell_bounds(&self, q: &Query, i: i64, j: i64) -> (f64, f64) {
         // The cell's edges, widened by a hair: a point is filed by a division that rounds.
         const HAIR: f64 = 1e-9;
         #[allow(clippy::cast_precision_loss)]
@@ -166,7 +169,17 @@ impl Grid {
         } else {
             0.0
         };
-        (sin_sq_floor((dlat / 2.0).to_radians()) + lon_term) * LOWER
+        let floor = (sin_sq_floor((dlat / 2.0).to_radians()) + lon_term) * LOWER;
+        // Above: sin x ≤ x, the widest latitude gap and longitude gap, the largest cosine.
+        let far_lat = (q.at.lat - lat_lo).abs().max((lat_hi - q.at.lat).abs());
+        let cos_max = if lat_lo <= 0.0 && lat_hi >= 0.0 {
+            1.0
+        } else {
+            lat_lo.abs().min(lat_hi.abs()).min(90.0).to_radians().cos()
+        };
+        let (a, b) = ((far_lat / 2.0).to_radians(), (far_lon / 2.0).to_radians());
+        let ceiling = (a * a + q.cos * cos_max * b * b) * UPPER;
+        (floor, ceiling)
     }
 
     /// The ring `ring` cells around (`ci`, `cj`) that lie in the box, each once.
@@ -195,9 +208,10 @@ impl Grid {
     }
 }
 
-/// Lower bounds are shrunk by this factor, so that rounding never makes one exceed the value it
-/// bounds.
+/// Lower bounds are shrunk by this factor, upper ones grown by the next, so that rounding never
+/// takes one past the value it bounds.
 const LOWER: f64 = 1.0 - 1e-9;
+const UPPER: f64 = 1.0 + 1e-9;
 
 /// A lower bound on `sin(x)²` for `x ≥ 0` without calling `sin`: `sin x ≥ x − x³/6`.
 fn sin_sq_floor(x: f64) -> f64 {
@@ -217,29 +231,30 @@ struct Query {
     cos: f64,
 }
 
-/// One of the best found so far: ordered by `h`, then label.
-#[derive(Clone, Copy)]
-struct Best {
+/// A point found: its label, its distance, and the haversine term the search orders by
+/// (nearest first, ties by label).
+#[derive(Debug, Clone, Copy)]
+pub struct Found {
+    pub label: usize,
+    pub km: f64,
     h: f64,
-    label: usize,
-    d: f64,
 }
 
-impl PartialEq for Best {
+impl PartialEq for Found {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == std::cmp::Ordering::Equal
     }
 }
 
-impl Eq for Best {}
+impl Eq for Found {}
 
-impl PartialOrd for Best {
+impl PartialOrd for Found {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Best {
+impl Ord for Found {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.h
             .total_cmp(&other.h)
@@ -248,22 +263,25 @@ impl Ord for Best {
 }
 
 /// The `k` nearest points of several grids that `keep` accepts (given the point's label and its
-/// distance), no farther than `max_km`: nearest first, ties by label. Each grid comes with the
-/// labels of its points (its point `n` is `labels[n]`).
+/// distance), no farther than `max_km`, and after `after` in the search's order (where a
+/// previous search ended): nearest first, ties by label. Each grid comes with the labels of its
+/// points (its point `n` is `labels[n]`).
 ///
 /// Exact: a grid's cells are visited in rings outward, and a cell (or a point) is passed over
 /// only when a lower bound on its distance already exceeds the `k`-th best found; the search of a
 /// grid ends when a whole ring is that far. Distances are compared through the haversine term
 /// `h` (monotone in the distance), and `keep` and the arc sine run only for points that would
-/// enter the best `k`.
+/// enter the best `k`. A search that goes on from `after` passes over cells and points by an
+/// upper bound too: what is surely before `after` is not looked at again.
 pub fn nearest(
     grids: &[(&Grid, &[usize])],
     at: GeoPoint,
     k: usize,
     max_km: f64,
+    after: Option<Found>,
     mut keep: impl FnMut(usize, f64) -> bool,
-) -> Vec<(usize, f64)> {
-    let mut best: std::collections::BinaryHeap<Best> = std::collections::BinaryHeap::new();
+) -> Vec<Found> {
+    let mut best: std::collections::BinaryHeap<Found> = std::collections::BinaryHeap::new();
     if k == 0 {
         return Vec::new();
     }
@@ -278,7 +296,7 @@ pub fn nearest(
         f64::INFINITY
     };
     // What a point must beat to be kept: the k-th best's h once there are k.
-    let bar = |best: &std::collections::BinaryHeap<Best>| -> f64 {
+    let bar = |best: &std::collections::BinaryHeap<Found>| -> f64 {
         if best.len() < k {
             h_max
         } else {
@@ -320,7 +338,11 @@ pub fn nearest(
             }
             grid.ring(ci, cj, ring, |i, j| {
                 let cell = grid.cell(i, j);
-                if cell.is_empty() || grid.cell_floor(&q, i, j) > bar(&best) {
+                if cell.is_empty() {
+                    return;
+                }
+                let (floor, ceiling) = grid.cell_bounds(&q, i, j);
+                if floor > bar(&best) || after.is_some_and(|a| ceiling < a.h) {
                     return;
                 }
                 for &n in cell {
@@ -332,28 +354,33 @@ pub fn nearest(
                         ((p.lat - at.lat).abs() / 2.0).to_radians(),
                         ((p.lon - at.lon).abs() / 2.0).to_radians(),
                     );
+                    let cos_p = q.cos * grid.cos_lat[n];
                     if b <= std::f64::consts::FRAC_PI_2 {
-                        let floor =
-                            (sin_sq_floor(a) + q.cos * grid.cos_lat[n] * sin_sq_floor(b)) * LOWER;
+                        let floor = (sin_sq_floor(a) + cos_p * sin_sq_floor(b)) * LOWER;
                         if floor > limit {
                             continue;
                         }
                     }
+                    if after.is_some_and(|x| (a * a + cos_p * b * b) * UPPER < x.h) {
+                        continue;
+                    }
                     let h = haversine_h(at, q.cos, p, grid.cos_lat[n]);
-                    let label = labels[n];
+                    let found = Found {
+                        label: labels[n],
+                        km: 0.0,
+                        h,
+                    };
                     if h > limit
-                        || (best.len() >= k
-                            && best.peek().is_some_and(|w| {
-                                w.cmp(&Best { h, label, d: 0.0 }) != std::cmp::Ordering::Greater
-                            }))
+                        || after.is_some_and(|x| found <= x)
+                        || (best.len() >= k && best.peek().is_some_and(|w| *w <= found))
                     {
                         continue;
                     }
-                    let d = km_of_h(h);
-                    if d > max_km || !keep(label, d) {
+                    let km = km_of_h(h);
+                    if km > max_km || !keep(found.label, km) {
                         continue;
                     }
-                    best.push(Best { h, label, d });
+                    best.push(Found { km, ..found });
                     if best.len() > k {
                         best.pop();
                     }
@@ -362,9 +389,6 @@ pub fn nearest(
         }
     }
     best.into_sorted_vec()
-        .into_iter()
-        .map(|b| (b.label, b.d))
-        .collect()
 }
 
 #[cfg(test)]
@@ -478,15 +502,31 @@ mod tests {
         for at in [p(35.5, 106.7), all[42], p(36.5, 105.0)] {
             for k in [1, 8, 50, 700] {
                 for max in [1.0, 8.0, f64::INFINITY] {
-                    let near = nearest(&grids, at, k, max, |label, _| keep(label));
+                    let near: Vec<(usize, f64)> = nearest(&grids, at, k, max, None, |l, _| keep(l))
+                        .into_iter()
+                        .map(|f| (f.label, f.km))
+                        .collect();
                     let mut scan: Vec<(usize, f64)> = (0..all.len())
                         .filter(|&i| keep(i))
                         .map(|i| (i, haversine_km(at, all[i])))
                         .filter(|(_, d)| *d <= max)
                         .collect();
                     scan.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                    let all = scan.clone();
                     scan.truncate(k);
                     assert_eq!(near, scan, "at {at:?} k {k} max {max}");
+                    // Going on from where each search ended finds the same stream.
+                    let mut after = None;
+                    let mut stream = Vec::new();
+                    loop {
+                        let more = nearest(&grids, at, k, max, after, |l, _| keep(l));
+                        after = more.last().copied().or(after);
+                        stream.extend(more.iter().map(|f| (f.label, f.km)));
+                        if more.len() < k {
+                            break;
+                        }
+                    }
+                    assert_eq!(stream, all, "stream at {at:?} k {k} max {max}");
                 }
             }
         }

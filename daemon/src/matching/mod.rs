@@ -559,20 +559,23 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     let (first, second) = std::thread::scope(|scope| {
         let other = scope.spawn(|| {
             (half..p.tasks.len())
-                .map(|ti| source.next(ti, 0))
+                .map(|ti| source.next(ti, 0, None))
                 .collect::<Vec<_>>()
         });
-        let mine: Vec<_> = (0..half).map(|ti| source.next(ti, 0)).collect();
+        let mine: Vec<_> = (0..half).map(|ti| source.next(ti, 0, None)).collect();
         (mine, other.join())
     });
     let second = second
         .map_err(|_| ProblemError::Invalid("finding candidates stopped unexpectedly".into()))?;
-    for (ti, (found, rest)) in first.into_iter().chain(second).enumerate() {
-        arcs.of[ti] = found
+    let mut last = Vec::with_capacity(p.tasks.len());
+    for (ti, batch) in first.into_iter().chain(second).enumerate() {
+        arcs.of[ti] = batch
+            .arcs
             .into_iter()
             .map(|(v, c)| flow::Arc::new(v, c))
             .collect();
-        arcs.rest[ti] = rest;
+        arcs.rest[ti] = batch.rest;
+        last.push(batch.last);
         // Arcs come nearest first; the continuity bonus can take this much off a later one.
         // (One unit more: see `Nearest::next`.)
         arcs.slack[ti] = 1 + if p.tasks[ti].person.is_some() {
@@ -582,7 +585,10 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         };
     }
     let mut released: HashSet<usize> = HashSet::new();
-    let mut source = source;
+    let mut source = Stream {
+        nearest: source,
+        last,
+    };
     let solution = loop {
         let units: Vec<u8> = p
             .tasks
@@ -640,7 +646,7 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                 ids.push(v.id);
                 let d = t.location.map_or(0.0, |at| geo::haversine_km(at, v.home));
                 plan.total_distance_km += d;
-                cost += Cost::from(source.cost(t, vi as usize, Some(d)));
+                cost += Cost::from(source.nearest.cost(t, vi as usize, Some(d)));
                 cost += fairness * Cost::from(v.held + load[vi as usize]);
                 load[vi as usize] += 1;
             }
@@ -693,23 +699,30 @@ impl Nearest<'_> {
         v.capacity > 0 && !t.exclude.contains(&v.id) && eligible(t, v, d).is_ok()
     }
 
-    /// Task `ti`'s eligible arcs after the `have` nearest, and a lower bound on the rest.
-    fn next(&self, ti: usize, have: usize) -> (Vec<(u32, ArcCost)>, Option<Cost>) {
+    /// Task `ti`'s next eligible arcs, after the `have` nearest (the last of them `after`), and
+    /// a lower bound on the rest.
+    fn next(&self, ti: usize, have: usize, after: Option<geo::Found>) -> Batch {
         let t = &self.p.tasks[ti];
         let Some(at) = t.location else {
             // No location, no distance to order by: every eligible one at once.
-            if have > 0 {
-                return (Vec::new(), None);
-            }
-            let all = self.task_groups[ti]
-                .iter()
-                .flat_map(|&g| self.groups[g].1.iter().copied())
-                .filter(|&vi| self.may(t, vi, None))
-                .map(|vi| (vi as u32, self.cost(t, vi, None)))
-                .collect();
-            return (all, None);
+            let arcs = if have > 0 {
+                Vec::new()
+            } else {
+                self.task_groups[ti]
+                    .iter()
+                    .flat_map(|&g| self.groups[g].1.iter().copied())
+                    .filter(|&vi| self.may(t, vi, None))
+                    .map(|vi| (vi as u32, self.cost(t, vi, None)))
+                    .collect()
+            };
+            return Batch {
+                arcs,
+                rest: None,
+                last: None,
+            };
         };
-        let k = (have * 2).max(CANDIDATES_PER_MEMBER * usize::from(t.requirements.team_size));
+        // As many again as fetched so far: the candidates fetched double each time.
+        let k = have.max(CANDIDATES_PER_MEMBER * usize::from(t.requirements.team_size));
         let max = t
             .requirements
             .max_distance_km
@@ -718,9 +731,8 @@ impl Nearest<'_> {
             .iter()
             .map(|&g| (&self.groups[g].0, self.groups[g].1))
             .collect();
-        // Nearest first, ties by index: the same order on every call, so the first `have` are
-        // the ones already fetched.
-        let found = geo::nearest(&grids, at, k, max, |vi, d| self.may(t, vi, Some(d)));
+        // Nearest first, ties by index, going on from the last one fetched.
+        let found = geo::nearest(&grids, at, k, max, after, |vi, d| self.may(t, vi, Some(d)));
         // Every arc not returned is at least as far as the k-th, and earns at most the bonus
         // (less one unit: distances are ordered through the haversine term, whose arc sine may
         // round a hair out of order).
@@ -732,23 +744,40 @@ impl Nearest<'_> {
             } else {
                 0
             };
-            found
-                .last()
-                .map(|(_, d)| km_units(*d) - Cost::from(bonus) - 1)
+            found.last().map(|f| km_units(f.km) - Cost::from(bonus) - 1)
         };
         #[allow(clippy::cast_possible_truncation)]
         let arcs = found
-            .into_iter()
-            .skip(have)
-            .map(|(vi, d)| (vi as u32, self.cost(t, vi, Some(d))))
+            .iter()
+            .map(|f| (f.label as u32, self.cost(t, f.label, Some(f.km))))
             .collect();
-        (arcs, rest)
+        Batch {
+            arcs,
+            rest,
+            last: found.last().copied().or(after),
+        }
     }
 }
 
-impl flow::Source for Nearest<'_> {
+/// One fetch of a task's arcs: the arcs, a lower bound on the cost of the rest, and where the
+/// search ended (the next goes on from there).
+struct Batch {
+    arcs: Vec<(u32, ArcCost)>,
+    rest: Option<Cost>,
+    last: Option<geo::Found>,
+}
+
+/// [`Nearest`] with where each task's search ended.
+struct Stream<'a> {
+    nearest: Nearest<'a>,
+    last: Vec<Option<geo::Found>>,
+}
+
+impl flow::Source for Stream<'_> {
     fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, ArcCost)>, Option<Cost>) {
-        self.next(task, have)
+        let batch = self.nearest.next(task, have, self.last[task]);
+        self.last[task] = batch.last;
+        (batch.arcs, batch.rest)
     }
 }
 
