@@ -326,6 +326,23 @@ enum Bench {
         tasks: usize,
         #[arg(long, default_value_t = 20_000)]
         volunteers: usize,
+        /// Write the county into a store, staff it in one batch through the scheduler, then
+        /// time one-off tasks over HTTP (`POST /v1/tasks` to the stored offer).
+        #[arg(long)]
+        store: bool,
+        /// The continuity bonus (0: the exactness benchmark; the daemon's default is 2).
+        #[arg(long, default_value_t = 0.0)]
+        continuity_km: f64,
+        /// The fairness cost per further task (0: the exactness benchmark; the daemon's default
+        /// is 0.5).
+        #[arg(long, default_value_t = 0.0)]
+        fairness_km: f64,
+        /// One-off tasks to time (with `--store`).
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Where the store is written (with `--store`; default: a temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// The station dashboard of a township with ~10,000 open tasks over HTTP (median, p95), and
     /// the bytes of the volunteer's task page.
@@ -607,7 +624,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 iterations,
             } => bench::bench_plugin(&file, targets, iterations),
             Bench::Bomb { functions } => bench::bench_bomb(functions),
-            Bench::Match { tasks, volunteers } => commands::matching::bench(tasks, volunteers),
+            Bench::Match {
+                tasks,
+                volunteers,
+                store: false,
+                continuity_km,
+                fairness_km,
+                ..
+            } => commands::matching::bench(
+                tasks,
+                volunteers,
+                linli::matching::Weights {
+                    continuity_km,
+                    fairness_km,
+                },
+            ),
+            Bench::Match {
+                tasks,
+                volunteers,
+                runs,
+                dir,
+                ..
+            } => commands::bench_match::bench_store(tasks, volunteers, runs, dir),
             Bench::Notify {
                 messages,
                 endpoints,

@@ -158,19 +158,30 @@ pub enum Priority {
 #[schema(as = TaskRequirements)]
 pub struct Requirements {
     /// Skill tags every visitor must hold, e.g. `first_aid` (matching asks it of each member).
+    #[serde(default)]
     pub skills: Vec<String>,
     /// Clearances every visitor must hold unexpired, e.g. `safeguarding`.
+    #[serde(default)]
     pub clearances: Vec<String>,
-    /// People in the team (1 to 20).
+    /// People in the team (1 to 20; 1 when not given).
+    #[serde(default = "one")]
     pub team_size: u8,
     /// Required gender of the visitors, if any.
+    #[serde(default)]
     pub gender: Option<Gender>,
     /// Farthest a visitor may live from the target, in kilometres.
+    #[serde(default)]
     pub max_distance_km: Option<f32>,
     /// Languages or dialects: every visitor must speak one of them.
+    #[serde(default)]
     pub languages: Vec<String>,
     /// Community roles every visitor must hold.
+    #[serde(default)]
     pub roles: Vec<String>,
+}
+
+fn one() -> u8 {
+    1
 }
 
 /// How a checklist question is answered.

@@ -31,11 +31,11 @@ const COMMUNITIES: usize = 10;
 /// The month reported.
 const MONTH: u32 = 202611;
 
-fn fail(e: impl std::fmt::Display) -> Failure {
+pub(super) fn fail(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(anyhow::anyhow!("{e}"))
 }
 
-fn county_code(c: usize) -> String {
+pub(super) fn county_code(c: usize) -> String {
     format!("6208{:02}000000", c + 1)
 }
 
@@ -47,7 +47,7 @@ fn instant(d: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_hms_opt(2, 0, 0).unwrap_or_default())
 }
 
-fn region(code: String, name: String, level: RegionLevel, now: DateTime<Utc>) -> Region {
+pub(super) fn region(code: String, name: String, level: RegionLevel, now: DateTime<Utc>) -> Region {
     Region {
         parent: crate::registry::region::RegionCode::parse(&code)
             .ok()

@@ -158,9 +158,10 @@ pub fn synthetic(tasks: usize, volunteers: usize, seed: u64) -> Problem {
     }
 }
 
-/// `linlid bench match --tasks N --volunteers M`.
-pub fn bench(tasks: usize, volunteers: usize) -> Result<(), Failure> {
-    let problem = synthetic(tasks, volunteers, 2026);
+/// `linlid bench match --tasks N --volunteers M [--continuity-km C --fairness-km F]`.
+pub fn bench(tasks: usize, volunteers: usize, weights: Weights) -> Result<(), Failure> {
+    let mut problem = synthetic(tasks, volunteers, 2026);
+    problem.weights = weights;
     let capacity: u64 = problem
         .volunteers
         .iter()
@@ -169,8 +170,11 @@ pub fn bench(tasks: usize, volunteers: usize) -> Result<(), Failure> {
     let (plan, took) = crate::plugins::runtime::timed(|| matching::plan(&problem));
     let plan = plan.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
     println!(
-        "{tasks} tasks, {volunteers} volunteers (capacity {capacity}): planned in {:.2} s — \
-         {} staffed {:?}, {} unstaffed, {:.0} km in all, {} candidate arcs built",
+        "{tasks} tasks, {volunteers} volunteers (capacity {capacity}), continuity {} km, \
+         fairness {} km: planned in {:.2} s — {} staffed {:?}, {} unstaffed, {:.0} km in all, \
+         {} candidate arcs built",
+        weights.continuity_km,
+        weights.fairness_km,
         took.as_secs_f64(),
         plan.staffed,
         plan.staffed_by_priority,

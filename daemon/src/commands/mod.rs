@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bench;
 pub mod bench_console;
 pub mod bench_coverage;
+pub mod bench_match;
 pub mod matching;
 pub mod plugin;
 pub mod serve;

@@ -1,0 +1,315 @@
+//! `linlid bench match --store`: the synthetic county of `bench match` written into a real
+//! store (a station per township, volunteers, people in care, a monthly visit for each), every
+//! task staffed in one batch through the scheduler (read, plan, offers written), then one-off
+//! tasks recorded over HTTP with a station token, each timed from `POST /v1/tasks` until the
+//! answer — the task with its stored offer — is back.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::bench::BenchDir;
+use super::bench_coverage::{county_code, fail, region};
+use super::matching::synthetic;
+use super::{Failure, open_store};
+use crate::api::auth::{Scope, create_token};
+use crate::registry::{Contact, Person, RegionLevel, Station, Volunteer, VolunteerStatus};
+use crate::task::{Names, Task, TaskStatus, TaskTarget};
+
+fn township_code(t: u64) -> String {
+    format!("620801{t:03}000")
+}
+
+fn community_code(t: u64) -> String {
+    format!("620801{t:03}001")
+}
+
+pub fn bench_store(
+    tasks: usize,
+    volunteers: usize,
+    runs: usize,
+    dir: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let tmp = BenchDir::new(dir)?;
+    let db = tmp.join("bench-match.redb");
+    let _ = std::fs::remove_file(&db);
+    let store = open_store(&db, false)?;
+    let problem = synthetic(tasks, volunteers, 2026);
+    let now = Utc::now();
+    let started = Instant::now();
+    let stations: Vec<u64> = {
+        let mut s: Vec<u64> = problem.volunteers.iter().map(|v| v.station).collect();
+        s.extend(problem.tasks.iter().map(|t| t.station));
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    store
+        .write(|w| {
+            w.put_region(&region(
+                county_code(0),
+                "县1".into(),
+                RegionLevel::County,
+                now,
+            ))?;
+            for &s in &stations {
+                w.put_region(&region(
+                    township_code(s),
+                    format!("镇{s}"),
+                    RegionLevel::Township,
+                    now,
+                ))?;
+                w.put_region(&region(
+                    community_code(s),
+                    format!("村{s}"),
+                    RegionLevel::Community,
+                    now,
+                ))?;
+                w.put_station(&Station {
+                    id: s,
+                    name: format!("社工站{s}"),
+                    township: township_code(s),
+                    communities: vec![community_code(s)],
+                    neighbours: problem.neighbours.get(&s).cloned().unwrap_or_default(),
+                    contact: Contact {
+                        name: "李华".into(),
+                        phone: "0933-8211234".into(),
+                    },
+                    address: None,
+                    location: None,
+                    active: true,
+                    created_at: now,
+                    updated_at: now,
+                })?;
+            }
+            w.reserve_ids("station", stations.len() as u64 + 1)?;
+            let mut vw = w.volunteer_writer()?;
+            for v in &problem.volunteers {
+                // (Resident ids are unique by construction: no duplicate to report.)
+                let _ = vw.put(&Volunteer {
+                    id: v.id,
+                    name: "王明".into(),
+                    resident_id: format!("V{:017}", v.id),
+                    gender: v.gender,
+                    birth_date: chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default(),
+                    phone: "13800001111".into(),
+                    station: v.station,
+                    skills: Vec::new(),
+                    certifications: Vec::new(),
+                    safeguarding: None,
+                    availability: Vec::new(),
+                    home: v.home,
+                    monthly_capacity: v.capacity,
+                    languages: Vec::new(),
+                    roles: Vec::new(),
+                    insurance: None,
+                    community: None,
+                    status: VolunteerStatus::Active,
+                    created_at: now,
+                    updated_at: now,
+                })?;
+            }
+            drop(vw);
+            w.reserve_ids("volunteer", problem.volunteers.len() as u64 + 1)?;
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .map_err(fail)?;
+    // A person in care for each task, where the task is.
+    for chunk in problem.tasks.chunks(20_000) {
+        store
+            .write(|w| {
+                let mut pw = w.person_writer()?;
+                for t in chunk {
+                    let _ = pw.put(&Person {
+                        id: t.id,
+                        name: "某某".into(),
+                        resident_id: format!("P{:017}", t.id),
+                        gender: crate::registry::Gender::Female,
+                        birth_date: chrono::NaiveDate::from_ymd_opt(1940, 6, 15)
+                            .unwrap_or_default(),
+                        phone: None,
+                        community: community_code(t.station),
+                        grid: None,
+                        location: t.location.unwrap_or(crate::registry::GeoPoint {
+                            lat: 35.5,
+                            lon: 106.6,
+                        }),
+                        address: None,
+                        categories: vec![crate::registry::Category::SpecialDifficultyElder],
+                        circumstances: Vec::new(),
+                        disability: None,
+                        household: None,
+                        guardian: None,
+                        needs: Vec::new(),
+                        active: true,
+                        created_at: now,
+                        updated_at: now,
+                    })?;
+                }
+                drop(pw);
+                let mut tw = w.task_writer()?;
+                for t in chunk {
+                    tw.create(&Task {
+                        id: t.id,
+                        duty: 1,
+                        scheduled_at: now,
+                        key: format!("p{}", t.id),
+                        target: TaskTarget::Person { id: t.id },
+                        community: community_code(t.station),
+                        plugin: "elderly-visit".into(),
+                        action: "monthly-visit".into(),
+                        kind: "monthly-visit".into(),
+                        title: Names {
+                            zh: "月度探访".into(),
+                            en: "Monthly visit".into(),
+                        },
+                        due_start: t.due_start,
+                        due_end: t.due_end,
+                        priority: t.priority,
+                        requirements: t.requirements.clone(),
+                        checklist: 0,
+                        status: TaskStatus::Open,
+                        overdue: false,
+                        station: Some(t.station),
+                        offers: Vec::new(),
+                        unstaffed: Vec::new(),
+                        history: Vec::new(),
+                        report: None,
+                        follows_up: None,
+                        created_at: now,
+                        updated_at: now,
+                    })?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .map_err(fail)?;
+    }
+    store
+        .write(|w| {
+            w.reserve_ids("person", problem.tasks.len() as u64 + 1)?;
+            w.reserve_ids("task", problem.tasks.len() as u64 + 1)?;
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .map_err(fail)?;
+    println!(
+        "wrote {} stations, {} volunteers, {} people in care and their {} tasks in {:.1} s",
+        stations.len(),
+        problem.volunteers.len(),
+        problem.tasks.len(),
+        problem.tasks.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let token = create_token(&store, &Scope::Station(1), Some("bench".into()), now)
+        .map_err(fail)?;
+    // People of station 1, for the one-off tasks.
+    let people: Vec<u64> = problem
+        .tasks
+        .iter()
+        .filter(|t| t.station == 1)
+        .map(|t| t.id)
+        .take(runs + 3)
+        .collect();
+    let state = crate::api::AppState::new(store, crate::clock::system()).map_err(fail)?;
+    let ids: Vec<u64> = problem.tasks.iter().map(|t| t.id).collect();
+    let started = Instant::now();
+    let staffed = state.scheduler.staff(&ids, "bench").map_err(fail)?;
+    println!(
+        "staffed {} tasks in one batch through the scheduler (read, plan, write): {} offers, {} unstaffed in {:.2} s",
+        ids.len(),
+        staffed.offered,
+        staffed.unstaffed,
+        started.elapsed().as_secs_f64()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(fail)?;
+    rt.block_on(one_offs(state, token, people))?;
+    drop(tmp);
+    Ok(())
+}
+
+/// Records a one-off urgent task for each of `people` over HTTP and times each answer.
+async fn one_offs(
+    state: crate::api::AppState,
+    token: String,
+    people: Vec<u64>,
+) -> Result<(), Failure> {
+    let now = Utc::now();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(fail)?;
+    let base = format!("http://{}", listener.local_addr().map_err(fail)?);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::run(
+        listener,
+        state,
+        async {
+            let _ = rx.await;
+        },
+        crate::server::ServeOptions {
+            scheduler: false,
+            ..crate::server::ServeOptions::new(Duration::from_secs(5))
+        },
+    ));
+    let client = reqwest::Client::new();
+    let zone = chrono::FixedOffset::east_opt(8 * 3600).ok_or_else(|| fail("UTC+8"))?;
+    let mut times = Vec::new();
+    for (i, person) in people.iter().enumerate() {
+        let body = serde_json::json!({
+            "kind": "phone-request",
+            "title": {"zh": "接诉即办", "en": "Phone request"},
+            "target": {"type": "person", "id": person},
+            "due_start": (now + chrono::Duration::hours(1)).with_timezone(&zone).to_rfc3339(),
+            "due_end": (now + chrono::Duration::hours(25)).with_timezone(&zone).to_rfc3339(),
+            "priority": "urgent",
+            "requirements": {"team_size": 1},
+        });
+        let started = Instant::now();
+        let r = client
+            .post(format!("{base}/v1/tasks"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(fail)?;
+        let status = r.status();
+        let task: serde_json::Value = r.json().await.map_err(fail)?;
+        let took = started.elapsed().as_secs_f64() * 1000.0;
+        if !status.is_success() {
+            return Err(fail(format!("POST /v1/tasks answered {status}: {task}")));
+        }
+        // An answer without an offer would time less than the work measured: refuse it.
+        let offered = task["offers"].as_array().is_some_and(|o| !o.is_empty());
+        if !offered {
+            return Err(fail(format!(
+                "the one-off task for person {person} was not offered: {}",
+                task["unstaffed"]
+            )));
+        }
+        // The first few warm the caches.
+        if i >= 3 {
+            times.push(took);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    if !times.is_empty() {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "one-off urgent task, POST /v1/tasks to the answer with its stored offer ({} runs): median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            times.len(),
+            at(0.5),
+            at(0.95),
+            at(1.0)
+        );
+    }
+    let _ = tx.send(());
+    let _ = server.await;
+    Ok(())
+}
