@@ -231,6 +231,69 @@ fn tiny_instances_with_continuity_match_brute_force() {
     }
 }
 
+/// Fairness (each further task of a volunteer costs more, counting what they already hold) with
+/// continuity, capacities above one, more volunteers than a task fetches at first: the plan's
+/// cost still equals brute force's.
+#[test]
+fn tiny_instances_with_fairness_match_brute_force() {
+    for seed in 200..230 {
+        let mut p = random_instance(seed, 5, 11, 3);
+        let mut r = Lcg(seed);
+        for v in &mut p.volunteers {
+            v.served = (1001..=1005).filter(|_| r.next() < 0.2).collect();
+            v.held = (r.next() * 3.0) as u32;
+        }
+        p.weights.continuity_km = r.next() * 5.0;
+        p.weights.fairness_km = 0.2 + r.next() * 4.0;
+        let plan = matching::plan(&p).unwrap();
+        // Brute force over every assignment, the fairness cost added per volunteer.
+        let n = p.tasks.len();
+        let mut best: Option<([usize; 4], f64)> = None;
+        let mut a: Vec<Option<usize>> = vec![None; n];
+        fn go(
+            p: &Problem,
+            i: usize,
+            a: &mut Vec<Option<usize>>,
+            load: &mut Vec<u32>,
+            best: &mut Option<([usize; 4], f64)>,
+        ) {
+            if i == a.len() {
+                let (staffed, mut cost) = score(p, a);
+                for (v, &l) in p.volunteers.iter().zip(load.iter()) {
+                    for k in 0..l {
+                        cost += p.weights.fairness_km * f64::from(v.held + k);
+                    }
+                }
+                let better = match best {
+                    None => true,
+                    Some(b) => staffed > b.0 || (staffed == b.0 && cost < b.1 - 1e-12),
+                };
+                if better {
+                    *best = Some((staffed, cost));
+                }
+                return;
+            }
+            a[i] = None;
+            go(p, i + 1, a, load, best);
+            for vi in 0..p.volunteers.len() {
+                if load[vi] < p.volunteers[vi].capacity && feasible(p, i, vi) {
+                    load[vi] += 1;
+                    a[i] = Some(vi);
+                    go(p, i + 1, a, load, best);
+                    a[i] = None;
+                    load[vi] -= 1;
+                }
+            }
+        }
+        let mut load = vec![0; p.volunteers.len()];
+        go(&p, 0, &mut a, &mut load, &mut best);
+        let (bs, bc) = best.unwrap();
+        let (ps, pc) = plan_score(&p, &plan);
+        assert_eq!(ps, bs, "seed {seed}: staffed per level");
+        assert!((pc - bc).abs() < 1e-6, "seed {seed}: cost {pc} vs {bc}");
+    }
+}
+
 #[test]
 fn a_few_hundred_tasks_match_the_hungarian_algorithm() {
     use pathfinding::prelude::{Matrix, kuhn_munkres};

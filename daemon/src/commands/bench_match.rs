@@ -200,8 +200,8 @@ pub fn bench_store(
         problem.tasks.len(),
         started.elapsed().as_secs_f64()
     );
-    let token = create_token(&store, &Scope::Station(1), Some("bench".into()), now)
-        .map_err(fail)?;
+    let token =
+        create_token(&store, &Scope::Station(1), Some("bench".into()), now).map_err(fail)?;
     // People of station 1, for the one-off tasks.
     let people: Vec<u64> = problem
         .tasks

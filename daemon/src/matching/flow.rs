@@ -11,15 +11,18 @@
 //! costs stay non-negative on every residual arc.
 //!
 //! **The full graph, without building it.** A task's arcs come from [`Source::more`] in batches,
-//! nearest first, each batch with a lower bound on the cost of every arc still to come. The
-//! invariant: for every task, `rest(t) + π(t) − π_max ≥ 0`, where `π_max = 0` bounds every
-//! volunteer's potential (potentials start at zero and only ever fall), so every arc not yet
-//! fetched has a non-negative reduced cost too. Dijkstra treats "the rest of `t`'s arcs" as one
-//! more entry in its queue, keyed by that bound; if the search reaches it before the sink, the
-//! next batch is fetched and relaxed, exactly as if the arcs had been there all along. If it does
-//! not, no unfetched arc could shorten the path, and the potential update keeps the invariant
-//! (the entry's key was at least the sink's distance). So the result is the optimum of the full
-//! graph — every eligible arc — while only the arcs a shortest path came near are ever built.
+//! nearest first, each batch with a lower bound on the cost of every arc still to come. An arc
+//! not yet relaxed leads to a volunteer of the task's groups (stations), whose potentials are
+//! bounded above by `π̂` (potentials start at zero and only ever fall, so a bound taken once
+//! holds from then on; the bounds are taken afresh every [`REFRESH`] tasks). So `rest(t) + π(t)
+//! − π̂` bounds the reduced cost of every such arc from below, and Dijkstra treats "the rest of
+//! `t`'s arcs" as one more entry in its queue, keyed by that bound; if the search reaches it
+//! before the sink, the next batch is fetched and relaxed, exactly as if the arcs had been there
+//! all along. If it does not, no unfetched arc could shorten the path, and the potential update
+//! keeps every reduced cost non-negative (the entry's key was at least the sink's distance). So
+//! the result is the optimum of the full graph — every eligible arc — while only the arcs a
+//! shortest path came near are ever built. A new task's potential is set so that its arcs,
+//! those still to come included, start with non-negative reduced costs.
 //!
 //! The same holds inside what is fetched: a settled task relaxes its arcs a few at a time,
 //! nearest first, the rest waiting in the queue behind a lower bound on their reduced costs.
@@ -35,11 +38,13 @@ pub type Cost = i128;
 /// One arc's own cost (a distance less a bonus): far inside `i64`.
 pub type ArcCost = i64;
 
-/// The upper bound of every volunteer's potential: they start at zero and only fall.
+/// Where every volunteer's potential starts: it only falls from there.
 const PI_MAX: Cost = 0;
 /// Arcs of a task relaxed at a time: the rest wait in the queue behind a lower bound, since
 /// most searches end long before they would matter.
 const BATCH: usize = 8;
+/// Units added between refreshes of the bounds on each group's potentials.
+const REFRESH: usize = 128;
 
 /// Where a task's arcs come from.
 pub trait Source {
@@ -58,6 +63,12 @@ pub struct Network<'a> {
     pub skip: &'a [Cost],
     /// Cost of a volunteer's k-th unit (k from 0), non-negative and non-decreasing in k.
     pub marginal: &'a dyn Fn(usize, u32) -> Cost,
+    /// Volunteers fall in `groups` groups (stations): each volunteer's group. Every arc of a
+    /// task leads to a volunteer of the groups in `sets[set_of_task[task]]`.
+    pub groups: usize,
+    pub group_of: &'a [u32],
+    pub sets: &'a [Vec<usize>],
+    pub set_of_task: &'a [u32],
 }
 
 /// One candidate arc of a task: the volunteer, the cost, and whether the current flow uses it
@@ -227,6 +238,16 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
     };
     let mut settled: Vec<usize> = Vec::new();
 
+    // Per group of volunteers, an upper bound on their potentials (refreshed now and then);
+    // a task's arcs not yet relaxed lead only to volunteers of its groups.
+    let mut group_max: Vec<Cost> = vec![PI_MAX; net.groups];
+    let mut set_max: Vec<Cost> = vec![PI_MAX; net.sets.len()];
+    let pi_max = |set_max: &[Cost], task: usize| -> Cost {
+        set_max
+            .get(net.set_of_task[task] as usize)
+            .copied()
+            .unwrap_or(PI_MAX)
+    };
     // Relaxes the arc x → y of cost c (reached `how`), in reduced costs.
     macro_rules! relax {
         ($x:expr, $y:expr, $c:expr, $how:expr) => {{
@@ -275,7 +296,10 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
                 arcs.rest[task]
             };
             if let Some(bound) = bound {
-                heap.push(node[x].dist + bound + node[x].pi - PI_MAX, nodes + task);
+                heap.push(
+                    node[x].dist + bound + node[x].pi - pi_max(&set_max, task),
+                    nodes + task,
+                );
             }
         }};
     }
@@ -287,6 +311,22 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
     };
 
     for t in 0..t_count {
+        if t % REFRESH == 0 {
+            // Potentials only fall: the highest of each group now bounds it from here on.
+            group_max.iter_mut().for_each(|m| *m = Cost::MIN);
+            for (v, n) in node[..v_count].iter().enumerate() {
+                let g = &mut group_max[net.group_of[v] as usize];
+                *g = (*g).max(n.pi);
+            }
+            for (m, set) in set_max.iter_mut().zip(net.sets) {
+                *m = set
+                    .iter()
+                    .map(|&g| group_max[g])
+                    .max()
+                    .unwrap_or(PI_MAX)
+                    .min(PI_MAX);
+            }
+        }
         let tn = v_count + t;
         if net.units[t] == 0 {
             continue;
@@ -301,7 +341,7 @@ pub fn solve(net: &Network<'_>, arcs: &mut Arcs, source: &mut dyn Source) -> Sol
             p = p.max(node[a.volunteer as usize].pi - Cost::from(a.cost));
         }
         if let Some(rest) = arcs.rest[t] {
-            p = p.max(PI_MAX - rest);
+            p = p.max(pi_max(&set_max, t) - rest);
         }
         node[tn].pi = p;
         for _unit in 0..net.units[t] {

@@ -472,6 +472,25 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
                 .collect()
         })
         .collect();
+    #[allow(clippy::cast_possible_truncation)]
+    let group_of: Vec<u32> = p
+        .volunteers
+        .iter()
+        .map(|v| dense.get(&v.station).copied().unwrap_or(0) as u32)
+        .collect();
+    // Tasks of one station share their set of groups.
+    let mut set_ids: HashMap<&[usize], u32> = HashMap::new();
+    let mut sets: Vec<Vec<usize>> = Vec::new();
+    #[allow(clippy::cast_possible_truncation)]
+    let set_of_task: Vec<u32> = task_groups
+        .iter()
+        .map(|g| {
+            *set_ids.entry(g.as_slice()).or_insert_with(|| {
+                sets.push(g.clone());
+                (sets.len() - 1) as u32
+            })
+        })
+        .collect();
     let source = Nearest {
         p,
         groups: &groups,
@@ -608,6 +627,10 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
             units: &units,
             skip: &skip,
             marginal: &marginal,
+            groups: groups.len(),
+            group_of: &group_of,
+            sets: &sets,
+            set_of_task: &set_of_task,
         };
         let sol = flow::solve(&net, &mut arcs, &mut source);
         // Partial teams are released, and the rest solved again.
