@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use crate::clock::Clock;
 
 use super::bench::BenchDir;
 use super::bench_coverage::{county_code, fail, region};
@@ -36,7 +36,7 @@ pub fn bench_store(
     let _ = std::fs::remove_file(&db);
     let store = open_store(&db, false)?;
     let problem = synthetic(tasks, volunteers, 2026);
-    let now = Utc::now();
+    let now = crate::clock::SystemClock.now();
     let started = Instant::now();
     let stations: Vec<u64> = {
         let mut s: Vec<u64> = problem.volunteers.iter().map(|v| v.station).collect();
@@ -236,7 +236,7 @@ async fn one_offs(
     token: String,
     people: Vec<u64>,
 ) -> Result<(), Failure> {
-    let now = Utc::now();
+    let now = crate::clock::SystemClock.now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(fail)?;
