@@ -478,6 +478,16 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         .iter()
         .map(|v| dense.get(&v.station).copied().unwrap_or(0) as u32)
         .collect();
+    // Who served whom: their arcs earn the continuity bonus, so they are fetched apart from the
+    // nearest-first stream (whose bounds then need no allowance for a bonus).
+    let mut served_by: HashMap<u64, Vec<usize>> = HashMap::new();
+    if continuity != 0 {
+        for (vi, v) in p.volunteers.iter().enumerate() {
+            for &person in &v.served {
+                served_by.entry(person).or_default().push(vi);
+            }
+        }
+    }
     // Tasks of one station share their set of groups.
     let mut set_ids: HashMap<&[usize], u32> = HashMap::new();
     let mut sets: Vec<Vec<usize>> = Vec::new();
@@ -497,6 +507,8 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
         task_groups: &task_groups,
         served: &served,
         continuity: km_arc(p.weights.continuity_km),
+        served_by: &served_by,
+        group_of: &group_of,
     };
 
     // Priority rewards: one more staffed unit of a level outweighs any cost difference below.
@@ -578,15 +590,18 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     let (first, second) = std::thread::scope(|scope| {
         let other = scope.spawn(|| {
             (half..p.tasks.len())
-                .map(|ti| source.next(ti, 0, None))
+                .map(|ti| source.next(ti, 0, None, Vec::new()))
                 .collect::<Vec<_>>()
         });
-        let mine: Vec<_> = (0..half).map(|ti| source.next(ti, 0, None)).collect();
+        let mine: Vec<_> = (0..half)
+            .map(|ti| source.next(ti, 0, None, Vec::new()))
+            .collect();
         (mine, other.join())
     });
     let second = second
         .map_err(|_| ProblemError::Invalid("finding candidates stopped unexpectedly".into()))?;
     let mut last = Vec::with_capacity(p.tasks.len());
+    let mut held = Vec::with_capacity(p.tasks.len());
     for (ti, batch) in first.into_iter().chain(second).enumerate() {
         arcs.of[ti] = batch
             .arcs
@@ -595,18 +610,15 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
             .collect();
         arcs.rest[ti] = batch.rest;
         last.push(batch.last);
-        // Arcs come nearest first; the continuity bonus can take this much off a later one.
-        // (One unit more: see `Nearest::next`.)
-        arcs.slack[ti] = 1 + if p.tasks[ti].person.is_some() {
-            continuity
-        } else {
-            0
-        };
+        held.push(batch.held);
+        // Arcs come cheapest first but for rounding: see `Nearest::next`.
+        arcs.slack[ti] = 2;
     }
     let mut released: HashSet<usize> = HashSet::new();
     let mut source = Stream {
         nearest: source,
         last,
+        held,
     };
     let solution = loop {
         let units: Vec<u8> = p
@@ -701,6 +713,10 @@ struct Nearest<'a> {
     task_groups: &'a [Vec<usize>],
     served: &'a [HashSet<u64>],
     continuity: ArcCost,
+    /// Per person, the volunteers who served them (when continuity weighs anything).
+    served_by: &'a HashMap<u64, Vec<usize>>,
+    /// Per volunteer, its station (index into `groups`).
+    group_of: &'a [u32],
 }
 
 impl Nearest<'_> {
@@ -722,9 +738,27 @@ impl Nearest<'_> {
         v.capacity > 0 && !t.exclude.contains(&v.id) && eligible(t, v, d).is_ok()
     }
 
-    /// Task `ti`'s next eligible arcs, after the `have` nearest (the last of them `after`), and
-    /// a lower bound on the rest.
-    fn next(&self, ti: usize, have: usize, after: Option<geo::Found>) -> Batch {
+    /// Whether `vi` served the person `t` visits (and so earns the continuity bonus).
+    fn has_served(&self, t: &TaskSpec, vi: usize) -> bool {
+        self.continuity != 0 && t.person.is_some_and(|p| self.served[vi].contains(&p))
+    }
+
+    /// Task `ti`'s next eligible arcs, cheapest first, after the `have` fetched (the stream's
+    /// last `after`, the bonus-earning arcs still `held` back), and a lower bound on the rest.
+    ///
+    /// Arcs come from two sources: those who served the person (few, with the bonus, found on
+    /// the first call and held back until the stream reaches their cost) and everyone else
+    /// nearest first. A batch is sorted by cost, and everything later costs at least its last
+    /// arc less two units (one for the stream's order by the haversine term, whose arc sine may
+    /// round a hair out of order; one for the rounding of the merge's bound): the solver's
+    /// slack.
+    fn next(
+        &self,
+        ti: usize,
+        have: usize,
+        after: Option<geo::Found>,
+        mut held: Vec<(u32, ArcCost)>,
+    ) -> Batch {
         let t = &self.p.tasks[ti];
         let Some(at) = t.location else {
             // No location, no distance to order by: every eligible one at once.
@@ -742,8 +776,25 @@ impl Nearest<'_> {
                 arcs,
                 rest: None,
                 last: None,
+                held: Vec::new(),
             };
         };
+        if have == 0
+            && let Some(person) = t.person
+            && let Some(vs) = self.served_by.get(&person)
+        {
+            let groups = &self.task_groups[ti];
+            #[allow(clippy::cast_possible_truncation)]
+            for &vi in vs {
+                if groups.contains(&(self.group_of[vi] as usize)) {
+                    let d = geo::haversine_km(at, self.p.volunteers[vi].home);
+                    if self.may(t, vi, Some(d)) {
+                        held.push((vi as u32, self.cost(t, vi, Some(d))));
+                    }
+                }
+            }
+            held.sort_unstable_by_key(|&(vi, c)| (c, vi));
+        }
         // As many again as fetched so far: the candidates fetched double each time.
         let k = have.max(CANDIDATES_PER_MEMBER * usize::from(t.requirements.team_size));
         let max = t
@@ -755,51 +806,64 @@ impl Nearest<'_> {
             .map(|&g| (&self.groups[g].0, self.groups[g].1))
             .collect();
         // Nearest first, ties by index, going on from the last one fetched.
-        let found = geo::nearest(&grids, at, k, max, after, |vi, d| self.may(t, vi, Some(d)));
-        // Every arc not returned is at least as far as the k-th, and earns at most the bonus
-        // (less one unit: distances are ordered through the haversine term, whose arc sine may
-        // round a hair out of order).
-        let rest = if found.len() < k {
-            None
-        } else {
-            let bonus = if t.person.is_some() {
-                self.continuity
-            } else {
-                0
-            };
-            found.last().map(|f| km_units(f.km) - Cost::from(bonus) - 1)
-        };
+        let found = geo::nearest(&grids, at, k, max, after, |vi, d| {
+            !self.has_served(t, vi) && self.may(t, vi, Some(d))
+        });
         #[allow(clippy::cast_possible_truncation)]
-        let arcs = found
+        let mut arcs: Vec<(u32, ArcCost)> = found
             .iter()
             .map(|f| (f.label as u32, self.cost(t, f.label, Some(f.km))))
             .collect();
+        let exhausted = found.len() < k;
+        // Held-back arcs join once the stream has reached their cost.
+        let reached = arcs.iter().map(|a| a.1).max().unwrap_or(ArcCost::MIN);
+        let join = if exhausted {
+            held.len()
+        } else {
+            held.partition_point(|a| a.1 <= reached)
+        };
+        arcs.extend(held.drain(..join));
+        arcs.sort_unstable_by_key(|&(vi, c)| (c, vi));
+        // Every stream arc not returned is at least as far as the k-th (less a unit for the
+        // order); every held one costs what it costs.
+        let stream_rest = (!exhausted)
+            .then(|| found.last().map(|f| km_units(f.km) - 1))
+            .flatten();
+        let rest = match (stream_rest, held.first()) {
+            (Some(r), Some(h)) => Some(r.min(Cost::from(h.1))),
+            (r, h) => r.or(h.map(|h| Cost::from(h.1))),
+        };
         Batch {
             arcs,
             rest,
             last: found.last().copied().or(after),
+            held,
         }
     }
 }
 
-/// One fetch of a task's arcs: the arcs, a lower bound on the cost of the rest, and where the
-/// search ended (the next goes on from there).
+/// One fetch of a task's arcs: the arcs, a lower bound on the cost of the rest, where the
+/// search ended (the next goes on from there), and the bonus-earning arcs still held back.
 struct Batch {
     arcs: Vec<(u32, ArcCost)>,
     rest: Option<Cost>,
     last: Option<geo::Found>,
+    held: Vec<(u32, ArcCost)>,
 }
 
-/// [`Nearest`] with where each task's search ended.
+/// [`Nearest`] with where each task's search ended and what it holds back.
 struct Stream<'a> {
     nearest: Nearest<'a>,
     last: Vec<Option<geo::Found>>,
+    held: Vec<Vec<(u32, ArcCost)>>,
 }
 
 impl flow::Source for Stream<'_> {
     fn more(&mut self, task: usize, have: usize) -> (Vec<(u32, ArcCost)>, Option<Cost>) {
-        let batch = self.nearest.next(task, have, self.last[task]);
+        let held = std::mem::take(&mut self.held[task]);
+        let batch = self.nearest.next(task, have, self.last[task], held);
         self.last[task] = batch.last;
+        self.held[task] = batch.held;
         (batch.arcs, batch.rest)
     }
 }
