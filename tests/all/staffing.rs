@@ -278,6 +278,71 @@ async fn an_occurrence_s_tasks_are_matched_in_one_batch() {
     assert!(items.iter().any(|t| t["status"] == "offered"), "{items:?}");
 }
 
+/// A batch larger than a few tasks plans outside the staffing lock while phone requests are
+/// offered beside it; however the two interleave, no volunteer ends up offered more than their
+/// month's capacity, and every task is offered or says why not.
+#[tokio::test(flavor = "multi_thread")]
+async fn phone_requests_beside_a_large_batch_never_overload_a_volunteer() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    let mut volunteers = Vec::new();
+    for i in 0..4 {
+        let v = d
+            .created("/v1/volunteers", volunteer(w.stations[0], 940 + i))
+            .await;
+        volunteers.push(v["id"].as_u64().unwrap());
+    }
+    let mut people = Vec::new();
+    for i in 0..80 {
+        let p = d
+            .created("/v1/persons", elder("620802001001", 400 + i))
+            .await;
+        people.push(p["id"].as_u64().unwrap());
+    }
+    deploy(&d, "steady").await;
+    let duty = d
+        .post(
+            "/v1/duties",
+            &d.admin,
+            json!({"name": "visits", "plugin": "steady", "action": "visit", "cron": "0 9 * * *",
+                   "selector": {"region": "620802000000"}}),
+        )
+        .await;
+    let id = duty.body["id"].as_u64().unwrap();
+    d.post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
+        .await;
+    let batch = {
+        let s = d.scheduler.clone();
+        tokio::task::spawn_blocking(move || s.tick().unwrap())
+    };
+    for &p in people.iter().take(8) {
+        let r = d.post("/v1/tasks", &d.admin, one_off(p, "urgent")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    batch.await.unwrap();
+    let all = d.get("/v1/tasks?limit=500", &d.admin).await;
+    let items = all.body["items"].as_array().unwrap();
+    assert!(items.len() > 80, "{} tasks", items.len());
+    let mut load = std::collections::HashMap::<u64, u32>::new();
+    for t in items {
+        for o in t["offers"].as_array().into_iter().flatten() {
+            if o["state"] == "offered" {
+                *load.entry(o["volunteer"].as_u64().unwrap()).or_default() += 1;
+            }
+        }
+        if t["status"] == "unstaffed" {
+            assert!(!t["unstaffed"].as_array().unwrap().is_empty(), "{t}");
+        } else {
+            assert_eq!(t["status"], "offered", "{t}");
+        }
+    }
+    // Four volunteers of six a month each: all 24 places offered, none twice over.
+    assert_eq!(load.values().sum::<u32>(), 24, "{load:?}");
+    for v in &volunteers {
+        assert_eq!(load.get(v), Some(&6), "{load:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_shortage_report_says_whom_to_recruit_and_where() {
     let d = Daemon::start().await;

@@ -84,10 +84,12 @@ pub fn synthetic(tasks: usize, volunteers: usize, seed: u64) -> Problem {
         Priority::High,
         Priority::Urgent,
     ];
+    let mut task_village = Vec::with_capacity(tasks);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let tasks = (0..tasks)
+    let tasks: Vec<TaskSpec> = (0..tasks)
         .map(|i| {
             let v = (r.next() * villages.len() as f64) as usize % villages.len();
+            task_village.push(v);
             TaskSpec {
                 id: i as u64 + 1,
                 station: station_of(v),
@@ -109,10 +111,12 @@ pub fn synthetic(tasks: usize, volunteers: usize, seed: u64) -> Problem {
             }
         })
         .collect();
+    let mut by_village: Vec<Vec<usize>> = vec![Vec::new(); villages.len()];
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let volunteers = (0..volunteers)
+    let mut volunteers: Vec<VolunteerSpec> = (0..volunteers)
         .map(|i| {
             let v = (r.next() * villages.len() as f64) as usize % villages.len();
+            by_village[v].push(i);
             VolunteerSpec {
                 id: i as u64 + 1,
                 station: station_of(v),
@@ -135,6 +139,18 @@ pub fn synthetic(tasks: usize, volunteers: usize, seed: u64) -> Problem {
             }
         })
         .collect();
+    // Last month's visits: 60% of the people were visited by someone of their village (the
+    // continuity bonus's pull; it weighs nothing unless the weights say so).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    for (t, &v) in tasks.iter().zip(&task_village) {
+        let here = &by_village[v];
+        if !here.is_empty() && r.next() < 0.6 {
+            let who = here[(r.next() * here.len() as f64) as usize % here.len()];
+            if let Some(person) = t.person {
+                volunteers[who].served.push(person);
+            }
+        }
+    }
     // Each station may borrow from the two townships whose seats are nearest its own.
     let neighbours = (0..seats.len())
         .map(|a| {

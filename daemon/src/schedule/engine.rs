@@ -37,8 +37,10 @@ pub struct Scheduler {
     busy: Mutex<HashSet<u64>>,
     /// Matching weights and offer deadlines.
     pub(super) matching: Mutex<super::staffing::MatchingSettings>,
-    /// One staffing run at a time, so two runs never offer one volunteer beyond capacity.
+    /// One staffing write at a time, so two runs never offer one volunteer beyond capacity.
     pub(super) staffing: Mutex<()>,
+    /// Offers made while large batches plan outside that lock (see `Scheduler::staff`).
+    pub(super) ledger: Mutex<super::staffing::Ledger>,
     /// When unstaffed tasks were last swept (at most hourly: the sweep reads them all).
     pub(super) last_retry: Mutex<Option<DateTime<Utc>>>,
 }
@@ -77,6 +79,7 @@ impl Scheduler {
             busy: Mutex::new(HashSet::new()),
             matching: Mutex::new(super::staffing::MatchingSettings::default()),
             staffing: Mutex::new(()),
+            ledger: Mutex::new(super::staffing::Ledger::default()),
             last_retry: Mutex::new(None),
         }
     }

@@ -270,16 +270,78 @@ impl Scheduler {
 
     /// Matches the open seats of `ids` and records the offers (or why nobody could take them).
     /// `by` names who asked (`matching` for the scheduler's own runs).
+    ///
+    /// A few tasks (a one-off, a re-offer) are read, planned and written under the staffing
+    /// lock: the loads a plan counted are still the loads when its offers are written. A large
+    /// batch (an occurrence's tasks) reads and plans outside it, so that a phone request is not
+    /// kept waiting behind a county's month; under the lock it then takes back, from each
+    /// volunteer offered other tasks meanwhile, as many of its assignments (lowest priority
+    /// first), writes the rest, and matches the tasks taken back again, as a small run.
     pub fn staff(&self, ids: &[u64], by: &str) -> Result<Staffed, ServiceError> {
         if ids.is_empty() {
             return Ok(Staffed::default());
         }
-        // Read, plan and write under one lock: the loads a plan counted are still the loads
-        // when its offers are written.
-        let _one_at_a_time = self
+        if ids.len() <= SMALL_RUN {
+            let one_at_a_time = self
+                .staffing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return self.staff_locked(ids, by, &one_at_a_time);
+        }
+        let started = {
+            let mut ledger = self.ledger();
+            ledger.batches += 1;
+            ledger.generation
+        };
+        let done = BatchDone(self);
+        let now = self.clock.now();
+        let problem = self.problem(ids, now)?;
+        if problem.tasks.is_empty() {
+            return Ok(Staffed::default());
+        }
+        let mut plan = matching::plan(&problem).map_err(|e| ServiceError::Conflict {
+            field: "matching".into(),
+            message: e.to_string(),
+        })?;
+        let one_at_a_time = self
             .staffing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let offered_since = self.ledger().offered_since(started);
+        let again = make_room(&problem, &mut plan, &offered_since);
+        let mut result = self.write_plan(&problem, &plan, now, by)?;
+        drop(done);
+        if !again.is_empty() {
+            let more = self.staff_locked(&again, by, &one_at_a_time)?;
+            result.offered += more.offered;
+            result.unstaffed += more.unstaffed;
+        }
+        Ok(result)
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes offers just written (under the staffing lock), for batches planning meanwhile.
+    fn offers_made(&self, volunteers: &[u64]) {
+        let mut ledger = self.ledger();
+        ledger.generation += 1;
+        if ledger.batches > 0 {
+            let g = ledger.generation;
+            ledger.offers.extend(volunteers.iter().map(|&v| (g, v)));
+        }
+    }
+
+    /// [`Self::staff`] for a few tasks, under the staffing lock (`_held` shows it is held).
+    fn staff_locked(
+        &self,
+        ids: &[u64],
+        by: &str,
+        _held: &std::sync::MutexGuard<'_, ()>,
+    ) -> Result<Staffed, ServiceError> {
         let now = self.clock.now();
         let problem = self.problem(ids, now)?;
         if problem.tasks.is_empty() {
@@ -289,13 +351,28 @@ impl Scheduler {
             field: "matching".into(),
             message: e.to_string(),
         })?;
+        self.write_plan(&problem, &plan, now, by)
+    }
+
+    /// Writes a plan's offers and reasons (under the staffing lock), in chunks, each one
+    /// transaction with its events.
+    fn write_plan(
+        &self,
+        problem: &Problem,
+        plan: &matching::Plan,
+        now: DateTime<Utc>,
+        by: &str,
+    ) -> Result<Staffed, ServiceError> {
         let settings = self.matching();
         let mut result = Staffed::default();
         let specs: HashMap<u64, &TaskSpec> = problem.tasks.iter().map(|t| (t.id, t)).collect();
         // Written in chunks, each one transaction with its events.
         let ids: Vec<u64> = problem.tasks.iter().map(|t| t.id).collect();
+        let mut offered: Vec<u64> = Vec::new();
         for chunk in ids.chunks(500) {
+            offered.clear();
             self.store.write(|w| {
+                offered.clear();
                 let mut events = Vec::new();
                 {
                     let mut writer = w.task_writer()?;
@@ -324,6 +401,7 @@ impl Scheduler {
                             };
                             let respond_by = answer_by(now, hours, &task);
                             for v in vs {
+                                offered.push(*v);
                                 task.offers.push(Offer {
                                     volunteer: *v,
                                     state: OfferState::Offered,
@@ -402,6 +480,8 @@ impl Scheduler {
                 }
                 Ok::<_, StoreError>(())
             })?;
+            self.offers_made(&offered);
+            offered.clear();
         }
         Ok(result)
     }
@@ -709,7 +789,7 @@ impl Scheduler {
             .map(|at| crate::matching::geo::haversine_km(v.home, at));
         matching::eligible(spec, v, distance).map_err(|r| refuse(r.describe_en()))?;
         let settings = self.matching();
-        self.store.write(|w| {
+        let task = self.store.write(|w| {
             let mut writer = w.task_writer()?;
             let mut task = writer
                 .get(task_id)?
@@ -781,7 +861,9 @@ impl Scheduler {
                 },
             ))?;
             Ok(task)
-        })
+        })?;
+        self.offers_made(&[volunteer]);
+        Ok(task)
     }
 
     /// Cancels a task (a station, bureau or administrator): pending offers are withdrawn.
@@ -831,6 +913,79 @@ impl Scheduler {
 
 /// When an offer must be answered: the configured hours, but not after the task's due end
 /// when that comes sooner (and never less than half an hour from now).
+/// Runs of up to this many tasks read, plan and write under the staffing lock; larger ones plan
+/// outside it.
+const SMALL_RUN: usize = 64;
+
+/// Offers written while large batches plan outside the staffing lock: each offer's volunteer
+/// with the generation of its write.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    generation: u64,
+    /// Batches planning now; the offers are kept only while there are some.
+    batches: usize,
+    offers: Vec<(u64, u64)>,
+}
+
+impl Ledger {
+    /// Per volunteer, the offers written after generation `g`.
+    fn offered_since(&self, g: u64) -> HashMap<u64, u32> {
+        let mut n: HashMap<u64, u32> = HashMap::new();
+        for &(at, v) in &self.offers {
+            if at > g {
+                *n.entry(v).or_default() += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Ends a batch's planning (also when it fails): the ledger forgets offers nobody waits on.
+struct BatchDone<'a>(&'a Scheduler);
+
+impl Drop for BatchDone<'_> {
+    fn drop(&mut self) {
+        let mut ledger = self.0.ledger();
+        ledger.batches = ledger.batches.saturating_sub(1);
+        if ledger.batches == 0 {
+            ledger.offers.clear();
+        }
+    }
+}
+
+/// Takes back, from each volunteer offered `since` other tasks after `plan` was made, that many
+/// of its assignments in `plan` (lowest priority first; a team task is taken back whole), so no
+/// load goes past what the volunteer can take. Answers the tasks taken back, to match again.
+fn make_room(
+    problem: &Problem,
+    plan: &mut matching::Plan,
+    since: &HashMap<u64, u32>,
+) -> Vec<u64> {
+    if since.is_empty() {
+        return Vec::new();
+    }
+    let priority: HashMap<u64, Priority> =
+        problem.tasks.iter().map(|t| (t.id, t.priority)).collect();
+    let mut held: HashMap<u64, Vec<u64>> = HashMap::new();
+    for (task, vs) in &plan.assignments {
+        for v in vs {
+            if since.contains_key(v) {
+                held.entry(*v).or_default().push(*task);
+            }
+        }
+    }
+    let mut again: BTreeSet<u64> = BTreeSet::new();
+    for (v, mut tasks) in held {
+        tasks.sort_by_key(|t| (priority.get(t).copied().unwrap_or(Priority::Low), *t));
+        let n = since.get(&v).copied().unwrap_or(0) as usize;
+        again.extend(tasks.into_iter().take(n));
+    }
+    for t in &again {
+        plan.assignments.remove(t);
+    }
+    again.into_iter().collect()
+}
+
 fn answer_by(now: DateTime<Utc>, hours: u32, task: &Task) -> DateTime<Utc> {
     let usual = now + Duration::hours(i64::from(hours));
     let due = task.due_end.to_utc();
@@ -991,5 +1146,90 @@ impl Scheduler {
             tracing::warn!(task = task.id, error = %e, "matching a one-off task failed");
         }
         Ok(self.store.read(|r| r.task(task.id))?.unwrap_or(task))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: u64, priority: Priority) -> TaskSpec {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00+08:00")
+            .unwrap_or_else(|_| unreachable!());
+        TaskSpec {
+            id,
+            station: 1,
+            person: None,
+            location: None,
+            priority,
+            due_start: at,
+            due_end: at + Duration::days(1),
+            requirements: Requirements {
+                skills: Vec::new(),
+                clearances: Vec::new(),
+                team_size: 1,
+                gender: None,
+                max_distance_km: None,
+                languages: Vec::new(),
+                roles: Vec::new(),
+            },
+            exclude: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_gives_back_what_others_offered_meanwhile_lowest_priority_first() {
+        let problem = Problem {
+            today: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
+            tasks: vec![
+                spec(1, Priority::Urgent),
+                spec(2, Priority::Low),
+                spec(3, Priority::Normal),
+                spec(4, Priority::High),
+                spec(5, Priority::Low),
+            ],
+            volunteers: Vec::new(),
+            neighbours: BTreeMap::new(),
+            weights: Weights::default(),
+        };
+        let mut plan = matching::Plan {
+            // Volunteer 7 holds four tasks of the batch (task 4 in a team with 8), 9 one.
+            assignments: BTreeMap::from([
+                (1, vec![7]),
+                (2, vec![7]),
+                (3, vec![7]),
+                (4, vec![7, 8]),
+                (5, vec![9]),
+            ]),
+            unstaffed: BTreeMap::new(),
+            staffed: 5,
+            staffed_by_priority: BTreeMap::new(),
+            total_distance_km: 0.0,
+            total_cost: 0.0,
+            arcs: 0,
+        };
+        // Meanwhile 7 was offered two other tasks, 8 one, 11 (not in the batch) one.
+        let since = HashMap::from([(7, 2), (8, 1), (11, 1)]);
+        let again = make_room(&problem, &mut plan, &since);
+        // 7 gives back its low and normal tasks; 8 its only one, the team task, whole.
+        assert_eq!(again, vec![2, 3, 4]);
+        assert_eq!(
+            plan.assignments.keys().copied().collect::<Vec<_>>(),
+            vec![1, 5]
+        );
+        // Nothing offered meanwhile: nothing given back.
+        let mut unchanged = plan.clone();
+        assert!(make_room(&problem, &mut unchanged, &HashMap::new()).is_empty());
+        assert_eq!(unchanged, plan);
+    }
+
+    #[test]
+    fn the_ledger_counts_the_offers_after_a_generation() {
+        let mut ledger = Ledger::default();
+        ledger.generation = 3;
+        ledger.batches = 1;
+        ledger.offers = vec![(2, 7), (4, 7), (4, 8), (5, 7)];
+        assert_eq!(ledger.offered_since(3), HashMap::from([(7, 2), (8, 1)]));
+        assert!(ledger.offered_since(5).is_empty());
     }
 }
