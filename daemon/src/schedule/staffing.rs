@@ -956,11 +956,7 @@ impl Drop for BatchDone<'_> {
 /// Takes back, from each volunteer offered `since` other tasks after `plan` was made, that many
 /// of its assignments in `plan` (lowest priority first; a team task is taken back whole), so no
 /// load goes past what the volunteer can take. Answers the tasks taken back, to match again.
-fn make_room(
-    problem: &Problem,
-    plan: &mut matching::Plan,
-    since: &HashMap<u64, u32>,
-) -> Vec<u64> {
+fn make_room(problem: &Problem, plan: &mut matching::Plan, since: &HashMap<u64, u32>) -> Vec<u64> {
     if since.is_empty() {
         return Vec::new();
     }
