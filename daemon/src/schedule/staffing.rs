@@ -1221,10 +1221,11 @@ mod tests {
 
     #[test]
     fn the_ledger_counts_the_offers_after_a_generation() {
-        let mut ledger = Ledger::default();
-        ledger.generation = 3;
-        ledger.batches = 1;
-        ledger.offers = vec![(2, 7), (4, 7), (4, 8), (5, 7)];
+        let ledger = Ledger {
+            generation: 3,
+            batches: 1,
+            offers: vec![(2, 7), (4, 7), (4, 8), (5, 7)],
+        };
         assert_eq!(ledger.offered_since(3), HashMap::from([(7, 2), (8, 1)]));
         assert!(ledger.offered_since(5).is_empty());
     }
