@@ -41,6 +41,8 @@ pub struct Scheduler {
     pub(super) staffing: Mutex<()>,
     /// Offers made while large batches plan outside that lock (see `Scheduler::staff`).
     pub(super) ledger: Mutex<super::staffing::Ledger>,
+    /// Small staffing runs waiting for that lock: a batch writing in chunks lets them in first.
+    pub(super) staffing_waiters: std::sync::atomic::AtomicUsize,
     /// When unstaffed tasks were last swept (at most hourly: the sweep reads them all).
     pub(super) last_retry: Mutex<Option<DateTime<Utc>>>,
 }
@@ -80,6 +82,7 @@ impl Scheduler {
             matching: Mutex::new(super::staffing::MatchingSettings::default()),
             staffing: Mutex::new(()),
             ledger: Mutex::new(super::staffing::Ledger::default()),
+            staffing_waiters: std::sync::atomic::AtomicUsize::new(0),
             last_retry: Mutex::new(None),
         }
     }

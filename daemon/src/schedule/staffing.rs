@@ -273,19 +273,23 @@ impl Scheduler {
     ///
     /// A few tasks (a one-off, a re-offer) are read, planned and written under the staffing
     /// lock: the loads a plan counted are still the loads when its offers are written. A large
-    /// batch (an occurrence's tasks) reads and plans outside it, so that a phone request is not
-    /// kept waiting behind a county's month; under the lock it then takes back, from each
-    /// volunteer offered other tasks meanwhile, as many of its assignments (lowest priority
-    /// first), writes the rest, and matches the tasks taken back again, as a small run.
+    /// batch (an occurrence's tasks) reads and plans outside it, and writes a chunk at a time,
+    /// so that a phone request is not kept waiting behind a county's month: before each chunk,
+    /// under the lock, it takes back from each volunteer offered other tasks meanwhile as many
+    /// of its assignments not yet written (lowest priority first); the tasks taken back are
+    /// matched again at the end.
     pub fn staff(&self, ids: &[u64], by: &str) -> Result<Staffed, ServiceError> {
+        self.staff_round(ids, by, 0)
+    }
+
+    /// [`Self::staff`]; `round` counts the batches that gave tasks back before this one (a few
+    /// rounds at most plan outside the lock; then the rest is matched under it).
+    fn staff_round(&self, ids: &[u64], by: &str, round: u32) -> Result<Staffed, ServiceError> {
         if ids.is_empty() {
             return Ok(Staffed::default());
         }
-        if ids.len() <= SMALL_RUN {
-            let one_at_a_time = self
-                .staffing
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ids.len() <= SMALL_RUN || round >= 3 {
+            let one_at_a_time = self.lock_staffing();
             return self.staff_locked(ids, by, &one_at_a_time);
         }
         let started = {
@@ -303,20 +307,58 @@ impl Scheduler {
             field: "matching".into(),
             message: e.to_string(),
         })?;
-        let one_at_a_time = self
+        // Written a chunk at a time under the lock, which others may take in between.
+        let ids: Vec<u64> = problem.tasks.iter().map(|t| t.id).collect();
+        let mut since = started;
+        let mut again: Vec<u64> = Vec::new();
+        let mut result = Staffed::default();
+        for chunk in ids.chunks(WRITE_CHUNK) {
+            let _one_at_a_time = self
+                .staffing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let others = self.ledger().offered_since(since);
+            again.extend(make_room(&problem, &mut plan, &others));
+            let wrote = self.write_plan(&problem, &plan, chunk, now, by)?;
+            // Offers up to here are this batch's own or accounted for.
+            since = self.ledger().generation;
+            for id in chunk {
+                plan.assignments.remove(id);
+            }
+            result.offered += wrote.offered;
+            result.unstaffed += wrote.unstaffed;
+            drop(_one_at_a_time);
+            // A lock is no queue: let waiting phone requests in before the next chunk (for a
+            // moment at most, so that a stream of them cannot starve the batch).
+            let waited = std::time::Instant::now();
+            while self
+                .staffing_waiters
+                .load(std::sync::atomic::Ordering::Acquire)
+                > 0
+                && waited.elapsed() < std::time::Duration::from_millis(50)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        drop(done);
+        // The tasks given back, matched again (a large set again outside the lock).
+        let more = self.staff_round(&again, by, round + 1)?;
+        result.offered += more.offered;
+        result.unstaffed += more.unstaffed;
+        Ok(result)
+    }
+
+    /// The staffing lock, for a small run or a hand assignment (counted while waiting, so a
+    /// batch writing in chunks lets it in).
+    fn lock_staffing(&self) -> std::sync::MutexGuard<'_, ()> {
+        use std::sync::atomic::Ordering;
+        self.staffing_waiters.fetch_add(1, Ordering::AcqRel);
+        let guard = self
             .staffing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let offered_since = self.ledger().offered_since(started);
-        let again = make_room(&problem, &mut plan, &offered_since);
-        let mut result = self.write_plan(&problem, &plan, now, by)?;
-        drop(done);
-        if !again.is_empty() {
-            let more = self.staff_locked(&again, by, &one_at_a_time)?;
-            result.offered += more.offered;
-            result.unstaffed += more.unstaffed;
-        }
-        Ok(result)
+        self.staffing_waiters.fetch_sub(1, Ordering::AcqRel);
+        guard
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -351,7 +393,8 @@ impl Scheduler {
             field: "matching".into(),
             message: e.to_string(),
         })?;
-        self.write_plan(&problem, &plan, now, by)
+        let ids: Vec<u64> = problem.tasks.iter().map(|t| t.id).collect();
+        self.write_plan(&problem, &plan, &ids, now, by)
     }
 
     /// Writes a plan's offers and reasons (under the staffing lock), in chunks, each one
@@ -360,6 +403,7 @@ impl Scheduler {
         &self,
         problem: &Problem,
         plan: &matching::Plan,
+        ids: &[u64],
         now: DateTime<Utc>,
         by: &str,
     ) -> Result<Staffed, ServiceError> {
@@ -367,9 +411,8 @@ impl Scheduler {
         let mut result = Staffed::default();
         let specs: HashMap<u64, &TaskSpec> = problem.tasks.iter().map(|t| (t.id, t)).collect();
         // Written in chunks, each one transaction with its events.
-        let ids: Vec<u64> = problem.tasks.iter().map(|t| t.id).collect();
         let mut offered: Vec<u64> = Vec::new();
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(WRITE_CHUNK) {
             offered.clear();
             self.store.write(|w| {
                 offered.clear();
@@ -740,10 +783,7 @@ impl Scheduler {
         guard: &dyn crate::service::Guard,
         by: &str,
     ) -> Result<Task, ServiceError> {
-        let _one_at_a_time = self
-            .staffing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one_at_a_time = self.lock_staffing();
         let now = self.clock.now();
         let task = self
             .store
@@ -916,6 +956,8 @@ impl Scheduler {
 /// Runs of up to this many tasks read, plan and write under the staffing lock; larger ones plan
 /// outside it.
 const SMALL_RUN: usize = 64;
+/// Tasks written in one transaction.
+const WRITE_CHUNK: usize = 500;
 
 /// Offers written while large batches plan outside the staffing lock: each offer's volunteer
 /// with the generation of its write.
