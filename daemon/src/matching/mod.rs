@@ -19,10 +19,11 @@
 //! more staffed task of a higher level.
 //!
 //! **Exactness.** The solver ([`flow`]) works on the full graph — every eligible volunteer of
-//! every task — without building it: a task's arcs come nearest first from a per-station
-//! spatial index, a few at a time, and a shortest-path search fetches more only when a lower
-//! bound on the arcs not yet fetched (the next distance, less any continuity bonus) says one of
-//! them could be on the path. Arcs no search comes near are never built, and nothing is pruned:
+//! every task — without building it: a task's arcs come cheapest first, a few at a time — from
+//! a per-station spatial index, nearest first, with the arcs of those who served the person
+//! (the continuity bonus) merged in where their cost falls — and a shortest-path search fetches
+//! more only when a lower bound on the arcs not yet fetched (the next cost, and the highest
+//! potential among the task's stations' volunteers) says one of them could be on the path. Arcs no search comes near are never built, and nothing is pruned:
 //! no heuristic, no optimality round to repeat. Team tasks: solved with the team size as the
 //! task's capacity; a task left with a partial team is released (its members go back) and the
 //! rest is solved again, until no team is partial. Then: with team size 1 everywhere, the plan
