@@ -532,6 +532,17 @@ fn a_team_is_staffed_by_different_people_or_by_nobody() {
     let plan = matching::plan(&p).unwrap();
     assert_eq!(plan.assignments[&1], vec![1, 2]);
     assert!(plan.unstaffed.contains_key(&2));
+    // One who visited the person twice (listed twice) earns the bonus once and takes one seat:
+    // alone with capacity left, they still cannot make the team of two.
+    let mut tk = task(3, 35.54, 106.66, Priority::Urgent);
+    tk.requirements.team_size = 2;
+    tk.person = Some(1001);
+    let mut regular = vol(1, 35.55, 106.67, 5);
+    regular.served = vec![1001, 1001];
+    let mut p = problem(vec![tk], vec![regular]);
+    p.weights.continuity_km = 5.0;
+    let plan = matching::plan(&p).unwrap();
+    assert!(plan.assignments.is_empty(), "{plan:?}");
 }
 
 #[test]

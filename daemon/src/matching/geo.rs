@@ -350,9 +350,11 @@ pub fn nearest(
                     let p = grid.points[n];
                     let limit = bar(&best);
                     // A cheap lower bound first: most points are passed over on it.
+                    // The half-angles as `haversine_h` computes them (radians first, then the
+                    // difference), so the bounds and the term differ only by the factors.
                     let (a, b) = (
-                        ((p.lat - at.lat).abs() / 2.0).to_radians(),
-                        ((p.lon - at.lon).abs() / 2.0).to_radians(),
+                        (p.lat.to_radians() - at.lat.to_radians()).abs() / 2.0,
+                        (p.lon - at.lon).to_radians().abs() / 2.0,
                     );
                     let cos_p = q.cos * grid.cos_lat[n];
                     if b <= std::f64::consts::FRAC_PI_2 {
@@ -475,6 +477,38 @@ mod tests {
                 let near = grid.nearest(at, k, f64::INFINITY, |i, _| i % 3 != 1);
                 assert_eq!(near, scan(&world, at, k, f64::INFINITY), "at {at:?} k {k}");
             }
+        }
+    }
+
+    #[test]
+    fn points_a_hair_from_the_query_are_neither_lost_nor_repeated() {
+        // Homes at the person's door and within millimetres of it, some at one address.
+        let at = p(35.541_234_567, 106.661_234_567);
+        let mut pts = Vec::new();
+        for i in 0..40 {
+            let f = f64::from(i % 10) * 1e-8;
+            pts.push(p(at.lat + f, at.lon - f / 2.0));
+        }
+        pts.push(at);
+        let grid = Grid::new(pts.clone(), 0.02);
+        let labels: Vec<usize> = (0..pts.len()).collect();
+        let grids = [(&grid, &labels[..])];
+        let mut scan: Vec<(usize, f64)> = (0..pts.len())
+            .map(|i| (i, haversine_km(at, pts[i])))
+            .collect();
+        scan.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        for k in [1, 3, 7] {
+            let mut after = None;
+            let mut stream = Vec::new();
+            loop {
+                let more = nearest(&grids, at, k, f64::INFINITY, after, |_, _| true);
+                after = more.last().copied().or(after);
+                stream.extend(more.iter().map(|f| (f.label, f.km)));
+                if more.len() < k {
+                    break;
+                }
+            }
+            assert_eq!(stream, scan, "k {k}");
         }
     }
 

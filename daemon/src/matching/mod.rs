@@ -483,8 +483,9 @@ pub fn plan(p: &Problem) -> Result<Plan, ProblemError> {
     // nearest-first stream (whose bounds then need no allowance for a bonus).
     let mut served_by: HashMap<u64, Vec<usize>> = HashMap::new();
     if continuity != 0 {
-        for (vi, v) in p.volunteers.iter().enumerate() {
-            for &person in &v.served {
+        // (From the sets: a person visited twice is one arc, never two seats of one team.)
+        for (vi, persons) in served.iter().enumerate() {
+            for &person in persons {
                 served_by.entry(person).or_default().push(vi);
             }
         }

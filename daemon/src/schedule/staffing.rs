@@ -437,6 +437,15 @@ impl Scheduler {
                             task.station = Some(spec.station);
                         }
                         if let Some(vs) = plan.assignments.get(id) {
+                            // Someone planned has had an offer on it since the problem was read
+                            // (by hand, then declined, while a batch planned): left for the next
+                            // sweep rather than offered to them again.
+                            if vs
+                                .iter()
+                                .any(|v| task.offers.iter().any(|o| o.volunteer == *v))
+                            {
+                                continue;
+                            }
                             let hours = if task.priority == Priority::Urgent {
                                 settings.urgent_offer_hours
                             } else {
