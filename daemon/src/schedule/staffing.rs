@@ -312,14 +312,15 @@ impl Scheduler {
         let mut since = started;
         let mut again: Vec<u64> = Vec::new();
         let mut result = Staffed::default();
+        let specs = specs_of(&problem);
         for chunk in ids.chunks(WRITE_CHUNK) {
-            let _one_at_a_time = self
+            let held = self
                 .staffing
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let others = self.ledger().offered_since(since);
-            again.extend(make_room(&problem, &mut plan, &others));
-            let wrote = self.write_plan(&problem, &plan, chunk, now, by)?;
+            again.extend(make_room(&specs, &mut plan, &others));
+            let wrote = self.write_plan(&specs, &plan, chunk, now, by)?;
             // Offers up to here are this batch's own or accounted for.
             since = self.ledger().generation;
             for id in chunk {
@@ -327,7 +328,7 @@ impl Scheduler {
             }
             result.offered += wrote.offered;
             result.unstaffed += wrote.unstaffed;
-            drop(_one_at_a_time);
+            drop(held);
             // A lock is no queue: let waiting phone requests in before the next chunk (for a
             // moment at most, so that a stream of them cannot starve the batch).
             let waited = std::time::Instant::now();
@@ -394,14 +395,14 @@ impl Scheduler {
             message: e.to_string(),
         })?;
         let ids: Vec<u64> = problem.tasks.iter().map(|t| t.id).collect();
-        self.write_plan(&problem, &plan, &ids, now, by)
+        self.write_plan(&specs_of(&problem), &plan, &ids, now, by)
     }
 
     /// Writes a plan's offers and reasons (under the staffing lock), in chunks, each one
     /// transaction with its events.
     fn write_plan(
         &self,
-        problem: &Problem,
+        specs: &HashMap<u64, &TaskSpec>,
         plan: &matching::Plan,
         ids: &[u64],
         now: DateTime<Utc>,
@@ -409,7 +410,6 @@ impl Scheduler {
     ) -> Result<Staffed, ServiceError> {
         let settings = self.matching();
         let mut result = Staffed::default();
-        let specs: HashMap<u64, &TaskSpec> = problem.tasks.iter().map(|t| (t.id, t)).collect();
         // Written in chunks, each one transaction with its events.
         let mut offered: Vec<u64> = Vec::new();
         for chunk in ids.chunks(WRITE_CHUNK) {
@@ -1004,15 +1004,22 @@ impl Drop for BatchDone<'_> {
     }
 }
 
+/// A problem's tasks by id.
+fn specs_of(problem: &Problem) -> HashMap<u64, &TaskSpec> {
+    problem.tasks.iter().map(|t| (t.id, t)).collect()
+}
+
 /// Takes back, from each volunteer offered `since` other tasks after `plan` was made, that many
 /// of its assignments in `plan` (lowest priority first; a team task is taken back whole), so no
 /// load goes past what the volunteer can take. Answers the tasks taken back, to match again.
-fn make_room(problem: &Problem, plan: &mut matching::Plan, since: &HashMap<u64, u32>) -> Vec<u64> {
+fn make_room(
+    specs: &HashMap<u64, &TaskSpec>,
+    plan: &mut matching::Plan,
+    since: &HashMap<u64, u32>,
+) -> Vec<u64> {
     if since.is_empty() {
         return Vec::new();
     }
-    let priority: HashMap<u64, Priority> =
-        problem.tasks.iter().map(|t| (t.id, t.priority)).collect();
     let mut held: HashMap<u64, Vec<u64>> = HashMap::new();
     for (task, vs) in &plan.assignments {
         for v in vs {
@@ -1023,7 +1030,7 @@ fn make_room(problem: &Problem, plan: &mut matching::Plan, since: &HashMap<u64, 
     }
     let mut again: BTreeSet<u64> = BTreeSet::new();
     for (v, mut tasks) in held {
-        tasks.sort_by_key(|t| (priority.get(t).copied().unwrap_or(Priority::Low), *t));
+        tasks.sort_by_key(|t| (specs.get(t).map_or(Priority::Low, |s| s.priority), *t));
         let n = since.get(&v).copied().unwrap_or(0) as usize;
         again.extend(tasks.into_iter().take(n));
     }
@@ -1257,7 +1264,7 @@ mod tests {
         };
         // Meanwhile 7 was offered two other tasks, 8 one, 11 (not in the batch) one.
         let since = HashMap::from([(7, 2), (8, 1), (11, 1)]);
-        let again = make_room(&problem, &mut plan, &since);
+        let again = make_room(&specs_of(&problem), &mut plan, &since);
         // 7 gives back its low and normal tasks; 8 its only one, the team task, whole.
         assert_eq!(again, vec![2, 3, 4]);
         assert_eq!(
@@ -1266,7 +1273,7 @@ mod tests {
         );
         // Nothing offered meanwhile: nothing given back.
         let mut unchanged = plan.clone();
-        assert!(make_room(&problem, &mut unchanged, &HashMap::new()).is_empty());
+        assert!(make_room(&specs_of(&problem), &mut unchanged, &HashMap::new()).is_empty());
         assert_eq!(unchanged, plan);
     }
 
