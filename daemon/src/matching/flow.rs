@@ -96,8 +96,8 @@ pub struct Arcs {
     pub of: Vec<Vec<Arc>>,
     /// Per task: a lower bound on the cost of every arc not yet in `of`; `None` when all are.
     pub rest: Vec<Option<Cost>>,
-    /// Per task: how far below an earlier arc's cost a later one's can be (arcs come nearest
-    /// first, and a bonus may take up to this much off one), so that `of[t][i].cost − slack[t]`
+    /// Per task: how far below an earlier arc's cost a later one's can be (arcs come cheapest
+    /// first but for rounding; the source says by how much), so that `of[t][i].cost − slack[t]`
     /// bounds every arc from `i` on.
     pub slack: Vec<Cost>,
 }
