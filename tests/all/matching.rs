@@ -151,6 +151,9 @@ fn feasible(p: &Problem, ti: usize, vi: usize) -> bool {
     matching::eligible(tk, &p.volunteers[vi], Some(d)).is_ok()
 }
 
+/// The lexicographic best over every assignment: staffed per level, then the least cost —
+/// distances less continuity bonuses plus each volunteer's fairness costs (`held + k` for its
+/// k-th task here).
 fn brute(p: &Problem) -> ([usize; 4], f64) {
     let n = p.tasks.len();
     let mut best: Option<([usize; 4], f64)> = None;
@@ -163,13 +166,20 @@ fn brute(p: &Problem) -> ([usize; 4], f64) {
         best: &mut Option<([usize; 4], f64)>,
     ) {
         if i == a.len() {
-            let s = score(p, a);
+            let (staffed, mut cost) = score(p, a);
+            if p.weights.fairness_km > 0.0 {
+                for (v, &l) in p.volunteers.iter().zip(load.iter()) {
+                    for k in 0..l {
+                        cost += p.weights.fairness_km * f64::from(v.held + k);
+                    }
+                }
+            }
             let better = match best {
                 None => true,
-                Some(b) => s.0 > b.0 || (s.0 == b.0 && s.1 < b.1 - 1e-12),
+                Some(b) => staffed > b.0 || (staffed == b.0 && cost < b.1 - 1e-12),
             };
             if better {
-                *best = Some(s);
+                *best = Some((staffed, cost));
             }
             return;
         }
@@ -246,48 +256,7 @@ fn tiny_instances_with_fairness_match_brute_force() {
         p.weights.continuity_km = r.next() * 5.0;
         p.weights.fairness_km = 0.2 + r.next() * 4.0;
         let plan = matching::plan(&p).unwrap();
-        // Brute force over every assignment, the fairness cost added per volunteer.
-        let n = p.tasks.len();
-        let mut best: Option<([usize; 4], f64)> = None;
-        let mut a: Vec<Option<usize>> = vec![None; n];
-        fn go(
-            p: &Problem,
-            i: usize,
-            a: &mut Vec<Option<usize>>,
-            load: &mut Vec<u32>,
-            best: &mut Option<([usize; 4], f64)>,
-        ) {
-            if i == a.len() {
-                let (staffed, mut cost) = score(p, a);
-                for (v, &l) in p.volunteers.iter().zip(load.iter()) {
-                    for k in 0..l {
-                        cost += p.weights.fairness_km * f64::from(v.held + k);
-                    }
-                }
-                let better = match best {
-                    None => true,
-                    Some(b) => staffed > b.0 || (staffed == b.0 && cost < b.1 - 1e-12),
-                };
-                if better {
-                    *best = Some((staffed, cost));
-                }
-                return;
-            }
-            a[i] = None;
-            go(p, i + 1, a, load, best);
-            for vi in 0..p.volunteers.len() {
-                if load[vi] < p.volunteers[vi].capacity && feasible(p, i, vi) {
-                    load[vi] += 1;
-                    a[i] = Some(vi);
-                    go(p, i + 1, a, load, best);
-                    a[i] = None;
-                    load[vi] -= 1;
-                }
-            }
-        }
-        let mut load = vec![0; p.volunteers.len()];
-        go(&p, 0, &mut a, &mut load, &mut best);
-        let (bs, bc) = best.unwrap();
+        let (bs, bc) = brute(&p);
         let (ps, pc) = plan_score(&p, &plan);
         assert_eq!(ps, bs, "seed {seed}: staffed per level");
         assert!((pc - bc).abs() < 1e-6, "seed {seed}: cost {pc} vs {bc}");

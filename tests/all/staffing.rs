@@ -240,18 +240,10 @@ async fn a_decline_or_an_expired_offer_goes_to_the_next_volunteer_then_the_task_
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_occurrence_s_tasks_are_matched_in_one_batch() {
-    let d = Daemon::start().await;
-    let w = world(&d).await;
-    for i in 0..3 {
-        d.created(
-            "/v1/volunteers",
-            volunteer(w.stations[i % 2], 920 + i as u16),
-        )
-        .await;
-    }
-    deploy(&d, "steady").await;
+/// Deploys `steady`, makes a daily visit duty over county 620802 and queues an occurrence now;
+/// answers the duty's id (the next tick runs it).
+async fn steady_visits_triggered(d: &Daemon) -> u64 {
+    deploy(d, "steady").await;
     let duty = d
         .post(
             "/v1/duties",
@@ -263,6 +255,21 @@ async fn an_occurrence_s_tasks_are_matched_in_one_batch() {
     let id = duty.body["id"].as_u64().unwrap();
     d.post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
         .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_occurrence_s_tasks_are_matched_in_one_batch() {
+    let d = Daemon::start().await;
+    let w = world(&d).await;
+    for i in 0..3 {
+        d.created(
+            "/v1/volunteers",
+            volunteer(w.stations[i % 2], 920 + i as u16),
+        )
+        .await;
+    }
+    let id = steady_visits_triggered(&d).await;
     tick(&d).await;
     let tasks = d
         .get(&format!("/v1/tasks?duty={id}&limit=100"), &d.admin)
@@ -299,18 +306,7 @@ async fn phone_requests_beside_a_large_batch_never_overload_a_volunteer() {
             .await;
         people.push(p["id"].as_u64().unwrap());
     }
-    deploy(&d, "steady").await;
-    let duty = d
-        .post(
-            "/v1/duties",
-            &d.admin,
-            json!({"name": "visits", "plugin": "steady", "action": "visit", "cron": "0 9 * * *",
-                   "selector": {"region": "620802000000"}}),
-        )
-        .await;
-    let id = duty.body["id"].as_u64().unwrap();
-    d.post(&format!("/v1/duties/{id}/trigger"), &d.admin, json!({}))
-        .await;
+    steady_visits_triggered(&d).await;
     let batch = {
         let s = d.scheduler.clone();
         tokio::task::spawn_blocking(move || s.tick().unwrap())
